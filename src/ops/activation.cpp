@@ -1,0 +1,8 @@
+// Activation op family (filled in by the op-family work).
+#include "ops/registry.h"
+
+namespace gs {
+
+void registerActivationOps(OpRegistry& r) { (void)r; }
+
+}  // namespace gs

@@ -1,0 +1,8 @@
+// Conv op family (filled in by the op-family work).
+#include "ops/registry.h"
+
+namespace gs {
+
+void registerConvOps(OpRegistry& r) { (void)r; }
+
+}  // namespace gs

@@ -1,0 +1,8 @@
+// Matmul op family (filled in by the op-family work).
+#include "ops/registry.h"
+
+namespace gs {
+
+void registerMatmulOps(OpRegistry& r) { (void)r; }
+
+}  // namespace gs

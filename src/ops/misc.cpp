@@ -1,0 +1,8 @@
+// Misc op family (filled in by the op-family work).
+#include "ops/registry.h"
+
+namespace gs {
+
+void registerMiscOps(OpRegistry& r) { (void)r; }
+
+}  // namespace gs

@@ -1,0 +1,8 @@
+// Norm op family (filled in by the op-family work).
+#include "ops/registry.h"
+
+namespace gs {
+
+void registerNormOps(OpRegistry& r) { (void)r; }
+
+}  // namespace gs

@@ -1,0 +1,8 @@
+// Pool op family (filled in by the op-family work).
+#include "ops/registry.h"
+
+namespace gs {
+
+void registerPoolOps(OpRegistry& r) { (void)r; }
+
+}  // namespace gs

@@ -1,0 +1,8 @@
+// Quant op family (filled in by the op-family work).
+#include "ops/registry.h"
+
+namespace gs {
+
+void registerQuantOps(OpRegistry& r) { (void)r; }
+
+}  // namespace gs

@@ -1,0 +1,8 @@
+// Shape op family (filled in by the op-family work).
+#include "ops/registry.h"
+
+namespace gs {
+
+void registerShapeOps(OpRegistry& r) { (void)r; }
+
+}  // namespace gs

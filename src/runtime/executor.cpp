@@ -1,0 +1,183 @@
+// Executor implementation: slot-based plan, eager free of intermediates, InferenceMode in eval.
+#include "runtime/executor.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "support/error.h"
+
+namespace gs {
+
+void initRuntime() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int n = 0;
+    if (const char* env = std::getenv("OMP_NUM_THREADS")) n = std::atoi(env);
+    if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+    if (n <= 0) n = 1;
+    at::set_num_threads(n);
+  });
+}
+
+std::string firstLine(const std::string& s) {
+  auto p = s.find('\n');
+  std::string l = p == std::string::npos ? s : s.substr(0, p);
+  while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.pop_back();
+  return l;
+}
+
+Executor::Executor(const Graph& g, ExecOptions opts) : g_(g), opts_(opts) {
+  initRuntime();
+  const OpRegistry& reg = OpRegistry::global();
+  std::unordered_map<const Value*, int> slot;
+  auto slotOf = [&](const Value* v) {
+    auto it = slot.find(v);
+    if (it != slot.end()) return it->second;
+    int s = num_slots_++;
+    slot.emplace(v, s);
+    return s;
+  };
+  for (const Value* v : g.inputs()) input_slots_.push_back(slotOf(v));
+  for (const Value* p : g.params()) param_slots_.emplace_back(slotOf(p), p);
+  for (const auto& n : g.nodes()) {
+    const OpSchema* s = reg.find(n->domain(), n->opType());
+    int ver = g.opsets.count(n->domain()) ? static_cast<int>(g.opsets.at(n->domain())) : 0;
+    GS_CHECK(s && s->kernel, n->describe(), ": unsupported op '", n->opType(), "'",
+             n->domain().empty() ? "" : " in domain '" + n->domain() + "'",
+             ver ? " (opset " + std::to_string(ver) + ")" : std::string());
+    Step st;
+    st.node = n.get();
+    try {
+      st.kernel = s->kernel(*n);
+    } catch (const gs::Error&) {
+      throw;
+    } catch (const c10::Error& e) {
+      GS_FAIL(n->describe(), ": ", firstLine(e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      GS_FAIL(n->describe(), ": ", firstLine(e.what()));
+    }
+    for (const Value* v : n->inputs()) {
+      if (!v) {
+        st.in_slots.push_back(-1);
+        continue;
+      }
+      auto it = slot.find(v);
+      GS_CHECK(it != slot.end(), n->describe(), ": input '", v->name(),
+               "' is used before it is produced");
+      st.in_slots.push_back(it->second);
+    }
+    for (const Value* v : n->outputs()) st.out_slots.push_back(v ? slotOf(v) : -1);
+    steps_.push_back(std::move(st));
+  }
+  for (const Value* v : g.outputs()) {
+    auto it = slot.find(v);
+    GS_CHECK(it != slot.end(), "graph output '", v->name(), "' is never produced");
+    output_slots_.push_back(it->second);
+  }
+  // Last use of every intermediate slot -> free it right after that step.
+  std::vector<int> last(num_slots_, -1);
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (int s : steps_[i].in_slots)
+      if (s >= 0) last[s] = static_cast<int>(i);
+  std::vector<bool> keep(num_slots_, false);
+  for (int s : output_slots_) keep[s] = true;
+  for (auto& [s, p] : param_slots_) keep[s] = true;
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (int s : steps_[i].out_slots)
+      if (s >= 0 && !keep[s] && last[s] < 0) last[s] = static_cast<int>(i);  // unused output
+  for (int s = 0; s < num_slots_; ++s)
+    if (!keep[s] && last[s] >= 0) steps_[last[s]].free_after.push_back(s);
+}
+
+Executor::~Executor() = default;
+
+void Executor::checkInput(const Value* v, const at::Tensor& t) const {
+  GS_CHECK(t.defined(), "input '", v->name(), "': no tensor given");
+  if (!opts_.check_inputs) return;
+  if (v->dtype() != DType::Undefined) {
+    DType got = fromScalarType(t.scalar_type());
+    GS_CHECK(got == v->dtype(), "input '", v->name(), "': expected ", typeString(v->dtype(), v->shape()),
+             ", got dtype ", dtypeName(got), " with shape ", typeString(got, shapeOf(t)));
+  }
+  if (v->shape()) {
+    const auto& dims = *v->shape();
+    bool ok = static_cast<int64_t>(dims.size()) == t.dim();
+    for (size_t i = 0; ok && i < dims.size(); ++i)
+      if (dims[i].isStatic() && dims[i].value != t.size(static_cast<int64_t>(i))) ok = false;
+    GS_CHECK(ok, "input '", v->name(), "': expected shape ", typeString(v->dtype(), v->shape()),
+             ", got ", typeString(fromScalarType(t.scalar_type()), shapeOf(t)));
+  }
+}
+
+std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
+  GS_CHECK(inputs.size() == input_slots_.size(), "graph '", g_.name, "' takes ",
+           input_slots_.size(), " inputs, got ", inputs.size());
+  std::vector<at::Tensor> slots(num_slots_);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    checkInput(g_.inputs()[i], inputs[i]);
+    slots[input_slots_[i]] = inputs[i];
+  }
+  for (auto& [s, p] : param_slots_) slots[s] = p->data();
+
+  std::optional<c10::InferenceMode> infer;
+  if (!opts_.training) infer.emplace();
+  KernelContext ctx;
+  ctx.training = opts_.training;
+  if (profiling_) profile_.clear();
+  std::vector<at::Tensor> in, out;
+  for (Step& st : steps_) {
+    in.clear();
+    for (int s : st.in_slots) in.push_back(s >= 0 ? slots[s] : at::Tensor());
+    out.assign(st.out_slots.size(), at::Tensor());
+    auto t0 = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+    try {
+      st.kernel(ctx, in, out);
+    } catch (const gs::Error& e) {
+      std::string m = e.what();
+      if (m.rfind("node '", 0) == 0) throw;
+      GS_FAIL(st.node->describe(), ": ", m);
+    } catch (const c10::Error& e) {
+      GS_FAIL(st.node->describe(), ": ", firstLine(e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      GS_FAIL(st.node->describe(), ": ", firstLine(e.what()));
+    }
+    if (profiling_)
+      profile_.emplace_back(st.node, std::chrono::duration<double>(
+                                         std::chrono::steady_clock::now() - t0).count());
+    for (size_t k = 0; k < st.out_slots.size(); ++k) {
+      if (st.out_slots[k] < 0) continue;
+      GS_CHECK(out[k].defined(), st.node->describe(), ": kernel produced no output ", k);
+      slots[st.out_slots[k]] = std::move(out[k]);
+    }
+    for (int s : st.free_after) slots[s] = at::Tensor();
+  }
+  std::vector<at::Tensor> res;
+  for (int s : output_slots_) res.push_back(slots[s]);
+  return res;
+}
+
+std::map<std::string, at::Tensor> Executor::runNamed(const std::map<std::string, at::Tensor>& inputs) {
+  std::vector<at::Tensor> ins;
+  for (const Value* v : g_.inputs()) {
+    auto it = inputs.find(v->name());
+    GS_CHECK(it != inputs.end(), "missing graph input '", v->name(), "'");
+    ins.push_back(it->second);
+  }
+  for (const auto& [k, t] : inputs)
+    GS_CHECK(g_.findValue(k) && g_.findValue(k)->isGraphInput(), "'", k,
+             "' is not an input of graph '", g_.name, "'");
+  auto outs = run(ins);
+  std::map<std::string, at::Tensor> res;
+  for (size_t i = 0; i < outs.size(); ++i) res[g_.outputs()[i]->name()] = outs[i];
+  return res;
+}
+
+}  // namespace gs

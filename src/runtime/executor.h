@@ -1,0 +1,69 @@
+// Executor: runs a Graph on at::Tensors in eval mode (inference) or train mode (autograd).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ops/registry.h"
+
+namespace gs {
+
+/// Sets ATen's intra-op thread count from OMP_NUM_THREADS (or all cores); idempotent.
+void initRuntime();
+
+struct ExecOptions {
+  /// Train mode: kernels use batch statistics / dropout, gradients flow to trainable params.
+  bool training = false;
+  /// Check graph inputs against declared dtype and static dims before running.
+  bool check_inputs = true;
+};
+
+/// Compiles a Graph into a flat plan of bound kernels and runs it.
+/// The graph must outlive the executor and must not be mutated while an executor exists.
+class Executor {
+ public:
+  /// Binds a kernel to every node; throws gs::Error naming the node for unknown ops or bad attrs.
+  explicit Executor(const Graph& g, ExecOptions opts = {});
+  ~Executor();
+
+  /// Runs with inputs in graph-input order; returns outputs in graph-output order.
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
+  /// Runs with inputs by name (every graph input must be given).
+  std::map<std::string, at::Tensor> runNamed(const std::map<std::string, at::Tensor>& inputs);
+
+  void setTraining(bool t) { opts_.training = t; }
+  bool training() const { return opts_.training; }
+  const Graph& graph() const { return g_; }
+
+  /// Per-node timing of the last run (when profiling is on): node name -> seconds.
+  void setProfiling(bool on) { profiling_ = on; }
+  const std::vector<std::pair<const Node*, double>>& profile() const { return profile_; }
+
+ private:
+  struct Step {
+    const Node* node;
+    Kernel kernel;
+    std::vector<int> in_slots;   // -1 = omitted
+    std::vector<int> out_slots;  // -1 = omitted
+    std::vector<int> free_after; // slots whose last use is this step
+  };
+  void checkInput(const Value* v, const at::Tensor& t) const;
+
+  const Graph& g_;
+  ExecOptions opts_;
+  std::vector<Step> steps_;
+  std::vector<int> input_slots_, output_slots_;
+  std::vector<std::pair<int, const Value*>> param_slots_;
+  int num_slots_ = 0;
+  bool profiling_ = false;
+  std::vector<std::pair<const Node*, double>> profile_;
+};
+
+/// First line of an exception message, without ATen's backtrace noise.
+std::string firstLine(const std::string& s);
+
+}  // namespace gs

@@ -1,0 +1,50 @@
+// File helpers implementation.
+#include "support/file_util.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <unistd.h>
+
+#include "support/error.h"
+
+namespace gs {
+
+std::string readFile(const std::string& path) {
+  std::error_code ec;
+  GS_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, expected a file");
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  GS_CHECK(f, path, ": cannot open: ", std::strerror(errno));
+  std::string data;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) data.append(buf, n);
+  bool err = std::ferror(f);
+  std::fclose(f);
+  GS_CHECK(!err, path, ": read error");
+  return data;
+}
+
+void writeFileAtomic(const std::string& path, std::string_view data) {
+  std::random_device rd;
+  std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  GS_CHECK(f, path, ": cannot write: ", std::strerror(errno));
+  bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+  ok = (std::fflush(f) == 0) && ok;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    GS_FAIL(path, ": write failed: ", std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    std::remove(tmp.c_str());
+    GS_FAIL(path, ": cannot rename temp file into place: ", std::strerror(e));
+  }
+}
+
+}  // namespace gs

@@ -1,0 +1,15 @@
+// File helpers: whole-file read with clear errors, atomic write (temp file + rename).
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace gs {
+
+/// Reads a whole file; throws gs::Error naming the path if it cannot be read.
+std::string readFile(const std::string& path);
+
+/// Writes `data` to `path` atomically: a temp file in the same folder, then rename.
+/// On failure nothing is left at `path` (an existing file is untouched).
+void writeFileAtomic(const std::string& path, std::string_view data);
+
+}  // namespace gs

@@ -1,0 +1,17 @@
+// Shared test helpers: seeded tensors, closeness checks, paths.
+#pragma once
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace gs::test {
+
+/// Max |a-b| / max(1, |b|) elementwise — the relative difference used by parity tests.
+double maxRelDiff(const at::Tensor& a, const at::Tensor& b);
+/// Seeded standard-normal tensor.
+at::Tensor randn(at::IntArrayRef shape, uint64_t seed);
+/// A fresh temporary directory (removed by the OS tmp cleaner, not by tests).
+std::string tempDir(const std::string& tag);
+
+}  // namespace gs::test
