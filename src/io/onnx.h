@@ -1,0 +1,40 @@
+// ONNX import/export (libonnx protobuf): opsets 9-17 normalised to opset-17 semantics.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "ir/graph.h"
+
+namespace gs {
+
+struct OnnxImportOptions {
+  /// Folder against which external-data locations resolve (default: the model file's folder).
+  std::string base_dir;
+  /// Refuse any single tensor larger than this many bytes (guards against absurd declared sizes).
+  int64_t max_tensor_bytes = int64_t{16} << 30;
+};
+
+/// Loads an ONNX model file. Throws gs::Error "<path>: ..." for unreadable / truncated / corrupt
+/// files, unsupported opsets, external data that escapes the model folder or mismatches in size.
+/// Constant nodes become frozen parameters; initializers become trainable parameters (float) or
+/// frozen (integer). Old-opset forms are rewritten to the opset-17 form (e.g. Squeeze axes
+/// attribute -> input, Upsample -> Resize).
+std::unique_ptr<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& opts = {});
+/// Same, from serialized bytes (`source` names the origin in errors).
+std::unique_ptr<Graph> importOnnxBytes(const std::string& bytes, const std::string& source,
+                                       const OnnxImportOptions& opts = {});
+
+struct OnnxExportOptions {
+  /// Run onnx::checker::check_model on the result and throw if it fails.
+  bool check = true;
+  std::string producer_name = "gstick";
+  /// Tensors of at least this many bytes go to `<model>.data` beside the model (0 = never).
+  int64_t external_data_threshold = 0;
+};
+
+/// Serialises the graph to ONNX (opset from graph.opsets, default domain 17).
+std::string exportOnnxBytes(const Graph& g, const OnnxExportOptions& opts = {});
+/// Writes the model atomically (temp file + rename).
+void exportOnnxFile(const Graph& g, const std::string& path, const OnnxExportOptions& opts = {});
+
+}  // namespace gs
