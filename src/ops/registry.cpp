@@ -39,6 +39,7 @@ void registerAllOps(OpRegistry& r) {
   registerMatmulOps(r);
   registerMiscOps(r);
   registerQuantOps(r);
+  registerImageOps(r);
 }
 
 const OpRegistry& OpRegistry::global() {

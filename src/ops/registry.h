@@ -104,6 +104,7 @@ void registerReduceOps(OpRegistry& r);
 void registerMatmulOps(OpRegistry& r);
 void registerMiscOps(OpRegistry& r);
 void registerQuantOps(OpRegistry& r);
+void registerImageOps(OpRegistry& r);
 /// The central, explicit list of op families.
 void registerAllOps(OpRegistry& r);
 
