@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Latency benchmark (make bench): gstick vs ONNX Runtime on the same ONNX files; writes docs/benchmarks.md.
+# Usage: bash scripts/bench.sh [BUILD_DIR] [latency_bench options, e.g. --quick --threads 2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+shift || true
+if [ ! -f tools/ort/node_modules/onnxruntime-node/package.json ] && [ -z "${GS_ORT_DIR:-}" ]; then
+  echo "bench: error: ONNX Runtime not installed in tools/ort: run scripts/install-deps.sh" >&2
+  exit 1
+fi
+cmake --build "$BUILD" --target latency_bench >/dev/null
+"$BUILD/bench/latency_bench" --out docs/benchmarks.md "$@"
