@@ -31,7 +31,7 @@ void addInputOptions(CLI::App& cmd, InputOptions& o, bool with_files) {
         ->type_name("NAME=FILE");
   cmd.add_option("--seed", o.seed, "Seed for random inputs")->capture_default_str();
   cmd.add_option("--batch", o.batch, "Value used for symbolic/unknown input dims")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
 }
 

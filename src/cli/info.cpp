@@ -44,6 +44,7 @@ int runInfo(const InfoOptions& o) {
   }
 
   // MACs come from the shapes actually seen in one seeded run (symbolic dims = --batch).
+  std::vector<at::Tensor> inputs = makeInputs(*g, o.inputs);
   Executor ex(*g);
   int64_t total_macs = 0;
   ex.setObserver([&](const Node& n, const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& out) {
@@ -51,7 +52,7 @@ int runInfo(const InfoOptions& o) {
     if (m > 0) macs[opKey(n)] += m;
     total_macs += m;
   });
-  ex.run(makeInputs(*g, o.inputs));
+  ex.run(inputs);
 
   if (o.json) {
     nlohmann::json j;

@@ -28,8 +28,8 @@ struct RunOptions {
 int runRun(const RunOptions& o) {
   if (o.threads > 0) at::set_num_threads(o.threads);
   auto g = loadModel(o.model);
+  std::vector<at::Tensor> inputs = makeInputs(*g, o.inputs);  // input errors before op errors
   Executor ex(*g);
-  std::vector<at::Tensor> inputs = makeInputs(*g, o.inputs);
 
   namespace fs = std::filesystem;
   std::vector<std::string> files;
@@ -88,10 +88,10 @@ Command addRunCommand(CLI::App& app) {
                   "Write each output as DIR/<output name>.npy (created if missing)")
       ->type_name("DIR");
   cmd->add_option("-n,--repeat", o->repeat, "Timed runs after one warm-up run")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Intra-op threads (default: OMP_NUM_THREADS or all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 30));
   return {cmd, [o] { return runRun(*o); }};
 }
 

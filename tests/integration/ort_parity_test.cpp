@@ -69,6 +69,7 @@ struct ZooCase {
   const char* name;
   std::unique_ptr<Graph> (*make)();
   int64_t batch;
+  friend void PrintTo(const ZooCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class ZooParity : public ::testing::TestWithParam<ZooCase> {};
