@@ -90,6 +90,11 @@ std::unique_ptr<gs::Graph> addChain(int n) {
   return g;
 }
 
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : "(unset)";
+}
+
 struct Row {
   std::string model;
   int64_t batch;
@@ -120,6 +125,7 @@ int main(int argc, char** argv) {
     std::string why = gs::ort::ortMissingReason();
     GS_CHECK(why.empty(), why);
     std::string work = std::filesystem::temp_directory_path() / ("gstick_bench_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(work);
 
     struct Model {
       const char* name;
@@ -180,6 +186,9 @@ int main(int argc, char** argv) {
        << "  `tools/ort/ort_run.js` (graphOptimizationLevel=all, sequential execution).\n"
        << "- Median wall time of N runs after one warm-up; intra-op threads = " << threads << " for both.\n"
        << "- `max rel diff` = max |gstick - ORT| / max(1, |ORT|) on the benchmark input.\n"
+       << "- Environment: OMP_NUM_THREADS=" << env("OMP_NUM_THREADS") << ", OMP_WAIT_POLICY=" << env("OMP_WAIT_POLICY")
+       << " (scripts/bench.sh defaults the wait policy to passive: on an oversubscribed machine GNU OpenMP's\n"
+       << "  spinning workers starve each other and single runs stall for 100+ ms).\n"
        << "- Machine: " << std::thread::hardware_concurrency() << " hardware threads; date " << date
        << ". The machine may be shared, so expect noise of tens of percent.\n\n"
        << "| model | batch | gstick median (ms) | ORT median (ms) | gstick / ORT | max rel diff | runs | hot ops (if > 1.5x) |\n"

@@ -9,5 +9,7 @@ if [ ! -f tools/ort/node_modules/onnxruntime-node/package.json ] && [ -z "${GS_O
   echo "bench: error: ONNX Runtime not installed in tools/ort: run scripts/install-deps.sh" >&2
   exit 1
 fi
+# Passive OpenMP waiting: on a shared/oversubscribed machine spinning workers cause 100+ ms stalls.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 cmake --build "$BUILD" --target latency_bench >/dev/null
 "$BUILD/bench/latency_bench" --out docs/benchmarks.md "$@"
