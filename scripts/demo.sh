@@ -12,6 +12,8 @@ if [ ! -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ]; then
   echo "demo: error: ONNX Runtime not installed in $ORT_DIR: run scripts/install-deps.sh" >&2
   exit 1
 fi
+# Passive OpenMP waiting avoids 100+ ms stalls when the machine is oversubscribed (see docs/benchmarks.md).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 cmake --build "$BUILD" --target gstick demo_tool >/dev/null
 rm -rf "$OUT" && mkdir -p "$OUT"
 

@@ -20,9 +20,9 @@ struct InfoOptions {
   InputOptions inputs;
 };
 
-nlohmann::json shapeJson(const Shape& s) {
+nlohmann::ordered_json shapeJson(const Shape& s) {
   if (!s) return nullptr;
-  nlohmann::json a = nlohmann::json::array();
+  nlohmann::ordered_json a = nlohmann::ordered_json::array();
   for (const Dim& d : *s) {
     if (d.isStatic()) a.push_back(d.value);
     else if (!d.symbol.empty()) a.push_back(d.symbol);
@@ -55,12 +55,12 @@ int runInfo(const InfoOptions& o) {
   ex.run(inputs);
 
   if (o.json) {
-    nlohmann::json j;
+    nlohmann::ordered_json j;
     j["model"] = o.model;
     j["graph"] = g->name;
     j["opsets"] = g->opsets;
     auto io = [](const std::vector<Value*>& vs) {
-      nlohmann::json a = nlohmann::json::array();
+      nlohmann::ordered_json a = nlohmann::ordered_json::array();
       for (const Value* v : vs)
         a.push_back({{"name", v->name()}, {"dtype", std::string(dtypeName(v->dtype()))},
                      {"shape", shapeJson(v->shape())}});
