@@ -125,5 +125,58 @@ TEST(FixtureSet, AllExpectedFixturesPresent) {
     EXPECT_NE(std::find(v.begin(), v.end(), n), v.end()) << n;
 }
 
+// ---------------------------------------------------------------- the ORT runner itself
+
+TEST(OrtRunner, NpyRoundTripsEveryDtype) {
+  // Identity per dtype: ort_run.js must read gstick's .npy and write back bit-identical tensors.
+  REQUIRE_ORT();
+  Graph g;
+  std::map<std::string, at::Tensor> inputs;
+  const std::pair<DType, at::ScalarType> types[] = {
+      {DType::Float32, at::kFloat}, {DType::Float64, at::kDouble}, {DType::Int64, at::kLong},
+      {DType::Int32, at::kInt},     {DType::Int8, at::kChar},      {DType::UInt8, at::kByte},
+      {DType::Bool, at::kBool}};
+  for (const auto& [dt, st] : types) {
+    std::string name = "in_" + std::string(dtypeName(dt));
+    at::Tensor t = (test::randn({2, 3}, 9) * 50).to(st);
+    inputs[name] = t;
+    Value* x = g.addInput(name, dt, std::vector<Dim>{2, 3});
+    Value* y = g.addNode("Identity", {x}, 1, "id_" + std::string(dtypeName(dt)))->output(0);
+    y->setDType(dt);
+    y->setShape(std::vector<Dim>{2, 3});
+    g.addOutput(y);
+  }
+  std::string dir = test::tempDir("ort_dtypes");
+  exportOnnxFile(g, dir + "/id.onnx");
+  auto r = ort::runOrt(dir + "/id.onnx", inputs, dir);
+  ASSERT_EQ(r.outputs.size(), inputs.size());
+  for (const Value* out : g.outputs()) {
+    const at::Tensor& in = inputs.at(out->producer()->input(0)->name());
+    const at::Tensor& got = r.outputs.at(out->name());
+    EXPECT_EQ(got.scalar_type(), in.scalar_type()) << out->name();
+    EXPECT_TRUE(at::equal(got, in)) << out->name();
+  }
+}
+
+TEST(OrtRunner, MissingInstallIsAnErrorNamingInstallScript) {
+  // A missing ORT must fail tests loudly, never skip: the reason names scripts/install-deps.sh.
+  const char* old = std::getenv("GS_ORT_DIR");
+  std::string saved = old ? old : "";
+  std::string empty = test::tempDir("no_ort");
+  std::filesystem::copy_file(ort::ortDir() + "/ort_run.js", empty + "/ort_run.js");
+  setenv("GS_ORT_DIR", empty.c_str(), 1);
+  std::string why = ort::ortMissingReason();
+  std::string thrown;
+  try {
+    ort::runOrt(empty + "/m.onnx", {}, empty);
+  } catch (const Error& e) {
+    thrown = e.what();
+  }
+  if (old) setenv("GS_ORT_DIR", saved.c_str(), 1);
+  else unsetenv("GS_ORT_DIR");
+  EXPECT_NE(why.find("scripts/install-deps.sh"), std::string::npos) << why;
+  EXPECT_EQ(thrown, why);
+}
+
 }  // namespace
 }  // namespace gs
