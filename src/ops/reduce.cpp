@@ -195,6 +195,22 @@ Kernel topkKernel(const Node& node) {
     int64_t k = kv[0];
     GS_CHECK(k >= 0 && k <= x.size(a), np->describe(), ": K=", k, " out of range for axis size ",
              x.size(a));
+    int64_t n = x.size(a);
+    if (k > 0 && k * 4 < n) {
+      // at::topk picks the right values but arbitrary indices among equal ones. That only
+      // matters when values equal to the k-th one also lie outside the selection: then fall back
+      // to a full stable sort. Otherwise reorder the k picks by (value, index).
+      auto [v, i] = at::topk(x, k, a, largest, /*sorted=*/true);
+      at::Tensor kth = v.narrow(a, k - 1, 1);
+      at::Tensor reach = largest ? at::ge(x, kth) : at::le(x, kth);
+      if (at::sum(reach, a).eq(k).all().item<bool>()) {
+        auto [si, by_index] = at::sort(i, a);
+        auto [sv, by_value] = at::sort(v.gather(a, by_index), /*stable=*/true, a, largest);
+        out[0] = sv;
+        out[1] = si.gather(a, by_value);
+        return;
+      }
+    }
     auto [v, i] = at::sort(x, /*stable=*/true, a, /*descending=*/largest);
     out[0] = v.narrow(a, 0, k);
     out[1] = i.narrow(a, 0, k);

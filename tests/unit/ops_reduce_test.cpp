@@ -136,6 +136,31 @@ TEST(OpsReduce, TopKTiesTakeLowerIndexFirst) {
   EXPECT_THROW(runNode("TopK", {x, i64({6})}, {}, 2), Error);
 }
 
+TEST(OpsReduce, TopKSmallKTiesInsideAndAtTheBoundary) {
+  // k * 4 < n takes the at::topk path; ties must still resolve to the lower index.
+  at::Tensor x = at::zeros({40});
+  x[30] = 3;
+  x[5] = 3;
+  x[10] = 1;
+  auto in_sel = runNode("TopK", {x, i64({3})}, {}, 2);  // tie (3, 3) inside the selection
+  EXPECT_TRUE(at::equal(in_sel[0], at::tensor({3.f, 3.f, 1.f})));
+  EXPECT_TRUE(at::equal(in_sel[1], i64({5, 30, 10})));
+  x[17] = 1;
+  auto at_edge = runNode("TopK", {x, i64({3})}, {}, 2);  // 1 at 10 and 17 compete for slot 3
+  EXPECT_TRUE(at::equal(at_edge[1], i64({5, 30, 10})));
+  auto smallest = runNode("TopK", {-x, i64({4})}, {{"largest", 0}}, 2);
+  EXPECT_TRUE(at::equal(smallest[1], i64({5, 30, 10, 17})));
+  // Random integers (many ties) along axis 0 against a stable-sort reference.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  at::Tensor r = at::randint(0, 5, {50, 3}, gen, at::kFloat);
+  for (int64_t largest : {0, 1}) {
+    auto got = runNode("TopK", {r, i64({6})}, {{"axis", 0}, {"largest", largest}}, 2);
+    auto want = at::sort(r, true, 0, largest != 0);
+    EXPECT_TRUE(at::equal(got[0], std::get<0>(want).narrow(0, 0, 6)));
+    EXPECT_TRUE(at::equal(got[1], std::get<1>(want).narrow(0, 0, 6)));
+  }
+}
+
 TEST(OpsReduce, CumSumExclusiveReverseNegativeAxis) {
   at::Tensor x = at::tensor({1, 2, 3, 4, 5, 6}, at::kInt).reshape({2, 3});
   at::Tensor ax = at::scalar_tensor(-1, at::kLong);
