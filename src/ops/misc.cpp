@@ -85,9 +85,11 @@ Kernel sceKernel(const Node& node) {
   return [=](const KernelContext&, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) {
     GS_CHECK(in[0].dim() >= 2, np->describe(), ": scores must be [N, C, d1..dk], got rank ",
              in[0].dim());
-    at::Tensor logp = at::log_softmax(in[0], 1);
+    bool half = in[0].scalar_type() == at::kHalf;  // no CPU half log_softmax in ATen 1.13
+    at::Tensor logp = at::log_softmax(in[0], 1, half ? at::kFloat : in[0].scalar_type());
     out[0] = nll(*np, logp, in[1], in.size() > 2 ? in[2] : at::Tensor(), reduction, ignore);
-    if (out.size() > 1) out[1] = logp;
+    if (half) out[0] = out[0].to(at::kHalf);
+    if (out.size() > 1) out[1] = half ? logp.to(at::kHalf) : logp;
   };
 }
 

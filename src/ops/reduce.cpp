@@ -149,7 +149,9 @@ KernelFactory reduceKernel(ReduceFn fn) {
           if (r > 0) dims.push_back(n);
         }
       }
-      out[0] = fn(x, dims, keep);
+      // ATen 1.13 lacks CPU half kernels for prod/exp/cumsum/topk: compute those in float.
+      out[0] = x.scalar_type() == at::kHalf ? fn(x.to(at::kFloat), dims, keep).to(at::kHalf)
+                                            : fn(x, dims, keep);
     };
   };
 }
@@ -187,7 +189,8 @@ Kernel topkKernel(const Node& node) {
   (void)node.attrInt("sorted", 1);
   const Node* np = &node;
   return [=](const KernelContext&, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) {
-    const at::Tensor& x = in[0];
+    bool half = in[0].scalar_type() == at::kHalf;
+    at::Tensor x = half ? in[0].to(at::kFloat) : in[0];
     GS_CHECK(x.dim() > 0, np->describe(), ": input must have rank >= 1");
     int64_t a = normAxis(*np, axis, x.dim());
     std::vector<int64_t> kv = toInts(in[1]);
@@ -206,13 +209,13 @@ Kernel topkKernel(const Node& node) {
       if (at::sum(reach, a).eq(k).all().item<bool>()) {
         auto [si, by_index] = at::sort(i, a);
         auto [sv, by_value] = at::sort(v.gather(a, by_index), /*stable=*/true, a, largest);
-        out[0] = sv;
+        out[0] = half ? sv.to(at::kHalf) : sv;
         out[1] = si.gather(a, by_value);
         return;
       }
     }
     auto [v, i] = at::sort(x, /*stable=*/true, a, /*descending=*/largest);
-    out[0] = v.narrow(a, 0, k);
+    out[0] = half ? v.narrow(a, 0, k).to(at::kHalf) : v.narrow(a, 0, k);
     out[1] = i.narrow(a, 0, k);
   };
 }
@@ -229,7 +232,9 @@ Kernel cumsumKernel(const Node& node) {
     GS_CHECK(x.dim() > 0, np->describe(), ": input must have rank >= 1");
     int64_t a = normAxis(*np, av[0], x.dim());
     at::Tensor v = reverse ? at::flip(x, {a}) : x;
-    at::Tensor y = at::cumsum(v, a, x.scalar_type());
+    bool half = x.scalar_type() == at::kHalf;
+    at::Tensor y = at::cumsum(v, a, half ? at::kFloat : x.scalar_type());
+    if (half) y = y.to(at::kHalf);
     int64_t n = x.size(a);
     if (exclusive && n > 0)
       y = at::cat({at::zeros_like(y.narrow(a, 0, 1)), y.narrow(a, 0, n - 1)}, a);

@@ -68,6 +68,22 @@ TEST(OpsMatmul, GemmTransposesAndCBroadcasting) {
       }
 }
 
+TEST(OpsMatmul, GemmIntegerAndHalf) {
+  at::Tensor a = at::tensor({1, 2, 3, 4}, at::kInt).reshape({2, 2}), c = at::tensor({1, -1}, at::kInt);
+  // A @ A = [[7, 10], [15, 22]].
+  at::Tensor y = run1("Gemm", {a, a, c}, {{"alpha", 2.0f}, {"beta", 3.0f}});
+  EXPECT_EQ(y.scalar_type(), at::kInt);
+  EXPECT_TRUE(at::equal(y, at::tensor({17, 17, 33, 41}, at::kInt).reshape({2, 2})));
+  at::Tensor h = run1("Gemm", {a, a, c}, {{"alpha", 0.5f}});  // fractional alpha: truncated back
+  EXPECT_TRUE(at::equal(h, at::tensor({4, 4, 8, 10}, at::kInt).reshape({2, 2})));
+  at::Tensor x = test::randn({3, 4}, 30), w = test::randn({4, 2}, 31);
+  at::Tensor yh = run1("MatMul", {x.to(at::kHalf), w.to(at::kHalf)});
+  EXPECT_EQ(yh.scalar_type(), at::kHalf);
+  EXPECT_LT(test::maxRelDiff(yh, refMM(x.to(at::kHalf), w.to(at::kHalf))), 2e-3);
+  at::Tensor gh = run1("Gemm", {x.to(at::kHalf), w.to(at::kHalf)});
+  EXPECT_TRUE(at::equal(gh, yh));
+}
+
 TEST(OpsMatmul, GemmTrainModeGradientReachesTransposedWeight) {
   Graph g;
   Value* x = g.addInput("x", DType::Float32, std::vector<Dim>{3, 4});

@@ -106,6 +106,17 @@ TEST(OpsMisc, SoftmaxCrossEntropyLogProbAndGradient) {
   EXPECT_LT(test::maxRelDiff(p->data().grad(), (logp.exp() - onehot) / 6), 1e-5);
 }
 
+TEST(OpsMisc, SoftmaxCrossEntropyHalfScores) {
+  at::Tensor s = test::randn({4, 3}, 8);
+  at::Tensor y = i64({0, 2, 1, 1});
+  auto h = runNode("SoftmaxCrossEntropyLoss", {s.to(at::kHalf), y}, {{"reduction", "sum"}}, 2);
+  auto f = runNode("SoftmaxCrossEntropyLoss", {s.to(at::kHalf).to(at::kFloat), y}, {{"reduction", "sum"}}, 2);
+  EXPECT_EQ(h[0].scalar_type(), at::kHalf);
+  EXPECT_EQ(h[1].scalar_type(), at::kHalf);
+  EXPECT_LT(test::maxRelDiff(h[0], f[0]), 2e-3);
+  EXPECT_LT(test::maxRelDiff(h[1], f[1]), 2e-3);
+}
+
 TEST(OpsMisc, WindowFunctionsClosedForm) {
   at::Tensor n4 = at::scalar_tensor(4, at::kLong), n5 = at::scalar_tensor(5, at::kInt);
   EXPECT_LT(test::maxRelDiff(run1("HannWindow", {n4}), f32({0.f, 0.5f, 1.f, 0.5f})), 1e-6);

@@ -161,6 +161,21 @@ TEST(OpsReduce, TopKSmallKTiesInsideAndAtTheBoundary) {
   }
 }
 
+TEST(OpsReduce, HalfInputsKeepHalfDType) {
+  at::Tensor xf = test::randn({3, 4}, 9), x = xf.to(at::kHalf), xr = x.to(at::kFloat);
+  std::map<std::string, Attribute> a{{"axes", std::vector<int64_t>{1}}};
+  at::Tensor p = run1("ReduceProd", {x}, a), l = run1("ReduceLogSumExp", {x}, a);
+  EXPECT_EQ(p.scalar_type(), at::kHalf);
+  EXPECT_LT(test::maxRelDiff(p, xr.prod(1, true)), 2e-3);
+  EXPECT_LT(test::maxRelDiff(l, xr.exp().sum(1, true).log()), 2e-3);
+  at::Tensor c = run1("CumSum", {x, at::scalar_tensor(1, at::kLong)}, {{"exclusive", 1}});
+  EXPECT_EQ(c.scalar_type(), at::kHalf);
+  EXPECT_LT(test::maxRelDiff(c.select(1, 2), xr.select(1, 0) + xr.select(1, 1)), 2e-3);
+  auto t = runNode("TopK", {x, i64({1})}, {}, 2);
+  EXPECT_EQ(t[0].scalar_type(), at::kHalf);
+  EXPECT_TRUE(at::equal(t[1], std::get<1>(xr.max(1, true))));
+}
+
 TEST(OpsReduce, CumSumExclusiveReverseNegativeAxis) {
   at::Tensor x = at::tensor({1, 2, 3, 4, 5, 6}, at::kInt).reshape({2, 3});
   at::Tensor ax = at::scalar_tensor(-1, at::kLong);
