@@ -89,9 +89,8 @@ Kernel dequantizeKernel(const Node& node) {
 /// DynamicQuantizeLinear (uint8): range [min(0, min x), max(0, max x)], scale = range / 255,
 /// zero point = round(saturate(0 - min / scale)), y = QuantizeLinear(x, scale, zero point).
 /// An all-zero range gives scale 1 (ONNX Runtime's choice; the spec formula would divide by 0).
-Kernel dynamicQuantizeKernel(const Node& node) {
-  const Node* np = &node;
-  return [np](const KernelContext&, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) {
+Kernel dynamicQuantizeKernel(const Node&) {
+  return [](const KernelContext&, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) {
     at::Tensor x = in[0].to(at::kFloat);
     float lo = 0.0f, hi = 0.0f;
     if (x.numel() > 0) {
@@ -106,7 +105,6 @@ Kernel dynamicQuantizeKernel(const Node& node) {
     out[0] = quantizeRounded(at::div(x, s), zp, at::kByte);
     out[1] = s;
     if (out.size() > 2) out[2] = zp;
-    (void)np;
   };
 }
 

@@ -117,17 +117,17 @@ at::Tensor reduceSumSquare(const at::Tensor& x, const std::vector<int64_t>& d, b
   return at::sum(at::mul(x, x), d, k, x.scalar_type());
 }
 
-/// Reduce* factory. `axes_input`: opset-13 ReduceSum / opset-18 form (axes as optional input 1);
-/// otherwise axes come from the `axes` attribute (opset 13-17 form), though an axes input is also
-/// accepted so opset-18 graphs run unchanged.
+/// Reduce* factory. Axes come from the optional input 1 when given (ReduceSum's opset-13 form, and
+/// every Reduce op's opset-18 form, so such graphs run unchanged), else from the `axes` attribute
+/// (opset 13-17 form). No axes: reduce everything, or pass through with noop_with_empty_axes.
 KernelFactory reduceKernel(ReduceFn fn) {
   return [fn](const Node& node) -> Kernel {
     std::vector<int64_t> attr_axes = node.attrInts("axes", {});
     bool keep = node.attrInt("keepdims", 1) != 0;
     bool noop = node.attrInt("noop_with_empty_axes", 0) != 0;
-    std::string who = node.describe();
-    return [fn, attr_axes, keep, noop, who](const KernelContext&, const std::vector<at::Tensor>& in,
-                                            std::vector<at::Tensor>& out) {
+    const Node* np = &node;
+    return [fn, attr_axes, keep, noop, np](const KernelContext&, const std::vector<at::Tensor>& in,
+                                           std::vector<at::Tensor>& out) {
       const at::Tensor& x = in[0];
       std::vector<int64_t> axes = attr_axes;
       if (in.size() > 1 && in[1].defined()) axes = toInts(in[1]);
@@ -141,10 +141,10 @@ KernelFactory reduceKernel(ReduceFn fn) {
         for (int64_t i = 0; i < r; ++i) dims.push_back(i);
       } else {
         for (int64_t a : axes) {
-          GS_CHECK(a >= -r && a < std::max<int64_t>(r, 1), who, ": axis ", a,
+          GS_CHECK(a >= -r && a < std::max<int64_t>(r, 1), np->describe(), ": axis ", a,
                    " out of range for rank ", r);
           int64_t n = a < 0 ? a + r : a;
-          GS_CHECK(std::find(dims.begin(), dims.end(), n) == dims.end(), who, ": axis ", a,
+          GS_CHECK(std::find(dims.begin(), dims.end(), n) == dims.end(), np->describe(), ": axis ", a,
                    " repeated in axes");
           if (r > 0) dims.push_back(n);
         }
