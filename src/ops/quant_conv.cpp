@@ -68,7 +68,8 @@ Kernel qlinearConvKernel(const Node& node) {
     int64_t terms = w.size(1);
     for (int64_t d : k) terms *= d;
     at::ScalarType ct = exactAccumType(terms);
-    at::Tensor xf = at::sub(x.to(ct), xz.to(ct).reshape({}));
+    at::Tensor xf = x.to(ct);
+    if (xz.defined()) xf = at::sub(xf, xz.to(ct).reshape({}));
     at::Tensor wf = w.to(ct);
     if (wz.defined()) wf = at::sub(wf, alignToAxis(wz.to(ct), 0, w.dim()));
     std::vector<int64_t> p = resolvePads(*np, r, x, k);
@@ -94,6 +95,7 @@ Kernel qlinearConvKernel(const Node& node) {
     at::Tensor mult = at::div(at::mul(xs.to(at::kFloat).reshape({}),
                                       alignToAxis(ws.to(at::kFloat), 1, acc.dim())),
                               ys.to(at::kFloat).reshape({}));
+    GS_CHECK(yz.defined(), np->describe(), ": y_zero_point is required (it fixes the output type)");
     out[0] = quantizeRounded(at::mul(acc.to(at::kFloat), mult), yz.reshape({}), yz.scalar_type());
   };
 }

@@ -164,6 +164,9 @@ TEST(OpsQuant, QuantizeDequantizeRoundTripWithinHalfStep) {
   at::Tensor y = ex.run({xin})[0];
   at::Tensor inside = (xin >= -131 * 0.05) & (xin <= 124 * 0.05);
   EXPECT_LE((y - xin).abs().masked_select(inside).max().item<float>(), 0.025f + 1e-6f);
+  // Train mode runs too (the integer tensor just carries no gradient) and gives the same values.
+  Executor tr(g, {.training = true});
+  EXPECT_TRUE(at::equal(tr.run({xin.clone().requires_grad_(true)})[0].detach(), y));
 }
 
 }  // namespace
