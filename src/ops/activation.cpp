@@ -15,20 +15,34 @@ namespace {
 
 using T = const at::Tensor&;
 
+/// ATen 1.13 lacks CPU Half kernels for nearly every activation (and BFloat16 Mish): such inputs
+/// are computed in float32 and rounded back, which is also at least as accurate.
+bool lowPrecision(const at::Tensor& t) {
+  return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
+}
+
+/// Applies `f` to x, through float32 for Half/BFloat16.
+template <typename F>
+at::Tensor viaFloat(const F& f, const at::Tensor& x) {
+  return lowPrecision(x) ? f(x.to(at::kFloat)).to(x.scalar_type()) : f(x);
+}
+
 /// Builds a factory whose kernel applies `f(x, node-derived params)`; `parse` runs once per node.
 template <typename Parse>
 KernelFactory paramKernel(Parse parse) {
   return [parse](const Node& n) -> Kernel {
     auto f = parse(n);
     return [f](const KernelContext&, const std::vector<at::Tensor>& in,
-               std::vector<at::Tensor>& out) { out[0] = f(in[0]); };
+               std::vector<at::Tensor>& out) { out[0] = viaFloat(f, in[0]); };
   };
 }
 
 /// PRelu(x, slope): slope broadcasts unidirectionally to x. When the slope is one value or one
 /// value per channel (dim 1, as exporters emit [C,1,1]), ATen's fused prelu kernel is used;
 /// otherwise the where/mul formula handles any broadcastable slope and integer dtypes.
-at::Tensor prelu(const at::Tensor& x, const at::Tensor& s) {
+at::Tensor preluOp(const at::Tensor& x, const at::Tensor& s) {
+  if (lowPrecision(x))
+    return preluOp(x.to(at::kFloat), s.to(at::kFloat)).to(x.scalar_type());
   if (at::isFloatingType(x.scalar_type()) && s.scalar_type() == x.scalar_type() && x.dim() >= 1 &&
       s.dim() <= x.dim()) {
     if (s.numel() == 1) return at::prelu(x, s.reshape({1}));
@@ -64,7 +78,9 @@ KernelFactory axisKernel(at::Tensor (*f)(const at::Tensor&, int64_t)) {
   return [f](const Node& n) -> Kernel {
     const int64_t axis = n.attrInt("axis", -1);
     return [f, axis](const KernelContext&, const std::vector<at::Tensor>& in,
-                     std::vector<at::Tensor>& out) { out[0] = f(in[0], axis); };
+                     std::vector<at::Tensor>& out) {
+      out[0] = viaFloat([&](const at::Tensor& x) { return f(x, axis); }, in[0]);
+    };
   };
 }
 
@@ -113,7 +129,7 @@ KernelFactory dropoutFactory() {
 }
 
 void addUnary(OpRegistry& r, const char* name, at::Tensor (*f)(T)) {
-  r.add(OpDef(name).inputs(1).kernel(unaryKernel(f)));
+  r.add(OpDef(name).inputs(1).kernel(unaryKernel([f](T x) { return viaFloat(f, x); })));
 }
 
 }  // namespace
@@ -133,7 +149,7 @@ void registerActivationOps(OpRegistry& r) {
     const double a = n.attrFloat("alpha", 0.01f);
     return [a](T x) { return at::leaky_relu(x, a); };
   })));
-  r.add(OpDef("PRelu").inputs(2).kernel(binaryKernel(prelu)));
+  r.add(OpDef("PRelu").inputs(2).kernel(binaryKernel(preluOp)));
   r.add(OpDef("Elu").inputs(1).attr("alpha", AttrKind::Float).kernel(paramKernel([](const Node& n) {
     const double a = n.attrFloat("alpha", 1.0f);
     return [a](T x) { return at::elu(x, a); };

@@ -15,6 +15,12 @@ void registerElementwiseLogicOps(OpRegistry& r);
 
 namespace {
 
+/// ATen 1.13 lacks CPU Half kernels for most float math (and some BFloat16 ones): such inputs are
+/// computed in float32 and rounded back, which is also at least as accurate.
+bool lowPrecision(const at::Tensor& t) {
+  return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
+}
+
 bool isIntegral(const at::Tensor& t) { return at::isIntegralType(t.scalar_type(), /*includeBool=*/true); }
 
 /// Div: integer division truncates toward zero like C (ATen's true division would return float).
@@ -101,15 +107,20 @@ KernelFactory clipFactory() {
         out[0] = in[0];
         return;
       }
-      out[0] = at::clamp(in[0], lo, hi);
+      const at::Tensor& x = in[0];
+      out[0] = lowPrecision(x) ? at::clamp(x.to(at::kFloat), lo, hi).to(x.scalar_type())
+                               : at::clamp(x, lo, hi);
     };
   };
 }
 
 using Unary = at::Tensor (*)(const at::Tensor&);
 
+/// Registers a unary float op; Half/BFloat16 inputs go through float32 (see lowPrecision).
 void addUnary(OpRegistry& r, const char* name, Unary f) {
-  r.add(OpDef(name).inputs(1).kernel(unaryKernel(f)));
+  r.add(OpDef(name).inputs(1).kernel(unaryKernel([f](const at::Tensor& x) {
+    return lowPrecision(x) ? f(x.to(at::kFloat)).to(x.scalar_type()) : f(x);
+  })));
 }
 
 }  // namespace

@@ -114,6 +114,24 @@ TEST(OpsActivation, PointwiseMatchesClosedForms) {
               1e-12);
 }
 
+TEST(OpsActivation, HalfAndBFloat16Inputs) {
+  // ATen 1.13 has no CPU Half kernels for these; results must equal float32 math rounded back.
+  at::Tensor x = test::randn({2, 3, 4}, 6);
+  for (at::ScalarType st : {at::kHalf, at::kBFloat16}) {
+    at::Tensor xl = x.to(st), xf = xl.to(at::kFloat);
+    for (const char* op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "Softplus", "Mish", "Gelu", "Elu", "Selu",
+                           "Celu", "LeakyRelu", "HardSigmoid", "ThresholdedRelu", "Shrink", "Softsign",
+                           "Softmax", "LogSoftmax", "Hardmax"}) {
+      SCOPED_TRACE(op);
+      at::Tensor got = run1(op, {xl});
+      ASSERT_EQ(got.scalar_type(), st);
+      expectSame(got, run1(op, {xf}).to(st));
+    }
+    at::Tensor slope = f32({0.5f, -1.0f, 2.0f}).reshape({3, 1}).to(st);
+    expectSame(run1("PRelu", {xl, slope}), run1("PRelu", {xf, slope.to(at::kFloat)}).to(st));
+  }
+}
+
 TEST(OpsActivation, OnnxExamples) {
   at::Tensor x = f32({-1, 0, 1});
   expectClose(run1("Selu", {x}, {{"alpha", 2.0f}, {"gamma", 3.0f}}), f32({-3.7927236557f, 0, 3}));
