@@ -97,17 +97,17 @@ KernelFactory dropoutFactory() {
     return [gen, want_mask](const KernelContext& ctx, const std::vector<at::Tensor>& in,
                             std::vector<at::Tensor>& out) {
       const at::Tensor& x = in[0];
-      double ratio = 0.5;
-      if (in.size() > 1 && in[1].defined()) {
-        GS_CHECK(in[1].numel() == 1, "Dropout 'ratio' must be a scalar, got ", in[1].numel(),
-                 " elements");
-        ratio = in[1].item().toDouble();
-      }
       bool train = ctx.training;
       if (in.size() > 2 && in[2].defined()) {
         GS_CHECK(in[2].numel() == 1, "Dropout 'training_mode' must be a scalar, got ",
                  in[2].numel(), " elements");
         train = train || in[2].item().toBool();
+      }
+      double ratio = 0.5;
+      if (train && in.size() > 1 && in[1].defined()) {
+        GS_CHECK(in[1].numel() == 1, "Dropout 'ratio' must be a scalar, got ", in[1].numel(),
+                 " elements");
+        ratio = in[1].item().toDouble();
       }
       if (!train || ratio == 0.0) {
         out[0] = x;

@@ -29,21 +29,44 @@ at::Tensor divide(const at::Tensor& a, const at::Tensor& b) {
   return at::div(a, b);
 }
 
+/// The value of input `i` when it is a frozen one-element parameter (a constant for the life of
+/// the executor, e.g. an imported Constant), so kernels need not read it on every run.
+c10::optional<at::Scalar> frozenScalar(const Node& n, size_t i) {
+  const Value* v = n.input(i);
+  if (v && v->isParam() && !v->trainable() && v->data().defined() && v->data().numel() == 1)
+    return v->data().item();
+  return c10::nullopt;
+}
+
 /// Pow(X, Y): Y may have another dtype than X; the result always has X's dtype.
-/// An integer base with a floating exponent is computed in double and truncated (as C's
-/// static_cast of std::pow does). A one-element exponent goes through the Scalar overload,
-/// which has fast paths (x^2, x^0.5, ...) and skips broadcasting; it is read per run because
-/// the exponent may be a graph input or a parameter updated in place.
-at::Tensor power(const at::Tensor& base, const at::Tensor& ex) {
+/// An integer base with a floating or negative exponent is computed in double and truncated (as
+/// C's static_cast of std::pow does, where ATen would refuse negative integer powers). A
+/// one-element exponent that does not raise the rank goes through the Scalar overload, which has
+/// fast paths (x^2, x^0.5, ...) and skips broadcasting; `fixed` is its value if it is frozen.
+at::Tensor power(const at::Tensor& base, const at::Tensor& ex, const c10::optional<at::Scalar>& fixed) {
   const at::ScalarType bt = base.scalar_type();
-  const bool scalar_ex = ex.numel() == 1 && ex.dim() <= base.dim() && !ex.requires_grad();
-  if (at::isIntegralType(bt, true) && at::isFloatingType(ex.scalar_type())) {
-    at::Tensor b = base.to(at::kDouble);
-    at::Tensor r = scalar_ex ? at::pow(b, ex.item().toDouble()) : at::pow(b, ex.to(at::kDouble));
-    return r.to(bt);
+  c10::optional<at::Scalar> s;
+  if (ex.numel() == 1 && ex.dim() <= base.dim() && !ex.requires_grad()) s = fixed ? *fixed : ex.item();
+  if (at::isIntegralType(bt, /*includeBool=*/true)) {
+    const bool via_double =
+        at::isFloatingType(ex.scalar_type()) ||
+        (s ? s->toDouble() < 0
+           : at::isSignedType(ex.scalar_type()) && ex.lt(0).any().item<bool>());
+    if (via_double) {
+      at::Tensor b = base.to(at::kDouble);
+      return (s ? at::pow(b, s->toDouble()) : at::pow(b, ex.to(at::kDouble))).to(bt);
+    }
   }
-  at::Tensor r = scalar_ex ? at::pow(base, ex.item()) : at::pow(base, ex);
+  at::Tensor r = s ? at::pow(base, *s) : at::pow(base, ex);
   return r.scalar_type() == bt ? r : r.to(bt);
+}
+
+KernelFactory powFactory() {
+  return [](const Node& n) -> Kernel {
+    c10::optional<at::Scalar> fixed = frozenScalar(n, 1);
+    return [fixed](const KernelContext&, const std::vector<at::Tensor>& in,
+                   std::vector<at::Tensor>& out) { out[0] = power(in[0], in[1], fixed); };
+  };
 }
 
 KernelFactory modFactory() {
@@ -89,25 +112,29 @@ KernelFactory meanFactory() {
 }
 
 /// Reads an optional one-element bound input of Clip as a Scalar of the tensor's own type.
-c10::optional<at::Scalar> clipBound(const std::vector<at::Tensor>& in, size_t i, const char* what) {
+c10::optional<at::Scalar> clipBound(const std::vector<at::Tensor>& in, size_t i,
+                                    const c10::optional<at::Scalar>& fixed, const char* what) {
+  if (fixed) return fixed;
   if (in.size() <= i || !in[i].defined()) return c10::nullopt;
   GS_CHECK(in[i].numel() == 1, "Clip '", what, "' must be a scalar, got ", in[i].numel(),
            " elements");
   return in[i].item();
 }
 
-/// Clip(x, min?, max?): min/max are optional scalar inputs; when min > max every element
-/// becomes max (clamp applies min first, then max), as the spec prescribes.
+/// Clip(x, min?, max?): min/max are optional scalar inputs (read once if frozen); when
+/// min > max every element becomes max (clamp applies min first, then max), as the spec says.
 KernelFactory clipFactory() {
-  return [](const Node&) -> Kernel {
-    return [](const KernelContext&, const std::vector<at::Tensor>& in,
-              std::vector<at::Tensor>& out) {
-      c10::optional<at::Scalar> lo = clipBound(in, 1, "min"), hi = clipBound(in, 2, "max");
+  return [](const Node& n) -> Kernel {
+    const c10::optional<at::Scalar> fixed_lo = frozenScalar(n, 1), fixed_hi = frozenScalar(n, 2);
+    return [fixed_lo, fixed_hi](const KernelContext&, const std::vector<at::Tensor>& in,
+                                std::vector<at::Tensor>& out) {
+      const c10::optional<at::Scalar> lo = clipBound(in, 1, fixed_lo, "min"),
+                                      hi = clipBound(in, 2, fixed_hi, "max");
+      const at::Tensor& x = in[0];
       if (!lo && !hi) {
-        out[0] = in[0];
+        out[0] = x;
         return;
       }
-      const at::Tensor& x = in[0];
       out[0] = lowPrecision(x) ? at::clamp(x.to(at::kFloat), lo, hi).to(x.scalar_type())
                                : at::clamp(x, lo, hi);
     };
@@ -131,7 +158,7 @@ void registerElementwiseOps(OpRegistry& r) {
   r.add(OpDef("Sub").inputs(2).kernel(binaryKernel([](T a, T b) { return at::sub(a, b); })));
   r.add(OpDef("Mul").inputs(2).kernel(binaryKernel([](T a, T b) { return at::mul(a, b); })));
   r.add(OpDef("Div").inputs(2).kernel(binaryKernel(divide)));
-  r.add(OpDef("Pow").inputs(2).kernel(binaryKernel(power)));
+  r.add(OpDef("Pow").inputs(2).kernel(powFactory()));
   r.add(OpDef("Mod").inputs(2).attr("fmod", AttrKind::Int).kernel(modFactory()));
 
   addUnary(r, "Neg", [](T x) { return at::neg(x); });

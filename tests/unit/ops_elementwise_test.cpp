@@ -111,6 +111,9 @@ TEST(OpsElementwise, PowResultHasBaseDtype) {
   // One-element exponent: 0-d keeps the base shape; [1,1] broadcasts the rank up.
   expectSame(run1("Pow", {f32({-2, 3}), at::tensor(2.0f)}), f32({4, 9}));
   expectSame(run1("Pow", {f32({4, 9}), f32({0.5f}).reshape({1, 1})}), f32({2, 3}).reshape({1, 2}));
+  // Negative integer exponents: computed in double and truncated (ATen alone refuses them).
+  expectSame(run1("Pow", {i32({2, 1, -1, 4}), i32({-1})}), i32({0, 1, -1, 0}));
+  expectSame(run1("Pow", {i64({2, 3, -2}), i64({-1, 2, -2})}), i64({0, 9, 0}));
   at::Tensor h = run1("Pow", {f32({1.5f, 2.0f}).to(at::kHalf), f32({2, 3})});
   expectSame(h, f32({2.25f, 8.0f}).to(at::kHalf));
 }
@@ -334,6 +337,24 @@ TEST(OpsElementwise, CastAttributeErrorsNameTheNode) {
   }
   EXPECT_THROW(run1("Cast", {f32({1})}, {{"to", int64_t{99}}}), Error);
   EXPECT_THROW(run1("Cast", {f32({1})}, {{"to", "float"}}), Error);
+}
+
+TEST(OpsElementwise, FrozenScalarInputs) {
+  // Clip bounds and a Pow exponent held by frozen parameters (imported Constants) are read once.
+  Graph g;
+  Value* x = g.addInput("x", DType::Float32, std::vector<Dim>{4});
+  Value* lo = g.addParam("lo", at::tensor(-1.0f), false);
+  Value* hi = g.addParam("hi", at::tensor(2.0f), false);
+  Value* e = g.addParam("e", f32({3}).reshape({1, 1}), false);  // rank-raising exponent
+  Node* c = g.addNode("Clip", {x, lo, hi}, 1, "clip");
+  Node* c2 = g.addNode("Clip", {x, nullptr, hi}, 1, "clip_max");
+  Node* p = g.addNode("Pow", {c->output(0), e}, 1, "pow");
+  g.addOutput(p->output(0));
+  g.addOutput(c2->output(0));
+  Executor ex(g);
+  auto out = ex.run({f32({-3, 0.5f, 1.5f, 4})});
+  expectSame(out[0], f32({-1, 0.125f, 3.375f, 8}).reshape({1, 4}));
+  expectSame(out[1], f32({-3, 0.5f, 1.5f, 2}));
 }
 
 TEST(OpsElementwise, TrainModeGradients) {
