@@ -143,7 +143,7 @@ void registerActivationOps(OpRegistry& r) {
   addUnary(r, "Softplus", [](T x) { return at::softplus(x); });
   addUnary(r, "Softsign", [](T x) { return at::div(x, at::add(at::abs(x), 1)); });
   addUnary(r, "Mish", [](T x) { return at::mish(x); });
-  addUnary(r, "Identity", [](T x) { return x; });
+  r.add(OpDef("Identity").inputs(1).kernel(unaryKernel([](T x) { return x; })));
 
   r.add(OpDef("LeakyRelu").inputs(1).attr("alpha", AttrKind::Float).kernel(paramKernel([](const Node& n) {
     const double a = n.attrFloat("alpha", 0.01f);

@@ -153,6 +153,9 @@ TEST(OpsActivation, IntegerInputs) {
   expectSame(run1("Relu", {i32({-3, 0, 5})}), i32({0, 0, 5}));
   expectSame(run1("Shrink", {i32({-3, -1, 0, 2, 7})}, {{"bias", 1.0f}, {"lambd", 1.5f}}), i32({-2, 0, 0, 1, 6}));
   expectSame(run1("PRelu", {i32({-3, 4, -5}), i32({2})}), i32({-6, 4, -10}));
+  expectSame(run1("Identity", {i32({-3, 4})}), i32({-3, 4}));
+  expectSame(run1("Identity", {at::tensor(std::vector<int64_t>{0, 1}).to(at::kBool)}),
+             at::tensor(std::vector<int64_t>{0, 1}).to(at::kBool));
 }
 
 TEST(OpsActivation, PReluSlopeBroadcastsUnidirectionally) {
