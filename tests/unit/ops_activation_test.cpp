@@ -64,6 +64,45 @@ at::Tensor mapRef(const at::Tensor& x, const std::function<double(double)>& f) {
   return y.to(x.scalar_type());
 }
 
+/// Checks train-mode autograd of op: the gradient of sum(w * op(ins)) with respect to input
+/// `slot` (a trainable parameter) must match central finite differences of eval-mode runs.
+/// Inputs are double so the differences are accurate.
+void expectGradMatchesFiniteDiff(const std::string& op, std::vector<at::Tensor> ins, size_t slot,
+                                 Attrs attrs = {}) {
+  SCOPED_TRACE(op);
+  at::Tensor x0 = ins[slot].to(at::kDouble);
+  auto forward = [&](const at::Tensor& xv, bool training) {
+    Graph g;
+    std::vector<Value*> vs;
+    std::vector<at::Tensor> given;
+    for (size_t i = 0; i < ins.size(); ++i) {
+      if (i == slot) {
+        vs.push_back(g.addParam("p", xv, true));
+      } else {
+        vs.push_back(g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
+        given.push_back(ins[i]);
+      }
+    }
+    g.addOutput(g.addNode(op, vs, 1, "n1", attrs)->output(0));
+    Executor ex(g, {.training = training});
+    return ex.run(given)[0];
+  };
+  at::Tensor y0 = forward(x0, false);
+  at::Tensor w = test::randn(y0.sizes(), 77).to(at::kDouble);
+  at::Tensor xg = x0.clone().requires_grad_(true);
+  (forward(xg, true) * w).sum().backward();
+  ASSERT_TRUE(xg.grad().defined());
+  at::Tensor fd = at::zeros_like(x0);
+  const double h = 1e-6;
+  for (int64_t i = 0; i < x0.numel(); ++i) {
+    at::Tensor xp = x0.clone(), xm = x0.clone();
+    xp.view(-1)[i] += h;
+    xm.view(-1)[i] -= h;
+    fd.view(-1)[i] = ((forward(xp, false) - forward(xm, false)) * w).sum() / (2 * h);
+  }
+  EXPECT_LT(test::maxRelDiff(xg.grad(), fd), 1e-5) << "autograd " << xg.grad() << "\nfinite diff " << fd;
+}
+
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double softplus(double x) { return std::log1p(std::exp(x)); }
 
@@ -296,6 +335,20 @@ TEST(OpsActivation, DropoutGradientFlowsThroughKeptElements) {
   out[0].sum().backward();
   // dy/dw = x * mask / (1 - 0.5)
   expectClose(w.grad(), at::where(out[1], at::full({500}, 6.0f), at::zeros({500})));
+}
+
+TEST(OpsActivation, GradientsMatchFiniteDifferences) {
+  // Values kept away from the kinks (0, +-lambd, alpha, +-3) where one-sided slopes differ.
+  at::Tensor x = at::tensor({-2.3, -1.2, -0.4, 0.3, 0.8, 2.6}, at::kDouble).reshape({2, 3});
+  for (const char* op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "Elu",
+                         "Selu", "Celu", "LeakyRelu", "HardSigmoid", "ThresholdedRelu", "Shrink", "Softmax",
+                         "LogSoftmax", "Identity"})
+    expectGradMatchesFiniteDiff(op, {x}, 0);
+  expectGradMatchesFiniteDiff("Gelu", {x}, 0, {{"approximate", "tanh"}});
+  expectGradMatchesFiniteDiff("Softmax", {x}, 0, {{"axis", 0}});
+  at::Tensor slope = at::tensor({0.2, -0.5}, at::kDouble).reshape({2, 1});
+  expectGradMatchesFiniteDiff("PRelu", {x, slope}, 0);
+  expectGradMatchesFiniteDiff("PRelu", {x, slope}, 1);
 }
 
 TEST(OpsActivation, BadAttributesNameTheNode) {

@@ -64,6 +64,45 @@ void expectClose(const at::Tensor& got, const at::Tensor& want, double tol = 1e-
   EXPECT_LT(test::maxRelDiff(got, want), tol) << "got " << got << "\nwant " << want;
 }
 
+/// Checks train-mode autograd of op: the gradient of sum(w * op(ins)) with respect to input
+/// `slot` (a trainable parameter) must match central finite differences of eval-mode runs.
+/// Inputs are double so the differences are accurate.
+void expectGradMatchesFiniteDiff(const std::string& op, std::vector<at::Tensor> ins, size_t slot,
+                                 std::map<std::string, Attribute> attrs = {}) {
+  SCOPED_TRACE(op);
+  at::Tensor x0 = ins[slot].to(at::kDouble);
+  auto forward = [&](const at::Tensor& xv, bool training) {
+    Graph g;
+    std::vector<Value*> vs;
+    std::vector<at::Tensor> given;
+    for (size_t i = 0; i < ins.size(); ++i) {
+      if (i == slot) {
+        vs.push_back(g.addParam("p", xv, true));
+      } else {
+        vs.push_back(g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
+        given.push_back(ins[i]);
+      }
+    }
+    g.addOutput(g.addNode(op, vs, 1, "n1", attrs)->output(0));
+    Executor ex(g, {.training = training});
+    return ex.run(given)[0];
+  };
+  at::Tensor y0 = forward(x0, false);
+  at::Tensor w = test::randn(y0.sizes(), 77).to(at::kDouble);
+  at::Tensor xg = x0.clone().requires_grad_(true);
+  (forward(xg, true) * w).sum().backward();
+  ASSERT_TRUE(xg.grad().defined());
+  at::Tensor fd = at::zeros_like(x0);
+  const double h = 1e-6;
+  for (int64_t i = 0; i < x0.numel(); ++i) {
+    at::Tensor xp = x0.clone(), xm = x0.clone();
+    xp.view(-1)[i] += h;
+    xm.view(-1)[i] -= h;
+    fd.view(-1)[i] = ((forward(xp, false) - forward(xm, false)) * w).sum() / (2 * h);
+  }
+  EXPECT_LT(test::maxRelDiff(xg.grad(), fd), 1e-5) << "autograd " << xg.grad() << "\nfinite diff " << fd;
+}
+
 TEST(OpsElementwise, ArithmeticBroadcasts) {
   at::Tensor a = f32({1, 2, 3, 4, 5, 6}).reshape({2, 3});
   at::Tensor b = f32({10, 20, 40});
@@ -355,6 +394,21 @@ TEST(OpsElementwise, FrozenScalarInputs) {
   auto out = ex.run({f32({-3, 0.5f, 1.5f, 4})});
   expectSame(out[0], f32({-1, 0.125f, 3.375f, 8}).reshape({1, 4}));
   expectSame(out[1], f32({-3, 0.5f, 1.5f, 2}));
+}
+
+TEST(OpsElementwise, GradientsMatchFiniteDifferences) {
+  at::Tensor x = at::tensor({0.3, 1.2, 0.45, 0.8, 0.6, 0.9}, at::kDouble).reshape({2, 3});
+  at::Tensor b = at::tensor({0.7, 1.9, 0.35}, at::kDouble);
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean"}) {
+    expectGradMatchesFiniteDiff(op, {x, b}, 0);
+    expectGradMatchesFiniteDiff(op, {x, b}, 1);  // broadcast input: gradients are summed
+  }
+  for (const char* op : {"Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Sin", "Cos", "Tan", "Asin", "Acos",
+                         "Atan", "Sinh", "Cosh", "Asinh", "Atanh", "Erf"})
+    expectGradMatchesFiniteDiff(op, {x * 0.7}, 0);  // inside (-1, 1) for Asin/Acos/Atanh
+  expectGradMatchesFiniteDiff("Acosh", {x + 1}, 0);
+  expectGradMatchesFiniteDiff("Clip", {x, at::tensor(0.5, at::kDouble), at::tensor(1.0, at::kDouble)}, 0);
+  expectGradMatchesFiniteDiff("Where", {at::tensor({1, 0, 1}).to(at::kBool), x, b}, 1);
 }
 
 TEST(OpsElementwise, TrainModeGradients) {
