@@ -41,8 +41,7 @@ KernelFactory paramKernel(Parse parse) {
 /// value per channel (dim 1, as exporters emit [C,1,1]), ATen's fused prelu kernel is used;
 /// otherwise the where/mul formula handles any broadcastable slope and integer dtypes.
 at::Tensor preluOp(const at::Tensor& x, const at::Tensor& s) {
-  if (lowPrecision(x))
-    return preluOp(x.to(at::kFloat), s.to(at::kFloat)).to(x.scalar_type());
+  if (lowPrecision(x)) return preluOp(x.to(at::kFloat), s.to(at::kFloat)).to(x.scalar_type());
   if (at::isFloatingType(x.scalar_type()) && s.scalar_type() == x.scalar_type() && x.dim() >= 1 &&
       s.dim() <= x.dim()) {
     if (s.numel() == 1) return at::prelu(x, s.reshape({1}));
@@ -63,7 +62,8 @@ at::Tensor shrink(const at::Tensor& x, double bias, double lambd) {
                      at::where(x.gt(lambd), at::sub(x, bias), at::zeros_like(x)));
   }
   at::Tensor d = x.to(at::kDouble);
-  at::Tensor y = at::where(d.lt(-lambd), d + bias, at::where(d.gt(lambd), d - bias, at::zeros_like(d)));
+  at::Tensor y =
+      at::where(d.lt(-lambd), d + bias, at::where(d.gt(lambd), d - bias, at::zeros_like(d)));
   return y.to(x.scalar_type());
 }
 
@@ -145,45 +145,62 @@ void registerActivationOps(OpRegistry& r) {
   addUnary(r, "Mish", [](T x) { return at::mish(x); });
   r.add(OpDef("Identity").inputs(1).kernel(unaryKernel([](T x) { return x; })));
 
-  r.add(OpDef("LeakyRelu").inputs(1).attr("alpha", AttrKind::Float).kernel(paramKernel([](const Node& n) {
-    const double a = n.attrFloat("alpha", 0.01f);
-    return [a](T x) { return at::leaky_relu(x, a); };
-  })));
+  r.add(OpDef("LeakyRelu")
+            .inputs(1)
+            .attr("alpha", AttrKind::Float)
+            .kernel(paramKernel([](const Node& n) {
+              const double a = n.attrFloat("alpha", 0.01f);
+              return [a](T x) { return at::leaky_relu(x, a); };
+            })));
   r.add(OpDef("PRelu").inputs(2).kernel(binaryKernel(preluOp)));
   r.add(OpDef("Elu").inputs(1).attr("alpha", AttrKind::Float).kernel(paramKernel([](const Node& n) {
     const double a = n.attrFloat("alpha", 1.0f);
     return [a](T x) { return at::elu(x, a); };
   })));
-  r.add(OpDef("Selu").inputs(1).attr("alpha", AttrKind::Float).attr("gamma", AttrKind::Float)
+  r.add(OpDef("Selu")
+            .inputs(1)
+            .attr("alpha", AttrKind::Float)
+            .attr("gamma", AttrKind::Float)
             .kernel(paramKernel([](const Node& n) {
               // Defaults are the float32 values of the spec's constants.
               const double a = n.attrFloat("alpha", 1.67326319217681884765625f);
               const double g = n.attrFloat("gamma", 1.05070102214813232421875f);
               return [a, g](T x) { return at::elu(x, a, g, 1.0); };
             })));
-  r.add(OpDef("Celu").inputs(1).attr("alpha", AttrKind::Float).kernel(paramKernel([](const Node& n) {
-    const double a = n.attrFloat("alpha", 1.0f);
-    GS_CHECK(a != 0.0, n.describe(), ": attribute 'alpha' must be non-zero");
-    return [a](T x) { return at::celu(x, a); };
-  })));
-  r.add(OpDef("HardSigmoid").inputs(1).attr("alpha", AttrKind::Float).attr("beta", AttrKind::Float)
+  r.add(
+      OpDef("Celu").inputs(1).attr("alpha", AttrKind::Float).kernel(paramKernel([](const Node& n) {
+        const double a = n.attrFloat("alpha", 1.0f);
+        GS_CHECK(a != 0.0, n.describe(), ": attribute 'alpha' must be non-zero");
+        return [a](T x) { return at::celu(x, a); };
+      })));
+  r.add(OpDef("HardSigmoid")
+            .inputs(1)
+            .attr("alpha", AttrKind::Float)
+            .attr("beta", AttrKind::Float)
             .kernel(paramKernel([](const Node& n) {
               const double a = n.attrFloat("alpha", 0.2f), b = n.attrFloat("beta", 0.5f);
               return [a, b](T x) { return at::clamp(at::add(at::mul(x, a), b), 0.0, 1.0); };
             })));
-  r.add(OpDef("ThresholdedRelu").inputs(1).attr("alpha", AttrKind::Float)
+  r.add(OpDef("ThresholdedRelu")
+            .inputs(1)
+            .attr("alpha", AttrKind::Float)
             .kernel(paramKernel([](const Node& n) {
               const double a = n.attrFloat("alpha", 1.0f);
               return [a](T x) { return at::threshold(x, a, 0); };  // y = x if x > a else 0
             })));
-  r.add(OpDef("Shrink").inputs(1).attr("bias", AttrKind::Float).attr("lambd", AttrKind::Float)
+  r.add(OpDef("Shrink")
+            .inputs(1)
+            .attr("bias", AttrKind::Float)
+            .attr("lambd", AttrKind::Float)
             .kernel(paramKernel([](const Node& n) {
               const double b = n.attrFloat("bias", 0.0f), l = n.attrFloat("lambd", 0.5f);
               return [b, l](T x) { return shrink(x, b, l); };
             })));
   // Gelu is ONNX opset 20; registered because exporters emit it. "tanh" is the approximation
   // 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))), as in ONNX and ATen.
-  r.add(OpDef("Gelu").inputs(1).attr("approximate", AttrKind::String)
+  r.add(OpDef("Gelu")
+            .inputs(1)
+            .attr("approximate", AttrKind::String)
             .kernel(paramKernel([](const Node& n) {
               const std::string ap = n.attrString("approximate", "none");
               GS_CHECK(ap == "none" || ap == "tanh", n.describe(),
@@ -191,13 +208,20 @@ void registerActivationOps(OpRegistry& r) {
               return [ap](T x) { return at::gelu(x, ap); };
             })));
 
-  r.add(OpDef("Softmax").inputs(1).attr("axis", AttrKind::Int)
-            .kernel(axisKernel([](T x, int64_t a) { return at::softmax(x, a); })));
-  r.add(OpDef("LogSoftmax").inputs(1).attr("axis", AttrKind::Int)
+  r.add(
+      OpDef("Softmax").inputs(1).attr("axis", AttrKind::Int).kernel(axisKernel([](T x, int64_t a) {
+        return at::softmax(x, a);
+      })));
+  r.add(OpDef("LogSoftmax")
+            .inputs(1)
+            .attr("axis", AttrKind::Int)
             .kernel(axisKernel([](T x, int64_t a) { return at::log_softmax(x, a); })));
   r.add(OpDef("Hardmax").inputs(1).attr("axis", AttrKind::Int).kernel(axisKernel(hardmax)));
 
-  r.add(OpDef("Dropout").inputs(1, 3).outputs(1, 2).attr("seed", AttrKind::Int)
+  r.add(OpDef("Dropout")
+            .inputs(1, 3)
+            .outputs(1, 2)
+            .attr("seed", AttrKind::Int)
             .kernel(dropoutFactory()));
 }
 

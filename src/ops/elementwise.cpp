@@ -2,7 +2,6 @@
 // Clip (ONNX multidirectional broadcasting, opset-17 semantics).
 #include <ATen/ATen.h>
 
-
 #include "ops/kernel_util.h"
 #include "ops/registry.h"
 #include "support/error.h"
@@ -21,7 +20,9 @@ bool lowPrecision(const at::Tensor& t) {
   return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
 }
 
-bool isIntegral(const at::Tensor& t) { return at::isIntegralType(t.scalar_type(), /*includeBool=*/true); }
+bool isIntegral(const at::Tensor& t) {
+  return at::isIntegralType(t.scalar_type(), /*includeBool=*/true);
+}
 
 /// Div: integer division truncates toward zero like C (ATen's true division would return float).
 at::Tensor divide(const at::Tensor& a, const at::Tensor& b) {
@@ -43,15 +44,16 @@ c10::optional<at::Scalar> frozenScalar(const Node& n, size_t i) {
 /// C's static_cast of std::pow does, where ATen would refuse negative integer powers). A
 /// one-element exponent that does not raise the rank goes through the Scalar overload, which has
 /// fast paths (x^2, x^0.5, ...) and skips broadcasting; `fixed` is its value if it is frozen.
-at::Tensor power(const at::Tensor& base, const at::Tensor& ex, const c10::optional<at::Scalar>& fixed) {
+at::Tensor power(const at::Tensor& base, const at::Tensor& ex,
+                 const c10::optional<at::Scalar>& fixed) {
   const at::ScalarType bt = base.scalar_type();
   c10::optional<at::Scalar> s;
-  if (ex.numel() == 1 && ex.dim() <= base.dim() && !ex.requires_grad()) s = fixed ? *fixed : ex.item();
+  if (ex.numel() == 1 && ex.dim() <= base.dim() && !ex.requires_grad())
+    s = fixed ? *fixed : ex.item();
   if (at::isIntegralType(bt, /*includeBool=*/true)) {
     const bool via_double =
         at::isFloatingType(ex.scalar_type()) ||
-        (s ? s->toDouble() < 0
-           : at::isSignedType(ex.scalar_type()) && ex.lt(0).any().item<bool>());
+        (s ? s->toDouble() < 0 : at::isSignedType(ex.scalar_type()) && ex.lt(0).any().item<bool>());
     if (via_double) {
       at::Tensor b = base.to(at::kDouble);
       return (s ? at::pow(b, s->toDouble()) : at::pow(b, ex.to(at::kDouble))).to(bt);
@@ -87,27 +89,27 @@ KernelFactory modFactory() {
 template <typename F>
 KernelFactory variadicKernel(F f) {
   return [f](const Node&) -> Kernel {
-    return [f](const KernelContext&, const std::vector<at::Tensor>& in,
-               std::vector<at::Tensor>& out) {
-      at::Tensor r = in[0];
-      for (size_t i = 1; i < in.size(); ++i) r = f(r, in[i]);
-      out[0] = r;
-    };
+    return
+        [f](const KernelContext&, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) {
+          at::Tensor r = in[0];
+          for (size_t i = 1; i < in.size(); ++i) r = f(r, in[i]);
+          out[0] = r;
+        };
   };
 }
 
 KernelFactory meanFactory() {
   return [](const Node&) -> Kernel {
-    return [](const KernelContext&, const std::vector<at::Tensor>& in,
-              std::vector<at::Tensor>& out) {
-      if (in.size() == 1) {
-        out[0] = in[0];
-        return;
-      }
-      at::Tensor r = at::add(in[0], in[1]);
-      for (size_t i = 2; i < in.size(); ++i) r = at::add(r, in[i]);
-      out[0] = at::div(r, static_cast<double>(in.size()));
-    };
+    return
+        [](const KernelContext&, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) {
+          if (in.size() == 1) {
+            out[0] = in[0];
+            return;
+          }
+          at::Tensor r = at::add(in[0], in[1]);
+          for (size_t i = 2; i < in.size(); ++i) r = at::add(r, in[i]);
+          out[0] = at::div(r, static_cast<double>(in.size()));
+        };
   };
 }
 
@@ -188,8 +190,10 @@ void registerElementwiseOps(OpRegistry& r) {
   // Max/Min propagate NaN (at::maximum/minimum, like numpy.maximum and ONNX's reference).
   r.add(OpDef("Sum").inputs(1, -1).kernel(variadicKernel([](T a, T b) { return at::add(a, b); })));
   r.add(OpDef("Mean").inputs(1, -1).kernel(meanFactory()));
-  r.add(OpDef("Max").inputs(1, -1).kernel(variadicKernel([](T a, T b) { return at::maximum(a, b); })));
-  r.add(OpDef("Min").inputs(1, -1).kernel(variadicKernel([](T a, T b) { return at::minimum(a, b); })));
+  r.add(OpDef("Max").inputs(1, -1).kernel(
+      variadicKernel([](T a, T b) { return at::maximum(a, b); })));
+  r.add(OpDef("Min").inputs(1, -1).kernel(
+      variadicKernel([](T a, T b) { return at::minimum(a, b); })));
   r.add(OpDef("Clip").inputs(1, 3).kernel(clipFactory()));
 
   registerElementwiseLogicOps(r);

@@ -25,10 +25,14 @@ KernelFactory isInfFactory() {
     return [neg, pos](const KernelContext&, const std::vector<at::Tensor>& in,
                       std::vector<at::Tensor>& out) {
       const at::Tensor& x = in[0];
-      if (neg && pos) out[0] = at::isinf(x);
-      else if (pos) out[0] = at::isposinf(x);
-      else if (neg) out[0] = at::isneginf(x);
-      else out[0] = at::zeros(x.sizes(), x.options().dtype(at::kBool));
+      if (neg && pos)
+        out[0] = at::isinf(x);
+      else if (pos)
+        out[0] = at::isposinf(x);
+      else if (neg)
+        out[0] = at::isneginf(x);
+      else
+        out[0] = at::zeros(x.sizes(), x.options().dtype(at::kBool));
     };
   };
 }
@@ -67,8 +71,8 @@ KernelFactory castFactory() {
     GS_CHECK(a.is(AttrKind::Int), n.describe(), ": attribute 'to' must be int, got ",
              attrKindName(a.kind()));
     const int64_t to = a.i();
-    GS_CHECK(to >= 0 && to <= INT32_MAX && isKnownDTypeCode(static_cast<int32_t>(to)),
-             n.describe(), ": attribute 'to' = ", to, " is not an ONNX data type");
+    GS_CHECK(to >= 0 && to <= INT32_MAX && isKnownDTypeCode(static_cast<int32_t>(to)), n.describe(),
+             ": attribute 'to' = ", to, " is not an ONNX data type");
     at::ScalarType st;
     try {
       st = toScalarType(static_cast<DType>(to));
@@ -98,12 +102,17 @@ void registerElementwiseLogicOps(OpRegistry& r) {
   addBinary(r, "Or", [](T a, T b) { return at::logical_or(asBool(a), asBool(b)); });
   addBinary(r, "Xor", [](T a, T b) { return at::logical_xor(asBool(a), asBool(b)); });
   r.add(OpDef("Not").inputs(1).kernel(unaryKernel([](T x) { return at::logical_not(x); })));
-  r.add(OpDef("BitShift").inputs(2).attr("direction", AttrKind::String, true)
+  r.add(OpDef("BitShift")
+            .inputs(2)
+            .attr("direction", AttrKind::String, true)
             .kernel(bitShiftFactory()));
 
   r.add(OpDef("IsNaN").inputs(1).kernel(unaryKernel([](T x) { return at::isnan(x); })));
-  r.add(OpDef("IsInf").inputs(1).attr("detect_negative", AttrKind::Int)
-            .attr("detect_positive", AttrKind::Int).kernel(isInfFactory()));
+  r.add(OpDef("IsInf")
+            .inputs(1)
+            .attr("detect_negative", AttrKind::Int)
+            .attr("detect_positive", AttrKind::Int)
+            .kernel(isInfFactory()));
 
   r.add(OpDef("Where").inputs(3).kernel([](const Node&) -> Kernel {
     return [](const KernelContext&, const std::vector<at::Tensor>& in,

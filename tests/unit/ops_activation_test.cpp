@@ -18,8 +18,8 @@ namespace {
 using Attrs = std::map<std::string, Attribute>;
 
 /// Runs one node `op` (outputs: `num_outputs`) on `ins`; undefined tensors are omitted inputs.
-std::vector<at::Tensor> runOp(const std::string& op, const std::vector<at::Tensor>& ins, Attrs attrs = {},
-                              size_t num_outputs = 1, bool training = false) {
+std::vector<at::Tensor> runOp(const std::string& op, const std::vector<at::Tensor>& ins,
+                              Attrs attrs = {}, size_t num_outputs = 1, bool training = false) {
   Graph g;
   std::vector<Value*> vs;
   std::vector<at::Tensor> given;
@@ -28,7 +28,8 @@ std::vector<at::Tensor> runOp(const std::string& op, const std::vector<at::Tenso
       vs.push_back(nullptr);
       continue;
     }
-    vs.push_back(g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
+    vs.push_back(
+        g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
     given.push_back(ins[i]);
   }
   Node* n = g.addNode(op, vs, num_outputs, "act", std::move(attrs));
@@ -79,7 +80,8 @@ void expectGradMatchesFiniteDiff(const std::string& op, std::vector<at::Tensor> 
       if (i == slot) {
         vs.push_back(g.addParam("p", xv, true));
       } else {
-        vs.push_back(g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
+        vs.push_back(
+            g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
         given.push_back(ins[i]);
       }
     }
@@ -100,7 +102,8 @@ void expectGradMatchesFiniteDiff(const std::string& op, std::vector<at::Tensor> 
     xm.view(-1)[i] -= h;
     fd.view(-1)[i] = ((forward(xp, false) - forward(xm, false)) * w).sum() / (2 * h);
   }
-  EXPECT_LT(test::maxRelDiff(xg.grad(), fd), 1e-5) << "autograd " << xg.grad() << "\nfinite diff " << fd;
+  EXPECT_LT(test::maxRelDiff(xg.grad(), fd), 1e-5)
+      << "autograd " << xg.grad() << "\nfinite diff " << fd;
 }
 
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -120,12 +123,17 @@ TEST(OpsActivation, PointwiseMatchesClosedForms) {
       {"Elu", {}, [](double x) { return x >= 0 ? x : std::expm1(x); }},
       {"Elu", {{"alpha", 2.0f}}, [](double x) { return x >= 0 ? x : 2 * std::expm1(x); }},
       {"Selu", {}, [=](double x) { return selu_g * (x > 0 ? x : selu_a * std::expm1(x)); }},
-      {"Selu", {{"alpha", 2.0f}, {"gamma", 3.0f}}, [](double x) { return 3 * (x > 0 ? x : 2 * std::expm1(x)); }},
+      {"Selu",
+       {{"alpha", 2.0f}, {"gamma", 3.0f}},
+       [](double x) { return 3 * (x > 0 ? x : 2 * std::expm1(x)); }},
       {"Celu", {}, [](double x) { return std::max(0.0, x) + std::min(0.0, std::expm1(x)); }},
-      {"Celu", {{"alpha", 2.0f}}, [](double x) { return std::max(0.0, x) + std::min(0.0, 2 * std::expm1(x / 2)); }},
+      {"Celu",
+       {{"alpha", 2.0f}},
+       [](double x) { return std::max(0.0, x) + std::min(0.0, 2 * std::expm1(x / 2)); }},
       {"Sigmoid", {}, sigmoid},
       {"HardSigmoid", {}, [](double x) { return std::clamp(double(0.2f) * x + 0.5, 0.0, 1.0); }},
-      {"HardSigmoid", {{"alpha", 0.5f}, {"beta", 0.6f}},
+      {"HardSigmoid",
+       {{"alpha", 0.5f}, {"beta", 0.6f}},
        [](double x) { return std::clamp(0.5 * x + double(0.6f), 0.0, 1.0); }},
       {"HardSwish", {}, [](double x) { return x * std::clamp(x / 6 + 0.5, 0.0, 1.0); }},
       {"Tanh", {}, [](double x) { return std::tanh(x); }},
@@ -133,12 +141,21 @@ TEST(OpsActivation, PointwiseMatchesClosedForms) {
       {"Softsign", {}, [](double x) { return x / (1 + std::abs(x)); }},
       {"ThresholdedRelu", {}, [](double x) { return x > 1 ? x : 0; }},
       {"ThresholdedRelu", {{"alpha", 0.5f}}, [](double x) { return x > 0.5 ? x : 0; }},
-      {"Shrink", {}, [](double x) { return x < -0.5 ? x : x > 0.5 ? x : 0; }},
-      {"Shrink", {{"bias", 0.3f}, {"lambd", 0.5f}},
-       [](double x) { return x < -0.5 ? x + double(0.3f) : x > 0.5 ? x - double(0.3f) : 0; }},
+      {"Shrink", {}, [](double x) { return x < -0.5  ? x
+                                           : x > 0.5 ? x
+                                                     : 0; }},
+      {"Shrink",
+       {{"bias", 0.3f}, {"lambd", 0.5f}},
+       [](double x) { return x < -0.5  ? x + double(0.3f)
+                             : x > 0.5 ? x - double(0.3f)
+                                       : 0; }},
       {"Gelu", {}, [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }},
-      {"Gelu", {{"approximate", "tanh"}},
-       [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (x + 0.044715 * x * x * x))); }},
+      {"Gelu",
+       {{"approximate", "tanh"}},
+       [](double x) {
+         return 0.5 * x *
+                (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (x + 0.044715 * x * x * x)));
+       }},
       {"Mish", {}, [](double x) { return x * std::tanh(softplus(x)); }},
       {"Identity", {}, [](double x) { return x; }},
   };
@@ -149,7 +166,8 @@ TEST(OpsActivation, PointwiseMatchesClosedForms) {
   }
   // Double precision path.
   at::Tensor xd = x.to(at::kDouble);
-  expectClose(run1("Gelu", {xd}), mapRef(xd, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }),
+  expectClose(run1("Gelu", {xd}),
+              mapRef(xd, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }),
               1e-12);
 }
 
@@ -158,9 +176,9 @@ TEST(OpsActivation, HalfAndBFloat16Inputs) {
   at::Tensor x = test::randn({2, 3, 4}, 6);
   for (at::ScalarType st : {at::kHalf, at::kBFloat16}) {
     at::Tensor xl = x.to(st), xf = xl.to(at::kFloat);
-    for (const char* op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "Softplus", "Mish", "Gelu", "Elu", "Selu",
-                           "Celu", "LeakyRelu", "HardSigmoid", "ThresholdedRelu", "Shrink", "Softsign",
-                           "Softmax", "LogSoftmax", "Hardmax"}) {
+    for (const char* op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "Softplus", "Mish", "Gelu",
+                           "Elu", "Selu", "Celu", "LeakyRelu", "HardSigmoid", "ThresholdedRelu",
+                           "Shrink", "Softsign", "Softmax", "LogSoftmax", "Hardmax"}) {
       SCOPED_TRACE(op);
       at::Tensor got = run1(op, {xl});
       ASSERT_EQ(got.scalar_type(), st);
@@ -176,13 +194,16 @@ TEST(OpsActivation, OnnxExamples) {
   expectClose(run1("Selu", {x}, {{"alpha", 2.0f}, {"gamma", 3.0f}}), f32({-3.7927236557f, 0, 3}));
   expectClose(run1("Elu", {x}, {{"alpha", 2.0f}}), f32({-1.2642412185f, 0, 1}));
   expectClose(run1("LeakyRelu", {x}, {{"alpha", 0.1f}}), f32({-0.1f, 0, 1}));
-  expectClose(run1("HardSigmoid", {x}, {{"alpha", 0.5f}, {"beta", 0.6f}}), f32({0.10000002384f, 0.6f, 1}));
+  expectClose(run1("HardSigmoid", {x}, {{"alpha", 0.5f}, {"beta", 0.6f}}),
+              f32({0.10000002384f, 0.6f, 1}));
   expectClose(run1("Softplus", {x}), f32({0.31326165795f, 0.69314718246f, 1.31326174736f}));
   expectClose(run1("Softsign", {x}), f32({-0.5f, 0, 0.5f}));
-  expectSame(run1("ThresholdedRelu", {f32({-1.5f, 0, 1.2f, 2, 2.2f})}, {{"alpha", 2.0f}}), f32({0, 0, 0, 0, 2.2f}));
+  expectSame(run1("ThresholdedRelu", {f32({-1.5f, 0, 1.2f, 2, 2.2f})}, {{"alpha", 2.0f}}),
+             f32({0, 0, 0, 0, 2.2f}));
   at::Tensor s = f32({-2, -1, 0, 1, 2});
-  expectSame(run1("Shrink", {s}, {{"lambd", 1.5f}}), f32({-2, 0, 0, 0, 2}));                        // shrink_hard
-  expectSame(run1("Shrink", {s}, {{"bias", 1.5f}, {"lambd", 1.5f}}), f32({-0.5f, 0, 0, 0, 0.5f}));  // shrink_soft
+  expectSame(run1("Shrink", {s}, {{"lambd", 1.5f}}), f32({-2, 0, 0, 0, 2}));  // shrink_hard
+  expectSame(run1("Shrink", {s}, {{"bias", 1.5f}, {"lambd", 1.5f}}),
+             f32({-0.5f, 0, 0, 0, 0.5f}));  // shrink_soft
   // test_hardswish first elements.
   expectClose(run1("HardSwish", {f32({1.764052391f, 0.400157213f, -0.977277875f})}),
               f32({1.400673032f, 0.226766244f, -0.329460263f}));
@@ -190,7 +211,8 @@ TEST(OpsActivation, OnnxExamples) {
 
 TEST(OpsActivation, IntegerInputs) {
   expectSame(run1("Relu", {i32({-3, 0, 5})}), i32({0, 0, 5}));
-  expectSame(run1("Shrink", {i32({-3, -1, 0, 2, 7})}, {{"bias", 1.0f}, {"lambd", 1.5f}}), i32({-2, 0, 0, 1, 6}));
+  expectSame(run1("Shrink", {i32({-3, -1, 0, 2, 7})}, {{"bias", 1.0f}, {"lambd", 1.5f}}),
+             i32({-2, 0, 0, 1, 6}));
   expectSame(run1("PRelu", {i32({-3, 4, -5}), i32({2})}), i32({-6, 4, -10}));
   expectSame(run1("Identity", {i32({-3, 4})}), i32({-3, 4}));
   expectSame(run1("Identity", {at::tensor(std::vector<int64_t>{0, 1}).to(at::kBool)}),
@@ -235,15 +257,18 @@ TEST(OpsActivation, PReluGradientsInTrainMode) {
   at::Tensor xin = test::randn({2, 3, 2}, 12);
   ex.run({xin})[0].sum().backward();
   // d/dslope_c = sum of the negative x in channel c.
-  at::Tensor want = at::where(xin.lt(0), xin, at::zeros_like(xin)).sum(at::IntArrayRef{0, 2}).reshape({3, 1});
+  at::Tensor want =
+      at::where(xin.lt(0), xin, at::zeros_like(xin)).sum(at::IntArrayRef{0, 2}).reshape({3, 1});
   expectClose(slope.grad(), want);
 }
 
 TEST(OpsActivation, SoftmaxFamilyAxes) {
   // test_softmax_example / test_logsoftmax_example_1
   at::Tensor e = f32({-1, 0, 1}).reshape({1, 3});
-  expectClose(run1("Softmax", {e}), f32({0.090030573f, 0.244728461f, 0.665240943f}).reshape({1, 3}));
-  expectClose(run1("LogSoftmax", {e}), f32({-2.407606125f, -1.407606006f, -0.407606006f}).reshape({1, 3}));
+  expectClose(run1("Softmax", {e}),
+              f32({0.090030573f, 0.244728461f, 0.665240943f}).reshape({1, 3}));
+  expectClose(run1("LogSoftmax", {e}),
+              f32({-2.407606125f, -1.407606006f, -0.407606006f}).reshape({1, 3}));
   at::Tensor x = test::randn({3, 4, 5}, 21).to(at::kDouble) * 3;
   for (int64_t axis : {0, 1, 2, -1, -3}) {
     SCOPED_TRACE(axis);
@@ -255,15 +280,18 @@ TEST(OpsActivation, SoftmaxFamilyAxes) {
   }
   // Default axis is the last one; large inputs stay finite (test_softmax_large_number).
   at::Tensor big = f32({10000, 10001, 10002, 10003});
-  expectClose(run1("Softmax", {big}), f32({0.032058604f, 0.087144318f, 0.236882818f, 0.643914260f}));
+  expectClose(run1("Softmax", {big}),
+              f32({0.032058604f, 0.087144318f, 0.236882818f, 0.643914260f}));
   EXPECT_THROW(run1("Softmax", {x}, {{"axis", 3}}), Error);
 }
 
 TEST(OpsActivation, HardmaxFirstMaximum) {
   // test_hardmax_example and test_hardmax_one_hot (ties pick the first).
-  expectSame(run1("Hardmax", {f32({3, 0, 1, 2, 2, 5, 1, 0, 0, 1, 3, 2, 0, 1, 2, 3}).reshape({4, 4})}),
-             at::eye(4, at::kFloat));
-  expectSame(run1("Hardmax", {f32({3, 3, 3, 1}).reshape({1, 4})}), f32({1, 0, 0, 0}).reshape({1, 4}));
+  expectSame(
+      run1("Hardmax", {f32({3, 0, 1, 2, 2, 5, 1, 0, 0, 1, 3, 2, 0, 1, 2, 3}).reshape({4, 4})}),
+      at::eye(4, at::kFloat));
+  expectSame(run1("Hardmax", {f32({3, 3, 3, 1}).reshape({1, 4})}),
+             f32({1, 0, 0, 0}).reshape({1, 4}));
   at::Tensor x = f32({1, 9, 4, 7, 2, 8}).reshape({2, 3});
   expectSame(run1("Hardmax", {x}, {{"axis", 0}}), f32({0, 1, 0, 1, 0, 1}).reshape({2, 3}));
   expectSame(run1("Hardmax", {x}, {{"axis", -2}}), f32({0, 1, 0, 1, 0, 1}).reshape({2, 3}));
@@ -279,7 +307,8 @@ TEST(OpsActivation, DropoutEvalIsIdentity) {
   out = runOp("Dropout", {x, at::tensor(0.75f)}, {}, 2);
   expectSame(out[0], x);
   // training_mode true with ratio 0 is the identity too (test_training_dropout_zero_ratio_mask).
-  out = runOp("Dropout", {x, at::tensor(0.0f), at::full({}, true, at::kBool)}, {{"seed", int64_t{0}}}, 2);
+  out = runOp("Dropout", {x, at::tensor(0.0f), at::full({}, true, at::kBool)},
+              {{"seed", int64_t{0}}}, 2);
   expectSame(out[0], x);
   expectSame(out[1], at::ones({3, 4, 5}, at::kBool));
   expectSame(run1("Dropout", {x}), x);  // mask output omitted
@@ -296,7 +325,8 @@ TEST(OpsActivation, DropoutTrainingDropsAndScales) {
     at::Tensor y = out[0].detach(), mask = out[1];
     ASSERT_EQ(mask.scalar_type(), at::kBool);
     // Kept elements are scaled by 1/(1-ratio); dropped ones are 0; the mask says which.
-    expectClose(at::where(mask, y, at::zeros_like(y)), at::where(mask, x / (1 - ratio), at::zeros_like(x)), 1e-6);
+    expectClose(at::where(mask, y, at::zeros_like(y)),
+                at::where(mask, x / (1 - ratio), at::zeros_like(x)), 1e-6);
     EXPECT_TRUE(at::equal(y.ne(0), mask));
     const double kept = mask.to(at::kDouble).mean().item<double>();
     EXPECT_NEAR(kept, 1 - ratio, 0.02);  // 20000 Bernoulli draws: sd ~ 0.0032
@@ -315,7 +345,8 @@ TEST(OpsActivation, DropoutSeedIsReproducible) {
   Attrs seed{{"seed", int64_t{42}}};
   auto a = runOp("Dropout", {x, at::tensor(0.5f), at::full({}, true, at::kBool)}, seed, 2);
   auto b = runOp("Dropout", {x, at::tensor(0.5f), at::full({}, true, at::kBool)}, seed, 2);
-  auto c = runOp("Dropout", {x, at::tensor(0.5f), at::full({}, true, at::kBool)}, {{"seed", int64_t{43}}}, 2);
+  auto c = runOp("Dropout", {x, at::tensor(0.5f), at::full({}, true, at::kBool)},
+                 {{"seed", int64_t{43}}}, 2);
   expectSame(a[1], b[1]);
   EXPECT_FALSE(at::equal(a[1], c[1]));
 }
@@ -340,9 +371,9 @@ TEST(OpsActivation, DropoutGradientFlowsThroughKeptElements) {
 TEST(OpsActivation, GradientsMatchFiniteDifferences) {
   // Values kept away from the kinks (0, +-lambd, alpha, +-3) where one-sided slopes differ.
   at::Tensor x = at::tensor({-2.3, -1.2, -0.4, 0.3, 0.8, 2.6}, at::kDouble).reshape({2, 3});
-  for (const char* op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "Softplus", "Softsign", "Mish", "Gelu", "Elu",
-                         "Selu", "Celu", "LeakyRelu", "HardSigmoid", "ThresholdedRelu", "Shrink", "Softmax",
-                         "LogSoftmax", "Identity"})
+  for (const char* op : {"Relu", "Sigmoid", "Tanh", "HardSwish", "Softplus", "Softsign", "Mish",
+                         "Gelu", "Elu", "Selu", "Celu", "LeakyRelu", "HardSigmoid",
+                         "ThresholdedRelu", "Shrink", "Softmax", "LogSoftmax", "Identity"})
     expectGradMatchesFiniteDiff(op, {x}, 0);
   expectGradMatchesFiniteDiff("Gelu", {x}, 0, {{"approximate", "tanh"}});
   expectGradMatchesFiniteDiff("Softmax", {x}, 0, {{"axis", 0}});

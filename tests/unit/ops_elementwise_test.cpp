@@ -28,7 +28,8 @@ std::vector<at::Tensor> runOp(const std::string& op, const std::vector<at::Tenso
       vs.push_back(nullptr);
       continue;
     }
-    vs.push_back(g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
+    vs.push_back(
+        g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
     given.push_back(ins[i]);
   }
   Node* n = g.addNode(op, vs, num_outputs, "n1", std::move(attrs));
@@ -47,7 +48,9 @@ at::Tensor i32(std::vector<int32_t> v) { return at::tensor(v, at::kInt); }
 at::Tensor i64(std::vector<int64_t> v) { return at::tensor(v, at::kLong); }
 at::Tensor i8(std::vector<int8_t> v) { return at::tensor(v, at::kChar); }
 at::Tensor u8(std::vector<uint8_t> v) { return at::tensor(v, at::kByte); }
-at::Tensor bools(std::vector<int> v) { return at::tensor(std::vector<int64_t>(v.begin(), v.end())).to(at::kBool); }
+at::Tensor bools(std::vector<int> v) {
+  return at::tensor(std::vector<int64_t>(v.begin(), v.end())).to(at::kBool);
+}
 
 /// Exact equality of dtype, shape and values (NaNs equal each other).
 void expectSame(const at::Tensor& got, const at::Tensor& want) {
@@ -79,7 +82,8 @@ void expectGradMatchesFiniteDiff(const std::string& op, std::vector<at::Tensor> 
       if (i == slot) {
         vs.push_back(g.addParam("p", xv, true));
       } else {
-        vs.push_back(g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
+        vs.push_back(
+            g.addInput("in" + std::to_string(i), fromScalarType(ins[i].scalar_type()), Shape()));
         given.push_back(ins[i]);
       }
     }
@@ -100,7 +104,8 @@ void expectGradMatchesFiniteDiff(const std::string& op, std::vector<at::Tensor> 
     xm.view(-1)[i] -= h;
     fd.view(-1)[i] = ((forward(xp, false) - forward(xm, false)) * w).sum() / (2 * h);
   }
-  EXPECT_LT(test::maxRelDiff(xg.grad(), fd), 1e-5) << "autograd " << xg.grad() << "\nfinite diff " << fd;
+  EXPECT_LT(test::maxRelDiff(xg.grad(), fd), 1e-5)
+      << "autograd " << xg.grad() << "\nfinite diff " << fd;
 }
 
 TEST(OpsElementwise, ArithmeticBroadcasts) {
@@ -111,8 +116,10 @@ TEST(OpsElementwise, ArithmeticBroadcasts) {
   expectSame(run1("Mul", {b, a}), f32({10, 40, 120, 40, 100, 240}).reshape({2, 3}));
   expectClose(run1("Div", {a, b}), f32({0.1f, 0.1f, 0.075f, 0.4f, 0.25f, 0.15f}).reshape({2, 3}));
   // 0-d with [2,1] -> [2,1]; [2,1] with [3] -> [2,3]
-  expectSame(run1("Add", {at::tensor(1.5f), f32({1, 2}).reshape({2, 1})}), f32({2.5f, 3.5f}).reshape({2, 1}));
-  expectSame(run1("Mul", {f32({1, 2}).reshape({2, 1}), f32({1, 2, 3})}), f32({1, 2, 3, 2, 4, 6}).reshape({2, 3}));
+  expectSame(run1("Add", {at::tensor(1.5f), f32({1, 2}).reshape({2, 1})}),
+             f32({2.5f, 3.5f}).reshape({2, 1}));
+  expectSame(run1("Mul", {f32({1, 2}).reshape({2, 1}), f32({1, 2, 3})}),
+             f32({1, 2, 3, 2, 4, 6}).reshape({2, 3}));
   expectSame(run1("Add", {u8({250, 3}), u8({10, 4})}), u8({4, 7}));  // uint8 wraps
 }
 
@@ -126,13 +133,17 @@ TEST(OpsElementwise, IntegerDivTruncatesTowardZero) {
 
 TEST(OpsElementwise, ModSignFollowsDivisorOrDividend) {
   // test_mod_mixed_sign_int32 / int8 (fmod=0: sign of the divisor).
-  expectSame(run1("Mod", {i32({-4, 7, 5, 4, -7, 8}), i32({2, -3, 8, -2, 3, 5})}), i32({0, -2, 5, 0, 2, 3}));
-  expectSame(run1("Mod", {i8({-4, 7, 5, 4, -7, 8}), i8({2, -3, 8, -2, 3, 5})}), i8({0, -2, 5, 0, 2, 3}));
+  expectSame(run1("Mod", {i32({-4, 7, 5, 4, -7, 8}), i32({2, -3, 8, -2, 3, 5})}),
+             i32({0, -2, 5, 0, 2, 3}));
+  expectSame(run1("Mod", {i8({-4, 7, 5, 4, -7, 8}), i8({2, -3, 8, -2, 3, 5})}),
+             i8({0, -2, 5, 0, 2, 3}));
   // test_mod_int64_fmod (fmod=1: sign of the dividend, like C).
   expectSame(run1("Mod", {i64({-4, 7, 5, 4, -7, 8}), i64({2, -3, 8, -2, 3, 5})}, {{"fmod", 1}}),
              i64({0, 1, 5, 0, -1, 3}));
   // test_mod_mixed_sign_float32.
-  expectClose(run1("Mod", {f32({-4.3f, 7.2f, 5.0f, 4.3f, -7.2f, 8.0f}), f32({2.1f, -3.4f, 8.0f, -2.1f, 3.4f, 5.0f})},
+  expectClose(run1("Mod",
+                   {f32({-4.3f, 7.2f, 5.0f, 4.3f, -7.2f, 8.0f}),
+                    f32({2.1f, -3.4f, 8.0f, -2.1f, 3.4f, 5.0f})},
                    {{"fmod", 1}}),
               f32({-0.10000038f, 0.39999962f, 5.0f, 0.10000038f, -0.39999962f, 3.0f}));
   // Broadcast divisor [1].
@@ -141,8 +152,10 @@ TEST(OpsElementwise, ModSignFollowsDivisorOrDividend) {
 }
 
 TEST(OpsElementwise, PowResultHasBaseDtype) {
-  expectSame(run1("Pow", {i32({1, 2, 3}), f32({4, 5, 6})}), i32({1, 32, 729}));  // test_pow_types_int32_float32
-  expectSame(run1("Pow", {f32({1, 2, 3}), i64({4, 5, 6})}), f32({1, 32, 729}));  // test_pow_types_float32_int64
+  expectSame(run1("Pow", {i32({1, 2, 3}), f32({4, 5, 6})}),
+             i32({1, 32, 729}));  // test_pow_types_int32_float32
+  expectSame(run1("Pow", {f32({1, 2, 3}), i64({4, 5, 6})}),
+             f32({1, 32, 729}));  // test_pow_types_float32_int64
   expectSame(run1("Pow", {i64({2, 3, 10}), i64({3, 2, 0})}), i64({8, 9, 1}));
   expectSame(run1("Pow", {i32({2, 3}), f32({0.5f, 0.5f})}), i32({1, 1}));  // sqrt truncated
   expectSame(run1("Pow", {f32({1, 2, 3, 4, 5, 6}).reshape({2, 3}), f32({1, 2, 3})}),
@@ -209,8 +222,9 @@ TEST(OpsElementwise, HalfAndBFloat16Inputs) {
   at::Tensor x = test::randn({2, 5}, 13).abs() * 0.9 + 0.05;  // inside every op's domain
   for (at::ScalarType st : {at::kHalf, at::kBFloat16}) {
     at::Tensor xl = x.to(st), xf = xl.to(at::kFloat);
-    for (const char* op : {"Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Floor", "Ceil", "Round", "Sign",
-                           "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Atanh", "Erf"}) {
+    for (const char* op : {"Neg",  "Abs",   "Sqrt", "Exp",  "Log",   "Reciprocal", "Floor",
+                           "Ceil", "Round", "Sign", "Sin",  "Cos",   "Tan",        "Asin",
+                           "Acos", "Atan",  "Sinh", "Cosh", "Asinh", "Atanh",      "Erf"}) {
       SCOPED_TRACE(op);
       expectSame(run1(op, {xl}), run1(op, {xf}).to(st));
     }
@@ -218,14 +232,15 @@ TEST(OpsElementwise, HalfAndBFloat16Inputs) {
     expectSame(run1("Clip", {xl, at::tensor(0.3f).to(st), at::tensor(0.6f).to(st)}),
                at::clamp(xf, 0.3f, 0.6f).to(st));
     expectSame(run1("Max", {xl, at::tensor(0.5f).to(st)}), at::clamp_min(xf, 0.5f).to(st));
-    expectSame(run1("Mod", {xl, at::tensor(0.25f).to(st)}, {{"fmod", 1}}), at::fmod(xf, 0.25f).to(st));
+    expectSame(run1("Mod", {xl, at::tensor(0.25f).to(st)}, {{"fmod", 1}}),
+               at::fmod(xf, 0.25f).to(st));
   }
 }
 
 TEST(OpsElementwise, RoundHalfToEvenAndSign) {
   // test_round
-  expectSame(run1("Round", {f32({0.1f, 0.5f, 0.9f, 1.2f, 1.5f, 1.8f, 2.3f, 2.5f, 2.7f, -1.1f, -1.5f, -1.9f,
-                                 -2.2f, -2.5f, -2.8f})}),
+  expectSame(run1("Round", {f32({0.1f, 0.5f, 0.9f, 1.2f, 1.5f, 1.8f, 2.3f, 2.5f, 2.7f, -1.1f, -1.5f,
+                                 -1.9f, -2.2f, -2.5f, -2.8f})}),
              f32({0, 0, 1, 1, 2, 2, 2, 2, 3, -1, -2, -2, -2, -2, -3}));
   expectSame(run1("Sign", {f32({-5, -0.5f, 0, 2})}), f32({-1, -1, 0, 1}));
   expectSame(run1("Sign", {i32({-7, 0, 9})}), i32({-1, 0, 1}));
@@ -249,7 +264,8 @@ TEST(OpsElementwise, VariadicBroadcastAndNaN) {
   expectSame(run1("Sum", {col, row, s}), f32({5, 10, 25, 14, 19, 34}).reshape({2, 3}));
   expectClose(run1("Mean", {col, row, s}), f32({5, 10, 25, 14, 19, 34}).reshape({2, 3}) / 3);
   // NaN propagates in Max/Min, whichever side it is on.
-  at::Tensor n1 = at::tensor({kNaN, 1.0, 2.0}).to(at::kFloat), n2 = at::tensor({0.0, kNaN, 3.0}).to(at::kFloat);
+  at::Tensor n1 = at::tensor({kNaN, 1.0, 2.0}).to(at::kFloat),
+             n2 = at::tensor({0.0, kNaN, 3.0}).to(at::kFloat);
   expectSame(run1("Max", {n1, n2}), at::tensor({kNaN, kNaN, 3.0}).to(at::kFloat));
   expectSame(run1("Min", {n1, n2}), at::tensor({kNaN, kNaN, 2.0}).to(at::kFloat));
   // Integer dtypes.
@@ -262,12 +278,14 @@ TEST(OpsElementwise, ClipOptionalBoundsAndIntegers) {
   at::Tensor none;
   expectSame(run1("Clip", {f32({-1, 0, 6}), at::tensor(-5.0f), at::tensor(5.0f)}), f32({-1, 0, 5}));
   expectSame(run1("Clip", {f32({-6, 0, 6}), at::tensor(-5.0f), at::tensor(5.0f)}), f32({-5, 0, 5}));
-  expectSame(run1("Clip", {f32({-6, 0, 6}), none, at::tensor(1.0f)}), f32({-6, 0, 1}));  // min omitted
-  expectSame(run1("Clip", {f32({-6, 0, 6}), at::tensor(-1.0f)}), f32({-1, 0, 6}));      // max omitted
-  expectSame(run1("Clip", {f32({-6, 0, 6})}), f32({-6, 0, 6}));                        // none: identity
+  expectSame(run1("Clip", {f32({-6, 0, 6}), none, at::tensor(1.0f)}),
+             f32({-6, 0, 1}));                                                      // min omitted
+  expectSame(run1("Clip", {f32({-6, 0, 6}), at::tensor(-1.0f)}), f32({-1, 0, 6}));  // max omitted
+  expectSame(run1("Clip", {f32({-6, 0, 6})}), f32({-6, 0, 6}));  // none: identity
   // min > max: every element becomes max.
   expectSame(run1("Clip", {f32({-6, 0, 6}), at::tensor(3.0f), at::tensor(1.0f)}), f32({1, 1, 1}));
-  expectSame(run1("Clip", {i8({-100, -3, 0, 127}), at::tensor(int8_t(0), at::kChar)}), i8({0, 0, 0, 127}));
+  expectSame(run1("Clip", {i8({-100, -3, 0, 127}), at::tensor(int8_t(0), at::kChar)}),
+             i8({0, 0, 0, 127}));
   expectSame(run1("Clip", {i64({-100, 50, 7}), at::tensor(int64_t(-10)), at::tensor(int64_t(10))}),
              i64({-10, 10, 7}));
   EXPECT_THROW(run1("Clip", {f32({1}), f32({0, 1})}), Error);
@@ -298,9 +316,12 @@ TEST(OpsElementwise, LogicalOpsBroadcast) {
 
 TEST(OpsElementwise, BitShiftUint8) {
   // test_bitshift_left_uint8 / test_bitshift_right_uint8, plus shifts >= 8 bits.
-  expectSame(run1("BitShift", {u8({16, 4, 1}), u8({1, 2, 3})}, {{"direction", "LEFT"}}), u8({32, 16, 8}));
-  expectSame(run1("BitShift", {u8({16, 4, 1}), u8({1, 2, 3})}, {{"direction", "RIGHT"}}), u8({8, 1, 0}));
-  expectSame(run1("BitShift", {u8({255, 255, 129}), u8({8, 40, 1})}, {{"direction", "LEFT"}}), u8({0, 0, 2}));
+  expectSame(run1("BitShift", {u8({16, 4, 1}), u8({1, 2, 3})}, {{"direction", "LEFT"}}),
+             u8({32, 16, 8}));
+  expectSame(run1("BitShift", {u8({16, 4, 1}), u8({1, 2, 3})}, {{"direction", "RIGHT"}}),
+             u8({8, 1, 0}));
+  expectSame(run1("BitShift", {u8({255, 255, 129}), u8({8, 40, 1})}, {{"direction", "LEFT"}}),
+             u8({0, 0, 2}));
   expectSame(run1("BitShift", {u8({255, 255}), u8({8, 40})}, {{"direction", "RIGHT"}}), u8({0, 0}));
   expectSame(run1("BitShift", {u8({1, 2, 3}), u8({2})}, {{"direction", "LEFT"}}), u8({4, 8, 12}));
   try {
@@ -317,7 +338,8 @@ TEST(OpsElementwise, IsNaNIsInfAttributes) {
   expectSame(run1("IsInf", {x}), bools({0, 0, 1, 0, 1, 1}));
   expectSame(run1("IsInf", {x}, {{"detect_positive", 0}}), bools({0, 0, 0, 0, 1, 0}));
   expectSame(run1("IsInf", {x}, {{"detect_negative", 0}}), bools({0, 0, 1, 0, 0, 1}));
-  expectSame(run1("IsInf", {x}, {{"detect_negative", 0}, {"detect_positive", 0}}), bools({0, 0, 0, 0, 0, 0}));
+  expectSame(run1("IsInf", {x}, {{"detect_negative", 0}, {"detect_positive", 0}}),
+             bools({0, 0, 0, 0, 0, 0}));
   expectSame(run1("IsInf", {x.to(at::kDouble)}), bools({0, 0, 1, 0, 1, 1}));
 }
 
@@ -327,23 +349,30 @@ TEST(OpsElementwise, WhereBroadcasts) {
                             f32({9, 8, 7, 6}).reshape({2, 2})}),
              f32({1, 8, 3, 4}).reshape({2, 2}));
   // cond [3], x [2,1], y 0-d -> [2,3]; integer values.
-  expectSame(run1("Where", {bools({1, 0, 1}), i64({1, 2}).reshape({2, 1}), at::tensor(int64_t(-1))}),
-             i64({1, -1, 1, 2, -1, 2}).reshape({2, 3}));
+  expectSame(
+      run1("Where", {bools({1, 0, 1}), i64({1, 2}).reshape({2, 1}), at::tensor(int64_t(-1))}),
+      i64({1, -1, 1, 2, -1, 2}).reshape({2, 3}));
 }
 
 TEST(OpsElementwise, CastConversions) {
-  const auto to = [](DType t) { return std::map<std::string, Attribute>{{"to", static_cast<int64_t>(t)}}; };
+  const auto to = [](DType t) {
+    return std::map<std::string, Attribute>{{"to", static_cast<int64_t>(t)}};
+  };
   // float -> int truncates toward zero.
-  expectSame(run1("Cast", {f32({2.7f, -2.7f, 0.5f, -0.5f, 100.f})}, to(DType::Int32)), i32({2, -2, 0, 0, 100}));
+  expectSame(run1("Cast", {f32({2.7f, -2.7f, 0.5f, -0.5f, 100.f})}, to(DType::Int32)),
+             i32({2, -2, 0, 0, 100}));
   expectSame(run1("Cast", {f32({2.7f, -2.7f})}, to(DType::Int64)), i64({2, -2}));
   expectSame(run1("Cast", {f32({3.9f, 0.2f})}, to(DType::UInt8)), u8({3, 0}));
   // Anything non-zero (NaN too) is true.
-  expectSame(run1("Cast", {at::tensor({0.0, -0.0, 0.5, kNaN, -3.0}).to(at::kFloat)}, to(DType::Bool)),
-             bools({0, 0, 1, 1, 1}));
+  expectSame(
+      run1("Cast", {at::tensor({0.0, -0.0, 0.5, kNaN, -3.0}).to(at::kFloat)}, to(DType::Bool)),
+      bools({0, 0, 1, 1, 1}));
   expectSame(run1("Cast", {i64({0, 36, -1})}, to(DType::Bool)), bools({0, 1, 1}));
   expectSame(run1("Cast", {bools({1, 0})}, to(DType::Float32)), f32({1, 0}));
-  expectSame(run1("Cast", {i32({-3, 7})}, to(DType::Float64)), at::tensor({-3.0, 7.0}, at::kDouble));
-  // float16 rounds to nearest: 0.1f -> 0.0999755859375 (test_cast_FLOAT_to_FLOAT16 uses numpy's astype).
+  expectSame(run1("Cast", {i32({-3, 7})}, to(DType::Float64)),
+             at::tensor({-3.0, 7.0}, at::kDouble));
+  // float16 rounds to nearest: 0.1f -> 0.0999755859375 (test_cast_FLOAT_to_FLOAT16 uses numpy's
+  // astype).
   at::Tensor h = run1("Cast", {f32({0.1f, 1000.3f})}, to(DType::Float16));
   ASSERT_EQ(h.scalar_type(), at::kHalf);
   EXPECT_EQ(h.to(at::kDouble)[0].item<double>(), 0.0999755859375);
@@ -353,7 +382,8 @@ TEST(OpsElementwise, CastConversions) {
   expectSame(run1("Cast", {hv}, to(DType::Float32)), f32({0.1182861328125f, 0.64013671875f}));
   // CastLike takes the dtype of its second input.
   expectSame(run1("CastLike", {f32({1.9f, -1.9f}), i8({0})}), i8({1, -1}));
-  expectSame(run1("CastLike", {i32({3}), at::tensor({0.0}, at::kDouble)}), at::tensor({3.0}, at::kDouble));
+  expectSame(run1("CastLike", {i32({3}), at::tensor({0.0}, at::kDouble)}),
+             at::tensor({3.0}, at::kDouble));
 }
 
 TEST(OpsElementwise, CastAttributeErrorsNameTheNode) {
@@ -403,11 +433,12 @@ TEST(OpsElementwise, GradientsMatchFiniteDifferences) {
     expectGradMatchesFiniteDiff(op, {x, b}, 0);
     expectGradMatchesFiniteDiff(op, {x, b}, 1);  // broadcast input: gradients are summed
   }
-  for (const char* op : {"Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Sin", "Cos", "Tan", "Asin", "Acos",
-                         "Atan", "Sinh", "Cosh", "Asinh", "Atanh", "Erf"})
+  for (const char* op : {"Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Sin", "Cos", "Tan",
+                         "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Atanh", "Erf"})
     expectGradMatchesFiniteDiff(op, {x * 0.7}, 0);  // inside (-1, 1) for Asin/Acos/Atanh
   expectGradMatchesFiniteDiff("Acosh", {x + 1}, 0);
-  expectGradMatchesFiniteDiff("Clip", {x, at::tensor(0.5, at::kDouble), at::tensor(1.0, at::kDouble)}, 0);
+  expectGradMatchesFiniteDiff("Clip",
+                              {x, at::tensor(0.5, at::kDouble), at::tensor(1.0, at::kDouble)}, 0);
   expectGradMatchesFiniteDiff("Where", {at::tensor({1, 0, 1}).to(at::kBool), x, b}, 1);
 }
 
