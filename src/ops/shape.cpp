@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -120,12 +121,16 @@ Kernel squeezeKernel(const Node& n) {
     at::IntArrayRef d = in[0].sizes();
     const int64_t r = static_cast<int64_t>(d.size());
     std::vector<int64_t> shape;
-    if (!caxes && (in.size() < 2 || !in[1].defined())) {
+    // An empty axes tensor squeezes every size-1 dim, as when axes is omitted (ONNX Runtime).
+    std::vector<int64_t> axes;
+    if (caxes) axes = *caxes;
+    else if (in.size() > 1 && in[1].defined()) axes = readInts(in[1]);
+    if (axes.empty()) {
       for (int64_t s : d)
         if (s != 1) shape.push_back(s);
     } else {
       std::vector<bool> drop(r, false);
-      for (int64_t a : caxes ? *caxes : readInts(in[1])) {
+      for (int64_t a : axes) {
         int64_t ax = axisIn(who, a, r);
         GS_CHECK(d[ax] == 1, who, ": cannot squeeze axis ", a, " of size ", d[ax], " (input ",
                  dimsString(d), ")");
@@ -164,6 +169,24 @@ Kernel concatKernel(const Node& n) {
     const int64_t ax = axisIn(who, axis, in[0].dim());
     if (in.size() == 1) {
       out[0] = in[0];
+      return;
+    }
+    // Shape arithmetic concatenates short int64 vectors; at::cat's dispatch costs more than the
+    // copy, so join them directly.
+    bool small_ints = true;
+    int64_t total = 0;
+    for (const at::Tensor& t : in) {
+      small_ints &= t.dim() == 1 && t.scalar_type() == at::kLong && t.is_contiguous() && t.is_cpu();
+      total += t.numel();
+    }
+    if (small_ints && total <= 64) {
+      at::Tensor y = at::empty({total}, at::kLong);
+      int64_t* p = y.data_ptr<int64_t>();
+      for (const at::Tensor& t : in) {
+        if (t.numel()) std::memcpy(p, t.data_ptr<int64_t>(), t.numel() * sizeof(int64_t));
+        p += t.numel();
+      }
+      out[0] = y;
       return;
     }
     out[0] = at::cat(in, ax);

@@ -86,6 +86,7 @@ TEST(ShapeOps, SqueezeAllOrNegativeAxes) {
   EXPECT_EQ(runOp("Squeeze", {x})[0].sizes(), at::IntArrayRef({3, 2}));
   EXPECT_EQ(runBoth("Squeeze", {x, I({-1, 0})}).sizes(), at::IntArrayRef({3, 1, 2}));
   EXPECT_EQ(runBoth("Squeeze", {x, I({2})}).sizes(), at::IntArrayRef({1, 3, 2, 1}));
+  EXPECT_EQ(runBoth("Squeeze", {x, I({})}).sizes(), at::IntArrayRef({3, 2}));
   std::string m = errorOf([&] { runOp("Squeeze", {x, I({1})}); });
   EXPECT_EQ(m, "node 'n' (Squeeze): cannot squeeze axis 1 of size 3 (input [1,3,1,2,1])");
 }
@@ -105,6 +106,10 @@ TEST(ShapeOps, ConcatNegativeAxisAndInts) {
   EXPECT_TENSOR_EQ(runOp("Concat", {a, b}, {{"axis", -1}})[0],
                    at::tensor({0, 1, 2, 6, 7, 3, 4, 5, 8, 9}, at::kLong).reshape({2, 5}));
   EXPECT_TENSOR_EQ(runOp("Concat", {I({2}), I({3, 4}), I({})}, {{"axis", 0}})[0], I({2, 3, 4}));
+  // Past the small-int64 fast path (long / strided inputs) the result is the same.
+  at::Tensor big = at::arange(100, at::kLong), strided = at::arange(10, at::kLong).slice(0, 0, 10, 3);
+  EXPECT_TENSOR_EQ(runOp("Concat", {big, I({7})}, {{"axis", -1}})[0], at::cat({big, I({7})}));
+  EXPECT_TENSOR_EQ(runOp("Concat", {strided, I({7})}, {{"axis", 0}})[0], I({0, 3, 6, 9, 7}));
   EXPECT_THROW(runOp("Concat", {a, b}, {{"axis", 0}}), Error);
 }
 
