@@ -106,11 +106,19 @@ std::string scatterReduction(const Node& n) {
   GS_FAIL(n.describe(), ": unknown reduction '", red, "' (expected none, add, mul, max or min)");
 }
 
+/// scatter_reduce with include_self. Eval-mode products use scatter(reduce="multiply"), which
+/// needs no autograd and avoids ATen's one-time "scatter_reduce is in beta" warning on stderr.
+at::Tensor scatterReduce(const KernelContext& ctx, const at::Tensor& x, int64_t dim,
+                         const at::Tensor& idx, const at::Tensor& src, const std::string& red) {
+  if (red == "prod" && !ctx.training) return at::scatter(x, dim, idx, src, "multiply");
+  return at::scatter_reduce(x, dim, idx, src, red, /*include_self=*/true);
+}
+
 Kernel scatterElementsKernel(const Node& n) {
   const int64_t axis = n.attrInt("axis", 0);
   const std::string red = n.opType() == "Scatter" ? "" : scatterReduction(n);
   const std::string who = n.describe();
-  return [=](const KernelContext&, const Ins& in, Ins& out) {
+  return [=](const KernelContext& ctx, const Ins& in, Ins& out) {
     const at::Tensor& x = in[0];
     const int64_t ax = axisIn(who, axis, x.dim());
     GS_CHECK(in[1].sizes() == in[2].sizes(), who, ": indices ", dimsString(in[1].sizes()),
@@ -121,7 +129,7 @@ Kernel scatterElementsKernel(const Node& n) {
     else if (red == "sum")
       out[0] = at::scatter_add(x, ax, idx, in[2]);
     else
-      out[0] = at::scatter_reduce(x, ax, idx, in[2], red, /*include_self=*/true);
+      out[0] = scatterReduce(ctx, x, ax, idx, in[2], red);
   };
 }
 
@@ -130,7 +138,7 @@ Kernel scatterElementsKernel(const Node& n) {
 Kernel scatterNDKernel(const Node& n) {
   const std::string red = scatterReduction(n);
   const std::string who = n.describe();
-  return [=](const KernelContext&, const Ins& in, Ins& out) {
+  return [=](const KernelContext& ctx, const Ins& in, Ins& out) {
     const at::Tensor& x = in[0];
     at::Tensor idx = in[1].to(at::kLong).contiguous();
     const at::Tensor& upd = in[2];
@@ -153,7 +161,7 @@ Kernel scatterNDKernel(const Node& n) {
     else if (red == "sum")
       y = at::index_add(x2, 0, lin, u2);
     else
-      y = at::scatter_reduce(x2, 0, lin.unsqueeze(1).expand({M, R}), u2, red, true);
+      y = scatterReduce(ctx, x2, 0, lin.unsqueeze(1).expand({M, R}), u2, red);
     out[0] = y.reshape(xd);
   };
 }

@@ -65,6 +65,24 @@ TEST(IndexOps, ScatterElementsReductions) {
             "node 'n' (ScatterElements): unknown reduction 'avg' (expected none, add, mul, max or min)");
 }
 
+// Train mode takes the autograd-capable scatter_reduce path: same values, closed-form gradients.
+TEST(IndexOps, ScatterElementsMulTrainMatchesEvalAndGradient) {
+  Graph g;
+  Value* x = g.addParam("x", F({1, 2, 3}).requires_grad_(true));
+  Value* u = g.addParam("u", F({4, 5}).requires_grad_(true));
+  Node* n = g.addNode("ScatterElements", {x, g.addParam("i", I({1, 1}), false), u}, 1, "sc",
+                      {{"reduction", "mul"}});
+  g.addOutput(n->output(0));
+  at::Tensor eval = Executor(g).run({})[0];
+  Executor train(g, {.training = true});
+  at::Tensor y = train.run({})[0];
+  EXPECT_TENSOR_EQ(eval, F({1, 40, 3}));
+  EXPECT_TENSOR_EQ(y.detach(), eval);
+  (y * F({1, 10, 100})).sum().backward();
+  EXPECT_TENSOR_EQ(x->data().grad(), F({1, 10 * 4 * 5, 100}));  // d(x1*u0*u1)/dx1 = u0*u1
+  EXPECT_TENSOR_EQ(u->data().grad(), F({10 * 2 * 5, 10 * 2 * 4}));
+}
+
 TEST(IndexOps, ScatterNDReductions) {
   // ONNX spec example 2 (replace slices) and its add / mul variants.
   at::Tensor d = at::tensor({1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1}, at::kFloat);
