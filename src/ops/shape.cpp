@@ -260,8 +260,11 @@ Kernel sliceKernel(const Node& n) {
       const int64_t ax = axisIn(who, axes[i], r);
       GS_CHECK(!seen[ax], who, ": axis ", axes[i], " repeated in axes");
       seen[ax] = true;
-      const int64_t step = steps[i], d = x.size(ax);
-      GS_CHECK(step != 0, who, ": step must not be 0");
+      const int64_t d = x.size(ax);
+      GS_CHECK(steps[i] != 0, who, ": step must not be 0");
+      // A step longer than the axis takes at most one element; capping it keeps the arithmetic
+      // below (and ATen's) free of overflow for steps like INT64_MIN.
+      const int64_t step = std::clamp<int64_t>(steps[i], -(d + 1), d + 1);
       int64_t s = starts[i] < 0 ? starts[i] + d : starts[i];
       int64_t e = ends[i] < 0 ? ends[i] + d : ends[i];
       if (step > 0) {
@@ -269,18 +272,19 @@ Kernel sliceKernel(const Node& n) {
         e = std::clamp<int64_t>(e, 0, d);
         if (s == 0 && e == d && step == 1) continue;
         y = y.slice(ax, s, std::max(s, e), step);
-      } else {
-        s = std::clamp<int64_t>(s, 0, d - 1);
-        e = std::clamp<int64_t>(e, -1, d - 1);
-        const int64_t cnt = s > e ? (s - e + (-step) - 1) / (-step) : 0;
-        if (cnt == 0) {
-          y = y.slice(ax, 0, 0);
-          continue;
-        }
-        const int64_t last = s + (cnt - 1) * step;
-        y = y.slice(ax, last, s + 1, -step);
-        if (cnt > 1) flips.push_back(ax);
+        continue;
       }
+      // Negative step: start clamps to [0, d-1], end to [-1, d-1] (-1 = through index 0).
+      s = std::min(std::max<int64_t>(s, 0), d - 1);
+      e = std::min(std::max<int64_t>(e, -1), d - 1);
+      const int64_t cnt = s > e ? (s - e + (-step) - 1) / (-step) : 0;
+      if (cnt == 0) {
+        y = y.slice(ax, 0, 0);
+        continue;
+      }
+      const int64_t last = s + (cnt - 1) * step;
+      y = y.slice(ax, last, s + 1, -step);
+      if (cnt > 1) flips.push_back(ax);
     }
     out[0] = flips.empty() ? y : at::flip(y, flips);
   };

@@ -125,7 +125,7 @@ Kernel expandKernel(const Node& n) {
     for (size_t i = 0; i < r; ++i) {
       const int64_t a = i + d.size() >= r ? d[i + d.size() - r] : 1;
       const int64_t b = i + shape.size() >= r ? shape[i + shape.size() - r] : 1;
-      GS_CHECK(a == b || a == 1 || b == 1, who, ": cannot broadcast input ", dimsString(d),
+      GS_CHECK(b >= 0 && (a == b || a == 1 || b == 1), who, ": cannot broadcast input ", dimsString(d),
                " to shape ", dimsString(shape));
       res[i] = a == 1 ? b : a;
     }

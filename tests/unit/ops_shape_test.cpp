@@ -140,6 +140,12 @@ TEST(ShapeOps, SliceClampingAndNegativeSteps) {
   EXPECT_TENSOR_EQ(runBoth("Slice", {x, I({100}), I({-100}), I({0}), I({-4})}), F({9, 5, 1}));
   EXPECT_EQ(runBoth("Slice", {x, I({5}), I({2})}).numel(), 0);
   EXPECT_EQ(runBoth("Slice", {x, I({2}), I({5}), I({0}), I({-1})}).numel(), 0);
+  // Extreme steps take one element; an empty axis stays empty for either sign.
+  EXPECT_TENSOR_EQ(runBoth("Slice", {x, I({kMax}), I({kMin}), I({0}), I({kMin})}), F({9}));
+  EXPECT_TENSOR_EQ(runBoth("Slice", {x, I({3}), I({kMax}), I({0}), I({kMax})}), F({3}));
+  at::Tensor e = at::zeros({0, 2});
+  EXPECT_EQ(runBoth("Slice", {e, I({-1}), I({kMin}), I({0}), I({-1})}).sizes(), at::IntArrayRef({0, 2}));
+  EXPECT_EQ(runBoth("Slice", {e, I({0}), I({kMax}), I({0}), I({2})}).sizes(), at::IntArrayRef({0, 2}));
   at::Tensor y = at::arange(24, at::kFloat).reshape({2, 3, 4});
   // axes given negative; steps omitted; the first axis untouched.
   EXPECT_TENSOR_EQ(runBoth("Slice", {y, I({1, -1}), I({kMax, 0}), I({-2, -1}), I({1, -2})}),
