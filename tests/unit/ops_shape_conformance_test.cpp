@@ -83,6 +83,17 @@ Attribute toAttr(const onnx::AttributeProto& a) {
   }
 }
 
+// Directory-name prefixes of the family's cases: only these models are parsed, because the
+// case list is built every time the test binary starts (once per ctest test).
+const char* kPrefixes[] = {
+    "test_compress",  "test_concat",    "test_constant_pad", "test_constantofshape",
+    "test_edge_pad",  "test_expand",    "test_eyelike",      "test_flatten",
+    "test_gather",    "test_nonzero",   "test_onehot",       "test_range",
+    "test_reflect_pad", "test_reshape", "test_reversesequence", "test_scatter",
+    "test_shape",     "test_size",      "test_slice",        "test_split",
+    "test_squeeze",   "test_tile",      "test_transpose",    "test_tril",
+    "test_triu",      "test_unique",    "test_unsqueeze"};
+
 /// Case directories whose model is a single node of one of the shape-family ops.
 std::vector<std::string> shapeCases() {
   std::vector<std::string> out;
@@ -90,6 +101,9 @@ std::vector<std::string> shapeCases() {
   for (const auto& e : fs::directory_iterator(kNodeDir)) {
     const std::string name = e.path().filename().string();
     if (name.find("_expanded") != std::string::npos) continue;
+    if (std::none_of(std::begin(kPrefixes), std::end(kPrefixes),
+                     [&](const char* p) { return name.rfind(p, 0) == 0; }))
+      continue;
     onnx::ModelProto m;
     if (!parseFile(e.path() / "model.onnx", &m) || m.graph().node_size() != 1) continue;
     if (kOps.count(m.graph().node(0).op_type()) && m.graph().node(0).domain().empty())
