@@ -167,7 +167,7 @@ std::vector<int64_t> padIndex(int64_t d, int64_t pb, int64_t len, bool reflect) 
 
 // Pad (opset 13 form + opset 18's optional axes input). Constant mode maps to constant_pad_nd
 // (which crops on negative pads); reflect/edge gather along each padded axis, which handles any
-// rank/dtype, crops, and reflections wider than the input. 4-d floating inputs padded
+// rank/dtype, crops, and reflections wider than the input. 4-d f32/f64 inputs padded
 // non-negatively in H/W take ATen's fused reflection/replication kernels.
 Kernel padKernel(const Node& n) {
   const std::string mode = n.attrString("mode", "constant");
@@ -206,7 +206,8 @@ Kernel padKernel(const Node& n) {
       return;
     }
     const bool reflect = mode == "reflect";
-    if (r == 4 && at::isFloatingType(x.scalar_type()) && !pb[0] && !pe[0] && !pb[1] && !pe[1]) {
+    const bool fused_ok = x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
+    if (r == 4 && fused_ok && !pb[0] && !pe[0] && !pb[1] && !pe[1]) {
       bool ok = true;
       for (int64_t i = 2; i < 4; ++i)
         ok &= pb[i] >= 0 && pe[i] >= 0 && (!reflect || (pb[i] < x.size(i) && pe[i] < x.size(i)));

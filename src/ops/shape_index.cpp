@@ -233,12 +233,17 @@ Kernel uniqueKernel(const Node& n) {
   return [=](const KernelContext&, const Ins& in, Ins& out) {
     at::Tensor vals, inv, cnt;
     int64_t ax = 0;
+    // ATen's CPU unique lacks f16/bf16; f32 holds them exactly, so unique there and cast back.
+    const at::ScalarType st = in[0].scalar_type();
+    const bool widen = st == at::kHalf || st == at::kBFloat16;
+    const at::Tensor x = widen ? in[0].to(at::kFloat) : in[0];
     if (has_axis) {
-      ax = axisIn(who, axis, in[0].dim());
-      std::tie(vals, inv, cnt) = at::unique_dim(in[0], ax, true, true, true);
+      ax = axisIn(who, axis, x.dim());
+      std::tie(vals, inv, cnt) = at::unique_dim(x, ax, true, true, true);
     } else {
-      std::tie(vals, inv, cnt) = at::_unique2(in[0].reshape({-1}), true, true, true);
+      std::tie(vals, inv, cnt) = at::_unique2(x.reshape({-1}), true, true, true);
     }
+    if (widen) vals = vals.to(st);
     inv = inv.reshape({-1});
     const int64_t len = inv.numel(), u = cnt.numel();
     inv = inv.contiguous();
