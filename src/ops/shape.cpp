@@ -294,18 +294,18 @@ Kernel sliceKernel(const Node& n) {
 
 void registerShapeOps(OpRegistry& r) {
   r.add(OpDef("Shape").inputs(1).attr("start", AttrKind::Int).attr("end", AttrKind::Int)
-            .kernel(shapeKernel));
-  r.add(OpDef("Size").inputs(1).kernel(sizeKernel));
-  r.add(OpDef("Reshape").inputs(2).attr("allowzero", AttrKind::Int).kernel(reshapeKernel));
-  r.add(OpDef("Flatten").inputs(1).attr("axis", AttrKind::Int).kernel(flattenKernel));
-  r.add(OpDef("Transpose").inputs(1).attr("perm", AttrKind::Ints).kernel(transposeKernel));
-  r.add(OpDef("Squeeze").inputs(1, 2).kernel(squeezeKernel));
-  r.add(OpDef("Unsqueeze").inputs(2).kernel(unsqueezeKernel));
-  r.add(OpDef("Concat").inputs(1, -1).attr("axis", AttrKind::Int, true).kernel(concatKernel));
+            .kernel(requiring(1, shapeKernel)));
+  r.add(OpDef("Size").inputs(1).kernel(requiring(1, sizeKernel)));
+  r.add(OpDef("Reshape").inputs(2).attr("allowzero", AttrKind::Int).kernel(requiring(2, reshapeKernel)));
+  r.add(OpDef("Flatten").inputs(1).attr("axis", AttrKind::Int).kernel(requiring(1, flattenKernel)));
+  r.add(OpDef("Transpose").inputs(1).attr("perm", AttrKind::Ints).kernel(requiring(1, transposeKernel)));
+  r.add(OpDef("Squeeze").inputs(1, 2).kernel(requiring(1, squeezeKernel)));
+  r.add(OpDef("Unsqueeze").inputs(2).kernel(requiring(2, unsqueezeKernel)));
+  r.add(OpDef("Concat").inputs(1, -1).attr("axis", AttrKind::Int, true).kernel(requiring(1, concatKernel)));
   // num_outputs is opset 18; accepted so that newer models need no rewrite.
   r.add(OpDef("Split").inputs(1, 2).outputs(1, -1).attr("axis", AttrKind::Int)
-            .attr("num_outputs", AttrKind::Int).kernel(splitKernel));
-  r.add(OpDef("Slice").inputs(3, 5).kernel(sliceKernel));
+            .attr("num_outputs", AttrKind::Int).kernel(requiring(1, splitKernel)));
+  r.add(OpDef("Slice").inputs(3, 5).kernel(requiring(3, sliceKernel)));
   registerShapeIndexOps(r);
   registerShapeGenOps(r);
 }

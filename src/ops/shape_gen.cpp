@@ -232,16 +232,16 @@ Kernel padKernel(const Node& n) {
 
 void registerShapeGenOps(OpRegistry& r) {
   r.add(OpDef("ConstantOfShape").inputs(1).attr("value", AttrKind::Tensor)
-            .kernel(constantOfShapeKernel));
-  r.add(OpDef("Range").inputs(3).kernel(rangeKernel));
-  r.add(OpDef("OneHot").inputs(3).attr("axis", AttrKind::Int).kernel(oneHotKernel));
-  r.add(OpDef("Trilu").inputs(1, 2).attr("upper", AttrKind::Int).kernel(triluKernel));
+            .kernel(requiring(1, constantOfShapeKernel)));
+  r.add(OpDef("Range").inputs(3).kernel(requiring(3, rangeKernel)));
+  r.add(OpDef("OneHot").inputs(3).attr("axis", AttrKind::Int).kernel(requiring(3, oneHotKernel)));
+  r.add(OpDef("Trilu").inputs(1, 2).attr("upper", AttrKind::Int).kernel(requiring(1, triluKernel)));
   r.add(OpDef("EyeLike").inputs(1).attr("dtype", AttrKind::Int).attr("k", AttrKind::Int)
-            .kernel(eyeLikeKernel));
-  r.add(OpDef("Expand").inputs(2).kernel(expandKernel));
-  r.add(OpDef("Tile").inputs(2).kernel(tileKernel));
+            .kernel(requiring(1, eyeLikeKernel)));
+  r.add(OpDef("Expand").inputs(2).kernel(requiring(2, expandKernel)));
+  r.add(OpDef("Tile").inputs(2).kernel(requiring(2, tileKernel)));
   // The 4th input (axes) is opset 18; accepted so that newer models need no rewrite.
-  r.add(OpDef("Pad").inputs(2, 4).attr("mode", AttrKind::String).kernel(padKernel));
+  r.add(OpDef("Pad").inputs(2, 4).attr("mode", AttrKind::String).kernel(requiring(2, padKernel)));
 }
 
 }  // namespace gs

@@ -268,20 +268,20 @@ Kernel uniqueKernel(const Node& n) {
 }  // namespace
 
 void registerShapeIndexOps(OpRegistry& r) {
-  r.add(OpDef("Gather").inputs(2).attr("axis", AttrKind::Int).kernel(gatherKernel));
-  r.add(OpDef("GatherElements").inputs(2).attr("axis", AttrKind::Int).kernel(gatherElementsKernel));
-  r.add(OpDef("GatherND").inputs(2).attr("batch_dims", AttrKind::Int).kernel(gatherNDKernel));
+  r.add(OpDef("Gather").inputs(2).attr("axis", AttrKind::Int).kernel(requiring(2, gatherKernel)));
+  r.add(OpDef("GatherElements").inputs(2).attr("axis", AttrKind::Int).kernel(requiring(2, gatherElementsKernel)));
+  r.add(OpDef("GatherND").inputs(2).attr("batch_dims", AttrKind::Int).kernel(requiring(2, gatherNDKernel)));
   // reduction max/min are opset 18; accepted for newer models.
   r.add(OpDef("ScatterElements").inputs(3).attr("axis", AttrKind::Int)
-            .attr("reduction", AttrKind::String).kernel(scatterElementsKernel));
-  r.add(OpDef("Scatter").inputs(3).attr("axis", AttrKind::Int).kernel(scatterElementsKernel));
-  r.add(OpDef("ScatterND").inputs(3).attr("reduction", AttrKind::String).kernel(scatterNDKernel));
-  r.add(OpDef("NonZero").inputs(1).kernel(nonZeroKernel));
-  r.add(OpDef("Compress").inputs(2).attr("axis", AttrKind::Int).kernel(compressKernel));
+            .attr("reduction", AttrKind::String).kernel(requiring(3, scatterElementsKernel)));
+  r.add(OpDef("Scatter").inputs(3).attr("axis", AttrKind::Int).kernel(requiring(3, scatterElementsKernel)));
+  r.add(OpDef("ScatterND").inputs(3).attr("reduction", AttrKind::String).kernel(requiring(3, scatterNDKernel)));
+  r.add(OpDef("NonZero").inputs(1).kernel(requiring(1, nonZeroKernel)));
+  r.add(OpDef("Compress").inputs(2).attr("axis", AttrKind::Int).kernel(requiring(2, compressKernel)));
   r.add(OpDef("ReverseSequence").inputs(2).attr("batch_axis", AttrKind::Int)
-            .attr("time_axis", AttrKind::Int).kernel(reverseSequenceKernel));
+            .attr("time_axis", AttrKind::Int).kernel(requiring(2, reverseSequenceKernel)));
   r.add(OpDef("Unique").inputs(1).outputs(1, 4).attr("sorted", AttrKind::Int)
-            .attr("axis", AttrKind::Int).kernel(uniqueKernel));
+            .attr("axis", AttrKind::Int).kernel(requiring(1, uniqueKernel)));
 }
 
 }  // namespace gs

@@ -48,6 +48,17 @@ inline at::Tensor intsTensor(const std::vector<int64_t>& v) {
   return t;
 }
 
+/// Wraps a kernel factory with a bind-time check that the node's first `k` inputs are present:
+/// kernels index their required inputs directly, and graphs may reach the executor unverified.
+inline KernelFactory requiring(size_t k, KernelFactory f) {
+  return [k, f = std::move(f)](const Node& n) {
+    for (size_t i = 0; i < k; ++i)
+      GS_CHECK(n.hasInput(i), n.describe(), ": required input ", i, " is missing (", n.opType(),
+               " takes at least ", k, " inputs)");
+    return f(n);
+  };
+}
+
 /// "[2,3,4]" for error messages.
 inline std::string dimsString(at::IntArrayRef d) {
   std::string s = "[";

@@ -98,6 +98,9 @@ TEST(ShapeOps, UnsqueezeNegativeAxesCountFromOutputRank) {
   EXPECT_EQ(runBoth("Unsqueeze", {x, I({4, 0, 2})}).sizes(), at::IntArrayRef({1, 3, 1, 4, 1}));
   EXPECT_EQ(runBoth("Unsqueeze", {at::scalar_tensor(2.0), I({0})}).sizes(), at::IntArrayRef({1}));
   EXPECT_THROW(runOp("Unsqueeze", {x, I({1, 1})}), Error);
+  // The pre-13 attribute form reaching the executor unconverted is a clear bind-time error.
+  EXPECT_EQ(errorOf([&] { runOp("Unsqueeze", {x}, {{"axes", std::vector<int64_t>{0}}}); }),
+            "node 'n' (Unsqueeze): required input 1 is missing (Unsqueeze takes at least 2 inputs)");
   EXPECT_THROW(runOp("Unsqueeze", {x, I({3})}), Error);
 }
 
