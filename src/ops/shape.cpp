@@ -47,8 +47,9 @@ std::vector<int64_t> reshapeTarget(const std::string& who, at::IntArrayRef in_di
   for (size_t i = 0; i < shape.size(); ++i) {
     int64_t& s = shape[i];
     if (s == 0 && !allowzero) {
-      GS_CHECK(i < in_dims.size(), who, ": shape entry ", i, " is 0 (copy input dim) but the input ",
-               dimsString(in_dims), " has rank ", in_dims.size());
+      GS_CHECK(i < in_dims.size(), who, ": shape entry ", i,
+               " is 0 (copy input dim) but the input ", dimsString(in_dims), " has rank ",
+               in_dims.size());
       s = in_dims[i];
     }
     if (s == -1) {
@@ -123,8 +124,10 @@ Kernel squeezeKernel(const Node& n) {
     std::vector<int64_t> shape;
     // An empty axes tensor squeezes every size-1 dim, as when axes is omitted (ONNX Runtime).
     std::vector<int64_t> axes;
-    if (caxes) axes = *caxes;
-    else if (in.size() > 1 && in[1].defined()) axes = readInts(in[1]);
+    if (caxes)
+      axes = *caxes;
+    else if (in.size() > 1 && in[1].defined())
+      axes = readInts(in[1]);
     if (axes.empty()) {
       for (int64_t s : d)
         if (s != 1) shape.push_back(s);
@@ -214,8 +217,8 @@ Kernel splitKernel(const Node& n) {
         GS_CHECK(s >= 0, who, ": negative split size ", s);
         sum += s;
       }
-      GS_CHECK(sum == dim, who, ": split ", dimsString(sizes), " sums to ", sum,
-               " but axis ", ax, " has size ", dim);
+      GS_CHECK(sum == dim, who, ": split ", dimsString(sizes), " sums to ", sum, " but axis ", ax,
+               " has size ", dim);
     } else {
       GS_CHECK(num_outputs == 0 || num_outputs == k, who, ": num_outputs=", num_outputs,
                " but the node has ", k, " outputs");
@@ -251,8 +254,9 @@ Kernel sliceKernel(const Node& n) {
       std::iota(axes.begin(), axes.end(), 0);
     }
     if (steps.empty() && !(in.size() > 4 && in[4].defined()) && !csteps) steps.assign(m, 1);
-    GS_CHECK(axes.size() == m && steps.size() == m, who, ": starts/ends/axes/steps lengths differ (",
-             m, ", ", ends.size(), ", ", axes.size(), ", ", steps.size(), ")");
+    GS_CHECK(axes.size() == m && steps.size() == m, who,
+             ": starts/ends/axes/steps lengths differ (", m, ", ", ends.size(), ", ", axes.size(),
+             ", ", steps.size(), ")");
     at::Tensor y = x;
     std::vector<int64_t> flips;
     std::vector<bool> seen(r, false);
@@ -293,18 +297,34 @@ Kernel sliceKernel(const Node& n) {
 }  // namespace
 
 void registerShapeOps(OpRegistry& r) {
-  r.add(OpDef("Shape").inputs(1).attr("start", AttrKind::Int).attr("end", AttrKind::Int)
+  r.add(OpDef("Shape")
+            .inputs(1)
+            .attr("start", AttrKind::Int)
+            .attr("end", AttrKind::Int)
             .kernel(requiring(1, shapeKernel)));
   r.add(OpDef("Size").inputs(1).kernel(requiring(1, sizeKernel)));
-  r.add(OpDef("Reshape").inputs(2).attr("allowzero", AttrKind::Int).kernel(requiring(2, reshapeKernel)));
+  r.add(OpDef("Reshape")
+            .inputs(2)
+            .attr("allowzero", AttrKind::Int)
+            .kernel(requiring(2, reshapeKernel)));
   r.add(OpDef("Flatten").inputs(1).attr("axis", AttrKind::Int).kernel(requiring(1, flattenKernel)));
-  r.add(OpDef("Transpose").inputs(1).attr("perm", AttrKind::Ints).kernel(requiring(1, transposeKernel)));
+  r.add(OpDef("Transpose")
+            .inputs(1)
+            .attr("perm", AttrKind::Ints)
+            .kernel(requiring(1, transposeKernel)));
   r.add(OpDef("Squeeze").inputs(1, 2).kernel(requiring(1, squeezeKernel)));
   r.add(OpDef("Unsqueeze").inputs(2).kernel(requiring(2, unsqueezeKernel)));
-  r.add(OpDef("Concat").inputs(1, -1).attr("axis", AttrKind::Int, true).kernel(requiring(1, concatKernel)));
+  r.add(OpDef("Concat")
+            .inputs(1, -1)
+            .attr("axis", AttrKind::Int, true)
+            .kernel(requiring(1, concatKernel)));
   // num_outputs is opset 18; accepted so that newer models need no rewrite.
-  r.add(OpDef("Split").inputs(1, 2).outputs(1, -1).attr("axis", AttrKind::Int)
-            .attr("num_outputs", AttrKind::Int).kernel(requiring(1, splitKernel)));
+  r.add(OpDef("Split")
+            .inputs(1, 2)
+            .outputs(1, -1)
+            .attr("axis", AttrKind::Int)
+            .attr("num_outputs", AttrKind::Int)
+            .kernel(requiring(1, splitKernel)));
   r.add(OpDef("Slice").inputs(3, 5).kernel(requiring(3, sliceKernel)));
   registerShapeIndexOps(r);
   registerShapeGenOps(r);

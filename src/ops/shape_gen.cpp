@@ -106,7 +106,8 @@ Kernel eyeLikeKernel(const Node& n) {
   const std::string who = n.describe();
   return [=](const KernelContext&, const Ins& in, Ins& out) {
     GS_CHECK(in[0].dim() == 2, who, ": input must be 2-d, got rank ", in[0].dim());
-    at::Tensor y = at::zeros(in[0].sizes(), at::TensorOptions().dtype(has_dtype ? st : in[0].scalar_type()));
+    at::Tensor y =
+        at::zeros(in[0].sizes(), at::TensorOptions().dtype(has_dtype ? st : in[0].scalar_type()));
     const int64_t rows = y.size(0), cols = y.size(1);
     if ((k >= 0 && k < cols) || (k < 0 && -k < rows)) y.diagonal(k).fill_(1);
     out[0] = y;
@@ -125,8 +126,8 @@ Kernel expandKernel(const Node& n) {
     for (size_t i = 0; i < r; ++i) {
       const int64_t a = i + d.size() >= r ? d[i + d.size() - r] : 1;
       const int64_t b = i + shape.size() >= r ? shape[i + shape.size() - r] : 1;
-      GS_CHECK(b >= 0 && (a == b || a == 1 || b == 1), who, ": cannot broadcast input ", dimsString(d),
-               " to shape ", dimsString(shape));
+      GS_CHECK(b >= 0 && (a == b || a == 1 || b == 1), who, ": cannot broadcast input ",
+               dimsString(d), " to shape ", dimsString(shape));
       res[i] = a == 1 ? b : a;
     }
     out[0] = in[0].expand(res);
@@ -231,12 +232,17 @@ Kernel padKernel(const Node& n) {
 }  // namespace
 
 void registerShapeGenOps(OpRegistry& r) {
-  r.add(OpDef("ConstantOfShape").inputs(1).attr("value", AttrKind::Tensor)
+  r.add(OpDef("ConstantOfShape")
+            .inputs(1)
+            .attr("value", AttrKind::Tensor)
             .kernel(requiring(1, constantOfShapeKernel)));
   r.add(OpDef("Range").inputs(3).kernel(requiring(3, rangeKernel)));
   r.add(OpDef("OneHot").inputs(3).attr("axis", AttrKind::Int).kernel(requiring(3, oneHotKernel)));
   r.add(OpDef("Trilu").inputs(1, 2).attr("upper", AttrKind::Int).kernel(requiring(1, triluKernel)));
-  r.add(OpDef("EyeLike").inputs(1).attr("dtype", AttrKind::Int).attr("k", AttrKind::Int)
+  r.add(OpDef("EyeLike")
+            .inputs(1)
+            .attr("dtype", AttrKind::Int)
+            .attr("k", AttrKind::Int)
             .kernel(requiring(1, eyeLikeKernel)));
   r.add(OpDef("Expand").inputs(2).kernel(requiring(2, expandKernel)));
   r.add(OpDef("Tile").inputs(2).kernel(requiring(2, tileKernel)));

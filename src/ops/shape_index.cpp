@@ -78,7 +78,8 @@ Kernel gatherNDKernel(const Node& n) {
     GS_CHECK(q >= 1 && b >= 0 && b < std::min(q, r), who, ": batch_dims ", b,
              " invalid for data rank ", r, " and indices rank ", q);
     const int64_t k = idx.size(q - 1);
-    GS_CHECK(b + k <= r, who, ": indices last dim ", k, " + batch_dims ", b, " exceeds data rank ", r);
+    GS_CHECK(b + k <= r, who, ": indices last dim ", k, " + batch_dims ", b, " exceeds data rank ",
+             r);
     for (int64_t i = 0; i < b; ++i)
       GS_CHECK(idx.size(i) == x.size(i), who, ": batch dim ", i, " differs (data ",
                dimsString(x.sizes()), ", indices ", dimsString(idx.sizes()), ")");
@@ -269,19 +270,42 @@ Kernel uniqueKernel(const Node& n) {
 
 void registerShapeIndexOps(OpRegistry& r) {
   r.add(OpDef("Gather").inputs(2).attr("axis", AttrKind::Int).kernel(requiring(2, gatherKernel)));
-  r.add(OpDef("GatherElements").inputs(2).attr("axis", AttrKind::Int).kernel(requiring(2, gatherElementsKernel)));
-  r.add(OpDef("GatherND").inputs(2).attr("batch_dims", AttrKind::Int).kernel(requiring(2, gatherNDKernel)));
+  r.add(OpDef("GatherElements")
+            .inputs(2)
+            .attr("axis", AttrKind::Int)
+            .kernel(requiring(2, gatherElementsKernel)));
+  r.add(OpDef("GatherND")
+            .inputs(2)
+            .attr("batch_dims", AttrKind::Int)
+            .kernel(requiring(2, gatherNDKernel)));
   // reduction max/min are opset 18; accepted for newer models.
-  r.add(OpDef("ScatterElements").inputs(3).attr("axis", AttrKind::Int)
-            .attr("reduction", AttrKind::String).kernel(requiring(3, scatterElementsKernel)));
-  r.add(OpDef("Scatter").inputs(3).attr("axis", AttrKind::Int).kernel(requiring(3, scatterElementsKernel)));
-  r.add(OpDef("ScatterND").inputs(3).attr("reduction", AttrKind::String).kernel(requiring(3, scatterNDKernel)));
+  r.add(OpDef("ScatterElements")
+            .inputs(3)
+            .attr("axis", AttrKind::Int)
+            .attr("reduction", AttrKind::String)
+            .kernel(requiring(3, scatterElementsKernel)));
+  r.add(OpDef("Scatter")
+            .inputs(3)
+            .attr("axis", AttrKind::Int)
+            .kernel(requiring(3, scatterElementsKernel)));
+  r.add(OpDef("ScatterND")
+            .inputs(3)
+            .attr("reduction", AttrKind::String)
+            .kernel(requiring(3, scatterNDKernel)));
   r.add(OpDef("NonZero").inputs(1).kernel(requiring(1, nonZeroKernel)));
-  r.add(OpDef("Compress").inputs(2).attr("axis", AttrKind::Int).kernel(requiring(2, compressKernel)));
-  r.add(OpDef("ReverseSequence").inputs(2).attr("batch_axis", AttrKind::Int)
-            .attr("time_axis", AttrKind::Int).kernel(requiring(2, reverseSequenceKernel)));
-  r.add(OpDef("Unique").inputs(1).outputs(1, 4).attr("sorted", AttrKind::Int)
-            .attr("axis", AttrKind::Int).kernel(requiring(1, uniqueKernel)));
+  r.add(
+      OpDef("Compress").inputs(2).attr("axis", AttrKind::Int).kernel(requiring(2, compressKernel)));
+  r.add(OpDef("ReverseSequence")
+            .inputs(2)
+            .attr("batch_axis", AttrKind::Int)
+            .attr("time_axis", AttrKind::Int)
+            .kernel(requiring(2, reverseSequenceKernel)));
+  r.add(OpDef("Unique")
+            .inputs(1)
+            .outputs(1, 4)
+            .attr("sorted", AttrKind::Int)
+            .attr("axis", AttrKind::Int)
+            .kernel(requiring(1, uniqueKernel)));
 }
 
 }  // namespace gs

@@ -81,8 +81,8 @@ inline at::Tensor wrapIndices(const std::string& who, const at::Tensor& idx, int
   const int64_t n = c.numel();
   bool neg = false;
   for (int64_t i = 0; i < n; ++i) {
-    GS_CHECK(p[i] >= -dim && p[i] < dim, who, ": index ", p[i], " out of range [", -dim, ", ",
-             dim, ")");
+    GS_CHECK(p[i] >= -dim && p[i] < dim, who, ": index ", p[i], " out of range [", -dim, ", ", dim,
+             ")");
     neg |= p[i] < 0;
   }
   if (!neg) return c;

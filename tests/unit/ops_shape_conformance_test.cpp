@@ -37,7 +37,8 @@ TEST(ShapeConformance, UnsqueezeAxis3InInputForm) {
                                     "/test_unsqueeze_axis_3/test_data_set_0/input_0.pb");
   at::Tensor want = test::loadTensorPb(std::string(test::kOnnxNodeDir) +
                                        "/test_unsqueeze_axis_3/test_data_set_0/output_0.pb");
-  EXPECT_EQ(test::compareExpected(test::run1("Unsqueeze", {x, at::tensor({3}, at::kLong)}), want), "");
+  EXPECT_EQ(test::compareExpected(test::run1("Unsqueeze", {x, at::tensor({3}, at::kLong)}), want),
+            "");
 }
 
 }  // namespace

@@ -71,7 +71,8 @@ TEST_P(ShapeOpsDType, MatchesInt64ComputationCast) {
     }
   }
   at::Tensor one = at::ones({1}, st);
-  EXPECT_TENSOR_EQ(runOp("ConstantOfShape", {I({2, 1})}, {{"value", one}})[0], at::ones({2, 1}, st));
+  EXPECT_TENSOR_EQ(runOp("ConstantOfShape", {I({2, 1})}, {{"value", one}})[0],
+                   at::ones({2, 1}, st));
   at::Tensor oh = runOp("OneHot", {I({1, -1}), I({3}), at::cat({at::zeros({1}, st), one})})[0];
   EXPECT_TENSOR_EQ(oh, I({0, 1, 0, 0, 0, 1}).reshape({2, 3}).to(st));
   EXPECT_TENSOR_EQ(runOp("EyeLike", {xs[0]})[0], at::eye(3, 4, at::kDouble).to(st));

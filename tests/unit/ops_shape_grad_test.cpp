@@ -25,8 +25,10 @@ std::unique_ptr<Graph> buildGraph(const GradCase& c, const at::Tensor& w) {
   std::vector<Value*> vals;
   for (size_t i = 0; i < c.in.size(); ++i) {
     const std::string vn = "in" + std::to_string(i);
-    if (i == c.wrt) vals.push_back(g->addParam(vn, w, true));
-    else vals.push_back(c.in[i].defined() ? g->addParam(vn, c.in[i], false) : nullptr);
+    if (i == c.wrt)
+      vals.push_back(g->addParam(vn, w, true));
+    else
+      vals.push_back(c.in[i].defined() ? g->addParam(vn, c.in[i], false) : nullptr);
   }
   Node* n = g->addNode(c.op, vals, c.nout, "n", c.attrs);
   for (size_t i = 0; i < c.nout; ++i) g->addOutput(n->output(i));
@@ -65,8 +67,8 @@ void checkGrad(const GradCase& c) {
     }
     numeric.view({-1})[i] = (f[0] - f[1]) / (2 * eps);
   }
-  EXPECT_TRUE(at::allclose(analytic, numeric, 1e-5, 1e-6)) << "analytic " << analytic
-                                                          << "\nnumeric " << numeric;
+  EXPECT_TRUE(at::allclose(analytic, numeric, 1e-5, 1e-6))
+      << "analytic " << analytic << "\nnumeric " << numeric;
 }
 
 TEST(ShapeGrad, MatchesFiniteDifferences) {
@@ -84,10 +86,14 @@ TEST(ShapeGrad, MatchesFiniteDifferences) {
       {"Gather", {x, I({-1, 0, 0})}, {{"axis", 1}}},  // repeated index: gradients add
       {"GatherElements", {x, (at::arange(24) % 3).reshape({2, 3, 4})}, {{"axis", 1}}},
       {"GatherND", {x, I({2, 0, 1, 1}).reshape({2, 2, 1})}, {{"batch_dims", 1}}},
-      {"ScatterElements", {x, (at::arange(24) % 2).reshape({2, 3, 4}), r({2, 3, 4}, 5)},
+      {"ScatterElements",
+       {x, (at::arange(24) % 2).reshape({2, 3, 4}), r({2, 3, 4}, 5)},
        {{"axis", 1}, {"reduction", "mul"}}},
-      {"ScatterElements", {x, (at::arange(24) % 2).reshape({2, 3, 4}), r({2, 3, 4}, 5)},
-       {{"axis", 1}, {"reduction", "add"}}, 1, 2},
+      {"ScatterElements",
+       {x, (at::arange(24) % 2).reshape({2, 3, 4}), r({2, 3, 4}, 5)},
+       {{"axis", 1}, {"reduction", "add"}},
+       1,
+       2},
       {"ScatterND", {x, I({1, 0}).reshape({2, 1}), r({2, 3, 4}, 6)}, {{"reduction", "mul"}}},
       {"ScatterND", {x, I({1, 2}).reshape({1, 2}), r({1, 4}, 7)}, {}, 1, 2},
       {"Expand", {r({3, 1}, 8), I({2, 3, 2})}},

@@ -23,7 +23,9 @@ TEST(IndexOps, GatherNegativeIndicesAndShapes) {
   at::Tensor s = runOp("Gather", {x, at::scalar_tensor(-2, at::kLong)})[0];
   EXPECT_TENSOR_EQ(s, x[1]);
   EXPECT_EQ(s.data_ptr(), x[1].data_ptr());
-  EXPECT_EQ(errorOf([&] { runOp("Gather", {x, I({3})}); }),
+  EXPECT_EQ(errorOf([&] {
+              runOp("Gather", {x, I({3})});
+            }),
             "node 'n' (Gather): index 3 out of range [-3, 3)");
 }
 
@@ -45,7 +47,8 @@ TEST(IndexOps, GatherNDBatchDims) {
                    at::tensor({3, 4}, at::kInt));
   // batch_dims=2 on [2,2,3]: index the last dim per (i, j).
   at::Tensor z = at::arange(12, at::kFloat).reshape({2, 2, 3});
-  at::Tensor o = runOp("GatherND", {z, I({2, 0, 1, -1}).reshape({2, 2, 1})}, {{"batch_dims", 2}})[0];
+  at::Tensor o =
+      runOp("GatherND", {z, I({2, 0, 1, -1}).reshape({2, 2, 1})}, {{"batch_dims", 2}})[0];
   EXPECT_TENSOR_EQ(o, F({2, 3, 7, 11}).reshape({2, 2}));
   EXPECT_THROW(runOp("GatherND", {x, I({0, 0, 0, 0}).reshape({1, 4})}), Error);
 }
@@ -57,12 +60,16 @@ TEST(IndexOps, ScatterElementsReductions) {
   EXPECT_LT(test::maxRelDiff(add, F({1, 5.2f, 3, 4, 5}).reshape({1, 5})), 1e-6);
   at::Tensor mul = runOp("ScatterElements", {x, idx, upd}, {{"axis", 1}, {"reduction", "mul"}})[0];
   EXPECT_LT(test::maxRelDiff(mul, F({1, 2 * 1.1f * 2.1f, 3, 4, 5}).reshape({1, 5})), 1e-6);
-  at::Tensor none = runOp("ScatterElements", {x, I({-1, 0}).reshape({1, 2}), upd}, {{"axis", -1}})[0];
+  at::Tensor none =
+      runOp("ScatterElements", {x, I({-1, 0}).reshape({1, 2}), upd}, {{"axis", -1}})[0];
   EXPECT_TENSOR_EQ(none, F({2.1f, 2, 3, 4, 1.1f}).reshape({1, 5}));
   // Deprecated Scatter is ScatterElements without reduction.
   EXPECT_TENSOR_EQ(runOp("Scatter", {x, I({-1, 0}).reshape({1, 2}), upd}, {{"axis", 1}})[0], none);
-  EXPECT_EQ(errorOf([&] { runOp("ScatterElements", {x, idx, upd}, {{"reduction", "avg"}}); }),
-            "node 'n' (ScatterElements): unknown reduction 'avg' (expected none, add, mul, max or min)");
+  EXPECT_EQ(
+      errorOf([&] {
+        runOp("ScatterElements", {x, idx, upd}, {{"reduction", "avg"}});
+      }),
+      "node 'n' (ScatterElements): unknown reduction 'avg' (expected none, add, mul, max or min)");
 }
 
 // Train mode takes the autograd-capable scatter_reduce path: same values, closed-form gradients.
@@ -88,9 +95,10 @@ TEST(IndexOps, ScatterNDReductions) {
   at::Tensor d = at::tensor({1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1}, at::kFloat);
   at::Tensor data = at::cat({d, d, d.flip(0), d}).reshape({4, 4, 4});
   at::Tensor idx = I({0, 2}).reshape({2, 1});
-  at::Tensor upd = at::cat({at::full({4}, 5.f), at::full({4}, 6.f), at::full({4}, 7.f), at::full({4}, 8.f),
-                            at::full({4}, 1.f), at::full({4}, 2.f), at::full({4}, 3.f), at::full({4}, 4.f)})
-                       .reshape({2, 4, 4});
+  at::Tensor upd =
+      at::cat({at::full({4}, 5.f), at::full({4}, 6.f), at::full({4}, 7.f), at::full({4}, 8.f),
+               at::full({4}, 1.f), at::full({4}, 2.f), at::full({4}, 3.f), at::full({4}, 4.f)})
+          .reshape({2, 4, 4});
   at::Tensor none = runOp("ScatterND", {data, idx, upd})[0];
   EXPECT_TENSOR_EQ(none[0], upd[0]);
   EXPECT_TENSOR_EQ(none[2], upd[1]);
@@ -100,10 +108,12 @@ TEST(IndexOps, ScatterNDReductions) {
   at::Tensor mul = runOp("ScatterND", {data, dup, upd}, {{"reduction", "mul"}})[0];
   EXPECT_TENSOR_EQ(mul[0].select(0, 1), F({60, 72, 84, 96}));
   EXPECT_TENSOR_EQ(mul[0], data[0] * upd[0] * upd[1]);
-  at::Tensor add = runOp("ScatterND", {data, I({-4, 0}).reshape({2, 1}), upd}, {{"reduction", "add"}})[0];
+  at::Tensor add =
+      runOp("ScatterND", {data, I({-4, 0}).reshape({2, 1}), upd}, {{"reduction", "add"}})[0];
   EXPECT_TENSOR_EQ(add[0], data[0] + upd[0] + upd[1]);
   // Element-level indices (k = rank).
-  at::Tensor e = runOp("ScatterND", {at::zeros({2, 3}), I({1, 2, 0, 0}).reshape({2, 2}), F({7, 9})})[0];
+  at::Tensor e =
+      runOp("ScatterND", {at::zeros({2, 3}), I({1, 2, 0, 0}).reshape({2, 2}), F({7, 9})})[0];
   EXPECT_TENSOR_EQ(e, F({9, 0, 0, 0, 0, 7}).reshape({2, 3}));
 }
 
@@ -118,8 +128,9 @@ TEST(IndexOps, NonZeroCompressReverseSequence) {
   EXPECT_TENSOR_EQ(runOp("Compress", {a, c})[0], F({2, 3}));  // flattened, short condition
   // ONNX test_reversesequence_batch.
   at::Tensor s = at::arange(16, at::kFloat).reshape({4, 4});
-  EXPECT_TENSOR_EQ(runOp("ReverseSequence", {s, I({1, 2, 3, 4})}, {{"batch_axis", 0}, {"time_axis", 1}})[0],
-                   F({0, 1, 2, 3, 5, 4, 6, 7, 10, 9, 8, 11, 15, 14, 13, 12}).reshape({4, 4}));
+  EXPECT_TENSOR_EQ(
+      runOp("ReverseSequence", {s, I({1, 2, 3, 4})}, {{"batch_axis", 0}, {"time_axis", 1}})[0],
+      F({0, 1, 2, 3, 5, 4, 6, 7, 10, 9, 8, 11, 15, 14, 13, 12}).reshape({4, 4}));
   // time-major with a trailing feature dim.
   at::Tensor t = at::arange(12, at::kFloat).reshape({3, 2, 2});
   at::Tensor r = runOp("ReverseSequence", {t, I({3, 2})})[0];
@@ -151,7 +162,9 @@ TEST(GenOps, ExpandBidirectionalAndTile) {
   EXPECT_EQ(e.sizes(), at::IntArrayRef({2, 3, 4}));
   EXPECT_TENSOR_EQ(e[1].select(1, 3), F({1, 2, 3}));
   EXPECT_EQ(runBoth("Expand", {x, I({1})}).sizes(), at::IntArrayRef({3, 1}));
-  EXPECT_EQ(errorOf([&] { runOp("Expand", {x, I({2, 4})}); }),
+  EXPECT_EQ(errorOf([&] {
+              runOp("Expand", {x, I({2, 4})});
+            }),
             "node 'n' (Expand): cannot broadcast input [3,1] to shape [2,4]");
   EXPECT_TENSOR_EQ(runBoth("Tile", {F({1, 2}).reshape({1, 2}), I({2, 3})}),
                    F({1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2}).reshape({2, 6}));
@@ -169,8 +182,9 @@ TEST(GenOps, PadConstantReflectEdgeAndCrop) {
                    I({4, 5, -1, -1}));
   at::Tensor x = at::arange(12, at::kFloat).reshape({3, 4});
   EXPECT_TENSOR_EQ(runBoth("Pad", {x, I({1, 2, 1, 2})}, {{"mode", "reflect"}}),
-                   F({6, 5, 4, 5, 6, 7, 6, 5, 2, 1, 0, 1, 2, 3, 2, 1, 6, 5, 4, 5, 6, 7, 6, 5,
-                      10, 9, 8, 9, 10, 11, 10, 9, 6, 5, 4, 5, 6, 7, 6, 5}).reshape({5, 8}));
+                   F({6, 5, 4, 5, 6,  7, 6, 5, 2,  1,  0,  1, 2, 3, 2, 1, 6, 5, 4, 5,
+                      6, 7, 6, 5, 10, 9, 8, 9, 10, 11, 10, 9, 6, 5, 4, 5, 6, 7, 6, 5})
+                       .reshape({5, 8}));
   // Negative begin pad crops, then edge-pads the end.
   EXPECT_TENSOR_EQ(runBoth("Pad", {x, I({0, -1, 0, 2})}, {{"mode", "edge"}}),
                    F({1, 2, 3, 3, 3, 5, 6, 7, 7, 7, 9, 10, 11, 11, 11}).reshape({3, 5}));
@@ -178,11 +192,13 @@ TEST(GenOps, PadConstantReflectEdgeAndCrop) {
   at::Tensor img = test::randn({2, 3, 5, 6}, 7);
   for (const char* mode : {"reflect", "edge"}) {
     at::Tensor fused = runOp("Pad", {img, I({0, 0, 2, 3, 0, 0, 4, 1})}, {{"mode", mode}})[0];
-    at::Tensor generic = runOp("Pad", {img.to(at::kDouble), I({0, 0, 2, 3, 0, 0, 4, 1})}, {{"mode", mode}})[0];
+    at::Tensor generic =
+        runOp("Pad", {img.to(at::kDouble), I({0, 0, 2, 3, 0, 0, 4, 1})}, {{"mode", mode}})[0];
     EXPECT_TENSOR_EQ(fused.to(at::kDouble), generic);
   }
   // opset-18 axes input.
-  EXPECT_TENSOR_EQ(runBoth("Pad", {x, I({1, 0}), at::Tensor(), I({-1})}), at::constant_pad_nd(x, {1, 0}));
+  EXPECT_TENSOR_EQ(runBoth("Pad", {x, I({1, 0}), at::Tensor(), I({-1})}),
+                   at::constant_pad_nd(x, {1, 0}));
   EXPECT_THROW(runOp("Pad", {x, I({1, 2})}), Error);
   EXPECT_THROW(runOp("Pad", {x, I({0, 0, 0, 0})}, {{"mode", "wrap"}}), Error);
 }
@@ -196,10 +212,12 @@ TEST(GenOps, ConstantOfShapeRangeEyeLike) {
   auto sc = [](auto v, at::ScalarType t) { return at::scalar_tensor(v, t); };
   EXPECT_TENSOR_EQ(runOp("Range", {sc(10, at::kInt), sc(6, at::kInt), sc(-3, at::kInt)})[0],
                    at::tensor({10, 7}, at::kInt));
-  EXPECT_TENSOR_EQ(runOp("Range", {sc(1, at::kLong), sc(5, at::kLong), sc(-1, at::kLong)})[0], I({}));
+  EXPECT_TENSOR_EQ(runOp("Range", {sc(1, at::kLong), sc(5, at::kLong), sc(-1, at::kLong)})[0],
+                   I({}));
   EXPECT_LT(test::maxRelDiff(runOp("Range", {sc(1.f, at::kFloat), sc(2.f, at::kFloat),
                                              sc(0.25f, at::kFloat)})[0],
-                             F({1, 1.25f, 1.5f, 1.75f})), 1e-7);
+                             F({1, 1.25f, 1.5f, 1.75f})),
+            1e-7);
   EXPECT_TENSOR_EQ(runOp("EyeLike", {at::zeros({3, 4}, at::kInt)}, {{"k", 1}})[0],
                    at::tensor({0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}, at::kInt).reshape({3, 4}));
   EXPECT_TENSOR_EQ(runOp("EyeLike", {at::zeros({3, 2})}, {{"k", -1}, {"dtype", 11}})[0],
@@ -212,12 +230,16 @@ TEST(GenOps, OneHotAxesAndNegativeIndices) {
   at::Tensor y = runOp("OneHot", {I({0, -7, -8}), at::scalar_tensor(10.f), F({1, 3})})[0];
   EXPECT_EQ(y.sizes(), at::IntArrayRef({3, 10}));
   at::Tensor want = at::ones({3, 10});
-  want[0][0] = 3; want[1][3] = 3; want[2][2] = 3;
+  want[0][0] = 3;
+  want[1][3] = 3;
+  want[2][2] = 3;
   EXPECT_TENSOR_EQ(y, want);
   // axis=0 on [2] indices, out-of-range index 5 gives all off-values.
-  at::Tensor z = runOp("OneHot", {I({1, 5}), at::scalar_tensor(3, at::kLong), I({0, 1})}, {{"axis", 0}})[0];
+  at::Tensor z =
+      runOp("OneHot", {I({1, 5}), at::scalar_tensor(3, at::kLong), I({0, 1})}, {{"axis", 0}})[0];
   EXPECT_TENSOR_EQ(z, I({0, 0, 1, 0, 0, 0}).reshape({3, 2}));
-  at::Tensor w = runOp("OneHot", {F({1, 2}).reshape({1, 2}), at::scalar_tensor(3.f), F({0, 1})}, {{"axis", -2}})[0];
+  at::Tensor w = runOp("OneHot", {F({1, 2}).reshape({1, 2}), at::scalar_tensor(3.f), F({0, 1})},
+                       {{"axis", -2}})[0];
   EXPECT_EQ(w.sizes(), at::IntArrayRef({1, 3, 2}));
   EXPECT_TENSOR_EQ(w[0], F({0, 0, 1, 0, 0, 1}).reshape({3, 2}));
 }
@@ -237,13 +259,16 @@ TEST(IndexOps, GradientsFlowThroughGatherPadExpandScatter) {
   Graph g;
   Value* w = g.addParam("w", w0.clone().requires_grad_(true));
   Value* u = g.addParam("u", u0.clone().requires_grad_(true));
-  Node* ga = g.addNode("Gather", {w, g.addParam("i", I({-1, 0, 2}), false)}, 1, "ga", {{"axis", 1}});
+  Node* ga =
+      g.addNode("Gather", {w, g.addParam("i", I({-1, 0, 2}), false)}, 1, "ga", {{"axis", 1}});
   Node* pd = g.addNode("Pad", {ga->output(0), g.addParam("p", I({1, 2, 0, 1}), false)}, 1, "pd",
                        {{"mode", "reflect"}});
   Node* ex = g.addNode("Expand", {pd->output(0), g.addParam("s", I({2, 1, 1}), false)}, 1, "ex");
-  Node* sc = g.addNode("ScatterElements", {ex->output(0), g.addParam("j", I({1, 1}).reshape({1, 1, 2}), false),
-                                           g.addNode("Unsqueeze", {u, g.addParam("a", I({0}), false)}, 1, "un")->output(0)},
-                       1, "sc", {{"axis", 2}, {"reduction", "add"}});
+  Node* sc =
+      g.addNode("ScatterElements",
+                {ex->output(0), g.addParam("j", I({1, 1}).reshape({1, 1, 2}), false),
+                 g.addNode("Unsqueeze", {u, g.addParam("a", I({0}), false)}, 1, "un")->output(0)},
+                1, "sc", {{"axis", 2}, {"reduction", "add"}});
   g.addOutput(sc->output(0));
   Executor exe(g, {.training = true});
   at::Tensor y = exe.run({})[0];

@@ -42,17 +42,23 @@ TEST(ShapeOps, ReshapeZeroCopiesAndMinusOneInfers) {
 TEST(ShapeOps, ReshapeAllowZero) {
   at::Tensor e = at::zeros({0, 3});
   // allowzero=1: 0 is a real zero-size dim.
-  EXPECT_EQ(runBoth("Reshape", {e, I({3, 0})}, {{"allowzero", 1}}).sizes(), at::IntArrayRef({3, 0}));
+  EXPECT_EQ(runBoth("Reshape", {e, I({3, 0})}, {{"allowzero", 1}}).sizes(),
+            at::IntArrayRef({3, 0}));
   // allowzero=0: the 0 copies input dim 1 (3), so [3,0] means [3,3]: 9 elements, not 0.
-  EXPECT_EQ(errorOf([&] { runOp("Reshape", {e, I({3, 0})}); }),
+  EXPECT_EQ(errorOf([&] {
+              runOp("Reshape", {e, I({3, 0})});
+            }),
             "node 'n' (Reshape): cannot reshape [0,3] (0 elements) to [3,3] (9 elements)");
   std::string m = errorOf([&] { runOp("Reshape", {e, I({0, -1})}, {{"allowzero", 1}}); });
   EXPECT_NE(m.find("both 0 and -1"), std::string::npos) << m;
 }
 
 TEST(ShapeOps, ReshapeIncompatibleIsOneLineErrorNamingNode) {
-  std::string m = errorOf([] { runOp("Reshape", {at::zeros({2, 3}), I({4, 2})}, {}, 1, Bind::Inputs, "head.view"); });
-  EXPECT_EQ(m, "node 'head.view' (Reshape): cannot reshape [2,3] (6 elements) to [4,2] (8 elements)");
+  std::string m = errorOf([] {
+    runOp("Reshape", {at::zeros({2, 3}), I({4, 2})}, {}, 1, Bind::Inputs, "head.view");
+  });
+  EXPECT_EQ(m,
+            "node 'head.view' (Reshape): cannot reshape [2,3] (6 elements) to [4,2] (8 elements)");
   m = errorOf([] { runOp("Reshape", {at::zeros({2, 3}), I({4, -1})}, {}, 1, Bind::Params, "r2"); });
   EXPECT_EQ(m, "node 'r2' (Reshape): cannot reshape [2,3] to [4,-1]");
   m = errorOf([] { runOp("Reshape", {at::zeros({6}), I({-1, -1})}); });
@@ -99,18 +105,23 @@ TEST(ShapeOps, UnsqueezeNegativeAxesCountFromOutputRank) {
   EXPECT_EQ(runBoth("Unsqueeze", {at::scalar_tensor(2.0), I({0})}).sizes(), at::IntArrayRef({1}));
   EXPECT_THROW(runOp("Unsqueeze", {x, I({1, 1})}), Error);
   // The pre-13 attribute form reaching the executor unconverted is a clear bind-time error.
-  EXPECT_EQ(errorOf([&] { runOp("Unsqueeze", {x}, {{"axes", std::vector<int64_t>{0}}}); }),
-            "node 'n' (Unsqueeze): required input 1 is missing (Unsqueeze takes at least 2 inputs)");
+  EXPECT_EQ(
+      errorOf([&] {
+        runOp("Unsqueeze", {x}, {{"axes", std::vector<int64_t>{0}}});
+      }),
+      "node 'n' (Unsqueeze): required input 1 is missing (Unsqueeze takes at least 2 inputs)");
   EXPECT_THROW(runOp("Unsqueeze", {x, I({3})}), Error);
 }
 
 TEST(ShapeOps, ConcatNegativeAxisAndInts) {
-  at::Tensor a = at::arange(6, at::kLong).reshape({2, 3}), b = at::arange(6, 10, at::kLong).reshape({2, 2});
+  at::Tensor a = at::arange(6, at::kLong).reshape({2, 3}),
+             b = at::arange(6, 10, at::kLong).reshape({2, 2});
   EXPECT_TENSOR_EQ(runOp("Concat", {a, b}, {{"axis", -1}})[0],
                    at::tensor({0, 1, 2, 6, 7, 3, 4, 5, 8, 9}, at::kLong).reshape({2, 5}));
   EXPECT_TENSOR_EQ(runOp("Concat", {I({2}), I({3, 4}), I({})}, {{"axis", 0}})[0], I({2, 3, 4}));
   // Past the small-int64 fast path (long / strided inputs) the result is the same.
-  at::Tensor big = at::arange(100, at::kLong), strided = at::arange(10, at::kLong).slice(0, 0, 10, 3);
+  at::Tensor big = at::arange(100, at::kLong),
+             strided = at::arange(10, at::kLong).slice(0, 0, 10, 3);
   EXPECT_TENSOR_EQ(runOp("Concat", {big, I({7})}, {{"axis", -1}})[0], at::cat({big, I({7})}));
   EXPECT_TENSOR_EQ(runOp("Concat", {strided, I({7})}, {{"axis", 0}})[0], I({0, 3, 6, 9, 7}));
   EXPECT_THROW(runOp("Concat", {a, b}, {{"axis", 0}}), Error);
@@ -147,8 +158,10 @@ TEST(ShapeOps, SliceClampingAndNegativeSteps) {
   EXPECT_TENSOR_EQ(runBoth("Slice", {x, I({kMax}), I({kMin}), I({0}), I({kMin})}), F({9}));
   EXPECT_TENSOR_EQ(runBoth("Slice", {x, I({3}), I({kMax}), I({0}), I({kMax})}), F({3}));
   at::Tensor e = at::zeros({0, 2});
-  EXPECT_EQ(runBoth("Slice", {e, I({-1}), I({kMin}), I({0}), I({-1})}).sizes(), at::IntArrayRef({0, 2}));
-  EXPECT_EQ(runBoth("Slice", {e, I({0}), I({kMax}), I({0}), I({2})}).sizes(), at::IntArrayRef({0, 2}));
+  EXPECT_EQ(runBoth("Slice", {e, I({-1}), I({kMin}), I({0}), I({-1})}).sizes(),
+            at::IntArrayRef({0, 2}));
+  EXPECT_EQ(runBoth("Slice", {e, I({0}), I({kMax}), I({0}), I({2})}).sizes(),
+            at::IntArrayRef({0, 2}));
   at::Tensor y = at::arange(24, at::kFloat).reshape({2, 3, 4});
   // axes given negative; steps omitted; the first axis untouched.
   EXPECT_TENSOR_EQ(runBoth("Slice", {y, I({1, -1}), I({kMax, 0}), I({-2, -1}), I({1, -2})}),
@@ -166,10 +179,11 @@ TEST(ShapeOps, GradientsFlowThroughReshapeTransposeConcatSlice) {
   Node* t = g.addNode("Transpose", {w}, 1, "t", {{"perm", std::vector<int64_t>{2, 0, 1}}});
   Node* r = g.addNode("Reshape", {t->output(0), g.addParam("s", I({4, -1}), false)}, 1, "r");
   Node* c = g.addNode("Concat", {r->output(0), x}, 1, "c", {{"axis", 1}});
-  Node* s = g.addNode("Slice", {c->output(0), g.addParam("st", I({-1, 10}), false),
-                                g.addParam("en", I({kMin, 1}), false),
-                                g.addParam("ax", I({0, 1}), false),
-                                g.addParam("sp", I({-2, -3}), false)}, 1, "s");
+  Node* s = g.addNode(
+      "Slice",
+      {c->output(0), g.addParam("st", I({-1, 10}), false), g.addParam("en", I({kMin, 1}), false),
+       g.addParam("ax", I({0, 1}), false), g.addParam("sp", I({-2, -3}), false)},
+      1, "s");
   g.addOutput(s->output(0));
   Executor ex(g, {.training = true});
   at::Tensor xin = test::randn({4, 6}, 12), wt = test::randn({2, 3}, 13);
@@ -178,7 +192,8 @@ TEST(ShapeOps, GradientsFlowThroughReshapeTransposeConcatSlice) {
 
   at::Tensor wr = w0.clone().requires_grad_(true);
   at::Tensor ref = at::cat({wr.permute({2, 0, 1}).reshape({4, 6}), xin}, 1)
-                       .index_select(0, I({3, 1})).index_select(1, I({10, 7, 4}));
+                       .index_select(0, I({3, 1}))
+                       .index_select(1, I({10, 7, 4}));
   EXPECT_LT(test::maxRelDiff(y.detach(), ref.detach()), 1e-6);
   (ref * wt).sum().backward();
   ASSERT_TRUE(w->data().grad().defined());

@@ -58,12 +58,12 @@ inline at::Tensor I(std::vector<int64_t> v) { return at::tensor(v, at::kLong); }
 inline at::Tensor F(std::vector<float> v) { return at::tensor(v, at::kFloat); }
 
 /// Exact equality of shape, dtype and values (with a readable failure message).
-#define EXPECT_TENSOR_EQ(got, want)                                                        \
-  do {                                                                                     \
-    at::Tensor g_ = (got), w_ = (want);                                                    \
-    EXPECT_EQ(g_.scalar_type(), w_.scalar_type());                                         \
-    EXPECT_TRUE(g_.sizes() == w_.sizes() && at::equal(g_.to(w_.scalar_type()), w_))       \
-        << "got " << g_ << "\nwant " << w_;                                                \
+#define EXPECT_TENSOR_EQ(got, want)                                                 \
+  do {                                                                              \
+    at::Tensor g_ = (got), w_ = (want);                                             \
+    EXPECT_EQ(g_.scalar_type(), w_.scalar_type());                                  \
+    EXPECT_TRUE(g_.sizes() == w_.sizes() && at::equal(g_.to(w_.scalar_type()), w_)) \
+        << "got " << g_ << "\nwant " << w_;                                         \
   } while (0)
 
 /// Message of the gs::Error thrown by `f`, or "" (with a test failure) if none is thrown.
