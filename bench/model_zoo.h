@@ -16,7 +16,8 @@ namespace gs::zoo {
 /// Graph-construction helper: seeded parameters, one call per layer, hierarchical node names.
 class ModelMaker {
  public:
-  ModelMaker(Graph& g, uint64_t seed) : g_(g), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
+  ModelMaker(Graph& g, uint64_t seed)
+      : g_(g), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
   Graph& graph() { return g_; }
 
   at::Tensor randn(std::vector<int64_t> shape, double scale) {
@@ -37,12 +38,15 @@ class ModelMaker {
   /// Conv with Kaiming-normal weights; bias only when `bias`.
   Value* conv(Value* x, int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t pad,
               const std::string& name, bool bias = false, int64_t groups = 1) {
-    Value* w = param(name + ".weight", randn({cout, cin / groups, k, k}, std::sqrt(2.0 / (cin / groups * k * k))));
+    Value* w = param(name + ".weight",
+                     randn({cout, cin / groups, k, k}, std::sqrt(2.0 / (cin / groups * k * k))));
     std::vector<Value*> in{x, w};
     if (bias) in.push_back(param(name + ".bias", randn({cout}, 0.05)));
     return op("Conv", in, name,
-              {{"kernel_shape", std::vector<int64_t>{k, k}}, {"strides", std::vector<int64_t>{stride, stride}},
-               {"pads", std::vector<int64_t>{pad, pad, pad, pad}}, {"group", groups}});
+              {{"kernel_shape", std::vector<int64_t>{k, k}},
+               {"strides", std::vector<int64_t>{stride, stride}},
+               {"pads", std::vector<int64_t>{pad, pad, pad, pad}},
+               {"group", groups}});
   }
   /// Inference BatchNormalization with non-trivial random statistics.
   Value* bn(Value* x, int64_t c, const std::string& name) {
@@ -55,7 +59,8 @@ class ModelMaker {
   Value* relu(Value* x, const std::string& name) { return op("Relu", {x}, name); }
   Value* maxPool(Value* x, int64_t k, int64_t stride, const std::string& name) {
     return op("MaxPool", {x}, name,
-              {{"kernel_shape", std::vector<int64_t>{k, k}}, {"strides", std::vector<int64_t>{stride, stride}}});
+              {{"kernel_shape", std::vector<int64_t>{k, k}},
+               {"strides", std::vector<int64_t>{stride, stride}}});
   }
   /// y = x W^T + b as Gemm(transB=1), Kaiming-uniform-like init.
   Value* linear(Value* x, int64_t in, int64_t out, const std::string& name) {
@@ -95,7 +100,8 @@ inline std::unique_ptr<Graph> demoCnn(uint64_t seed = 1) {
   ModelMaker m(*g, seed);
   Value* x = g->addInput("input", DType::Float32, std::vector<Dim>{Dim("N"), 1, 28, 28});
   x = m.maxPool(m.relu(m.bn(m.conv(x, 1, 8, 3, 1, 1, "conv1"), 8, "bn1"), "relu1"), 2, 2, "pool1");
-  x = m.maxPool(m.relu(m.bn(m.conv(x, 8, 16, 3, 1, 1, "conv2"), 16, "bn2"), "relu2"), 2, 2, "pool2");
+  x = m.maxPool(m.relu(m.bn(m.conv(x, 8, 16, 3, 1, 1, "conv2"), 16, "bn2"), "relu2"), 2, 2,
+                "pool2");
   x = m.op("Flatten", {m.op("GlobalAveragePool", {x}, "gap")}, "flatten", {{"axis", int64_t{1}}});
   m.output(m.linear(x, 16, 10, "fc"), {Dim("N"), 10});
   return g;
@@ -130,11 +136,13 @@ inline std::unique_ptr<Graph> resnet20(uint64_t seed = 3) {
     for (int b = 0; b < 3; ++b) {
       std::string p = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
       int64_t cout = widths[s], stride = (b == 0 && s > 0) ? 2 : 1;
-      Value* y = m.relu(m.bn(m.conv(x, cin, cout, 3, stride, 1, p + ".conv1"), cout, p + ".bn1"), p + ".relu1");
+      Value* y = m.relu(m.bn(m.conv(x, cin, cout, 3, stride, 1, p + ".conv1"), cout, p + ".bn1"),
+                        p + ".relu1");
       y = m.bn(m.conv(y, cout, cout, 3, 1, 1, p + ".conv2"), cout, p + ".bn2");
       Value* sc = x;
       if (stride != 1 || cin != cout)
-        sc = m.bn(m.conv(x, cin, cout, 1, stride, 0, p + ".downsample.conv"), cout, p + ".downsample.bn");
+        sc = m.bn(m.conv(x, cin, cout, 1, stride, 0, p + ".downsample.conv"), cout,
+                  p + ".downsample.bn");
       x = m.relu(m.op("Add", {y, sc}, p + ".add"), p + ".relu2");
       cin = cout;
     }
@@ -158,13 +166,15 @@ inline std::unique_ptr<Graph> transformerBlock(int64_t t = 16, int64_t d = 64, i
   auto headsOf = [&](const std::string& n) {
     Value* z = m.dense(h, d, d, "attn." + n);
     z = m.op("Reshape", {z, split_shape}, "attn." + n + ".reshape");
-    return m.op("Transpose", {z}, "attn." + n + ".transpose", {{"perm", std::vector<int64_t>{0, 2, 1, 3}}});
+    return m.op("Transpose", {z}, "attn." + n + ".transpose",
+                {{"perm", std::vector<int64_t>{0, 2, 1, 3}}});
   };
   Value* q = headsOf("q");
   Value* k = headsOf("k");
   Value* v = headsOf("v");
   Value* kt = m.op("Transpose", {k}, "attn.k_t", {{"perm", std::vector<int64_t>{0, 1, 3, 2}}});
-  Value* scale = m.param("attn.scale", at::full({}, 1.0 / std::sqrt(static_cast<double>(dh)), at::kFloat));
+  Value* scale =
+      m.param("attn.scale", at::full({}, 1.0 / std::sqrt(static_cast<double>(dh)), at::kFloat));
   scale->setTrainable(false);
   Value* s = m.op("Mul", {m.op("MatMul", {q, kt}, "attn.scores"), scale}, "attn.scaled");
   Value* a = m.op("Softmax", {s}, "attn.softmax", {{"axis", int64_t{-1}}});
@@ -179,7 +189,8 @@ inline std::unique_ptr<Graph> transformerBlock(int64_t t = 16, int64_t d = 64, i
   Value* one = m.param("mlp.gelu.one", at::full({}, 1.0, at::kFloat));
   for (Value* c : {sqrt2, half, one}) c->setTrainable(false);
   Value* e = m.op("Erf", {m.op("Div", {h, sqrt2}, "mlp.gelu.div")}, "mlp.gelu.erf");
-  h = m.op("Mul", {m.op("Mul", {h, half}, "mlp.gelu.mul_half"), m.op("Add", {e, one}, "mlp.gelu.add_one")},
+  h = m.op("Mul",
+           {m.op("Mul", {h, half}, "mlp.gelu.mul_half"), m.op("Add", {e, one}, "mlp.gelu.add_one")},
            "mlp.gelu.mul");
   x = m.op("Add", {x, m.dense(h, 4 * d, d, "mlp.fc2")}, "residual2");
   m.output(x, {Dim("N"), t, d});

@@ -2,6 +2,7 @@
 // shared by the ORT parity tests, the latency benchmark and the demo.
 #pragma once
 #include <ATen/ATen.h>
+#include <sys/wait.h>
 
 #include <cctype>
 #include <cstdio>
@@ -12,7 +13,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
 #include <vector>
 
 #include "io/npy.h"
@@ -34,7 +34,8 @@ inline std::string ortMissingReason() {
   std::string d = ortDir();
   if (!fs::exists(d + "/ort_run.js")) return "ONNX Runtime runner " + d + "/ort_run.js not found";
   if (!fs::exists(d + "/node_modules/onnxruntime-node/package.json"))
-    return "onnxruntime-node is not installed in " + d + "/node_modules: run scripts/install-deps.sh";
+    return "onnxruntime-node is not installed in " + d +
+           "/node_modules: run scripts/install-deps.sh";
   if (std::system("node --version >/dev/null 2>&1") != 0)
     return "node is not on PATH: run scripts/install-deps.sh";
   return "";
@@ -58,19 +59,22 @@ inline std::string shellQuote(const std::string& s) {
 struct OrtResult {
   std::map<std::string, at::Tensor> outputs;  // by output name (empty when write = false)
   double median_ms = 0, mean_ms = 0;
+  std::vector<double> times_ms;  // every timed run
 };
 
 /// Runs `model` in ORT on `inputs` (written as .npy into work_dir/in), reads outputs from
 /// work_dir/out. Throws gs::Error with ORT's stderr line on failure.
 inline OrtResult runOrt(const std::string& model, const std::map<std::string, at::Tensor>& inputs,
-                        const std::string& work_dir, int repeat = 1, int threads = 2, bool write = true) {
+                        const std::string& work_dir, int repeat = 1, int threads = 2,
+                        bool write = true) {
   namespace fs = std::filesystem;
   std::string why = ortMissingReason();
   GS_CHECK(why.empty(), why);
   fs::create_directories(work_dir + "/in");
   std::string cmd = "node " + shellQuote(ortDir() + "/ort_run.js") + " " + shellQuote(model) +
-                    " --out-dir " + shellQuote(work_dir + "/out") + " --repeat " + std::to_string(repeat) +
-                    " --threads " + std::to_string(threads) + (write ? "" : " --no-write");
+                    " --out-dir " + shellQuote(work_dir + "/out") + " --repeat " +
+                    std::to_string(repeat) + " --threads " + std::to_string(threads) +
+                    (write ? "" : " --no-write");
   for (const auto& [name, t] : inputs) {
     std::string f = work_dir + "/in/" + fileStem(name) + ".npy";
     writeNpy(f, t);
@@ -88,12 +92,14 @@ inline OrtResult runOrt(const std::string& model, const std::map<std::string, at
     std::ifstream ef(err_file);
     std::string line;
     std::getline(ef, line);
-    GS_FAIL("ONNX Runtime failed on ", model, ": ", line.empty() ? "exit status " + std::to_string(status) : line);
+    GS_FAIL("ONNX Runtime failed on ", model, ": ",
+            line.empty() ? "exit status " + std::to_string(status) : line);
   }
   auto j = nlohmann::json::parse(out.substr(out.find('{')));
   OrtResult r;
   r.median_ms = j.at("median_ms").get<double>();
   r.mean_ms = j.at("mean_ms").get<double>();
+  r.times_ms = j.at("times_ms").get<std::vector<double>>();
   if (write)
     for (const auto& [name, info] : j.at("outputs").items())
       r.outputs[name] = readNpy(work_dir + "/out/" + fileStem(name) + ".npy");

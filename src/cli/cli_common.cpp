@@ -19,7 +19,8 @@ namespace gs::cli {
 std::unique_ptr<Graph> loadModel(const std::string& path) {
   std::error_code ec;
   GS_CHECK(std::filesystem::exists(path, ec), path, ": no such file");
-  GS_CHECK(!std::filesystem::is_directory(path, ec), path, ": is a directory, expected an .onnx file");
+  GS_CHECK(!std::filesystem::is_directory(path, ec), path,
+           ": is a directory, expected an .onnx file");
   return importOnnxFile(path);
 }
 
@@ -60,7 +61,8 @@ at::Tensor randomInput(const Value& v, int64_t batch, uint64_t seed, size_t idx)
     case DType::Int16:
     case DType::Int32:
     case DType::Int64:
-      return at::randint(0, 10, shape, gen, at::TensorOptions().dtype(at::kLong)).to(toScalarType(t));
+      return at::randint(0, 10, shape, gen, at::TensorOptions().dtype(at::kLong))
+          .to(toScalarType(t));
     default:
       GS_FAIL("input '", v.name(), "' has dtype ", dtypeName(t),
               ", which cannot be generated; give it with --input NAME=FILE.npy");

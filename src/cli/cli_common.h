@@ -3,7 +3,6 @@
 #include <ATen/core/Tensor.h>
 
 #include <CLI/CLI.hpp>
-
 #include <map>
 #include <memory>
 #include <string>

@@ -1,7 +1,6 @@
 // Registration of the gstick subcommands (each file owns its option table and action).
 #pragma once
 #include <CLI/CLI.hpp>
-
 #include <functional>
 
 namespace gs::cli {

@@ -24,14 +24,19 @@ nlohmann::ordered_json shapeJson(const Shape& s) {
   if (!s) return nullptr;
   nlohmann::ordered_json a = nlohmann::ordered_json::array();
   for (const Dim& d : *s) {
-    if (d.isStatic()) a.push_back(d.value);
-    else if (!d.symbol.empty()) a.push_back(d.symbol);
-    else a.push_back(nullptr);
+    if (d.isStatic())
+      a.push_back(d.value);
+    else if (!d.symbol.empty())
+      a.push_back(d.symbol);
+    else
+      a.push_back(nullptr);
   }
   return a;
 }
 
-std::string opKey(const Node& n) { return n.domain().empty() ? n.opType() : n.domain() + "." + n.opType(); }
+std::string opKey(const Node& n) {
+  return n.domain().empty() ? n.opType() : n.domain() + "." + n.opType();
+}
 
 int runInfo(const InfoOptions& o) {
   auto g = loadModel(o.model);
@@ -47,11 +52,12 @@ int runInfo(const InfoOptions& o) {
   std::vector<at::Tensor> inputs = makeInputs(*g, o.inputs);
   Executor ex(*g);
   int64_t total_macs = 0;
-  ex.setObserver([&](const Node& n, const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& out) {
-    int64_t m = nodeMacs(n, in, out);
-    if (m > 0) macs[opKey(n)] += m;
-    total_macs += m;
-  });
+  ex.setObserver(
+      [&](const Node& n, const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& out) {
+        int64_t m = nodeMacs(n, in, out);
+        if (m > 0) macs[opKey(n)] += m;
+        total_macs += m;
+      });
   ex.run(inputs);
 
   if (o.json) {
@@ -62,7 +68,8 @@ int runInfo(const InfoOptions& o) {
     auto io = [](const std::vector<Value*>& vs) {
       nlohmann::ordered_json a = nlohmann::ordered_json::array();
       for (const Value* v : vs)
-        a.push_back({{"name", v->name()}, {"dtype", std::string(dtypeName(v->dtype()))},
+        a.push_back({{"name", v->name()},
+                     {"dtype", std::string(dtypeName(v->dtype()))},
                      {"shape", shapeJson(v->shape())}});
       return a;
     };
@@ -70,7 +77,8 @@ int runInfo(const InfoOptions& o) {
     j["outputs"] = io(g->outputs());
     j["nodes"] = g->numNodes();
     j["ops"] = hist;
-    j["parameters"] = {{"count", param_count}, {"bytes", param_bytes}, {"tensors", g->params().size()}};
+    j["parameters"] = {
+        {"count", param_count}, {"bytes", param_bytes}, {"tensors", g->params().size()}};
     j["macs"] = {{"total", total_macs}, {"by_op", macs}, {"batch", o.inputs.batch}};
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -80,12 +88,13 @@ int runInfo(const InfoOptions& o) {
             << (g->opsets.count("") ? g->opsets.at("") : 0) << ")\n";
   auto printIo = [](const char* title, const std::vector<Value*>& vs) {
     std::cout << title << ":\n";
-    for (const Value* v : vs) std::printf("  %-24s %s\n", v->name().c_str(), typeString(v->dtype(), v->shape()).c_str());
+    for (const Value* v : vs)
+      std::printf("  %-24s %s\n", v->name().c_str(), typeString(v->dtype(), v->shape()).c_str());
   };
   printIo("inputs", g->inputs());
   printIo("outputs", g->outputs());
-  std::cout << "parameters: " << withCommas(param_count) << " (" << humanBytes(param_bytes) << ") in "
-            << g->params().size() << " tensors\n";
+  std::cout << "parameters: " << withCommas(param_count) << " (" << humanBytes(param_bytes)
+            << ") in " << g->params().size() << " tensors\n";
   std::cout << "ops: " << g->numNodes() << " nodes\n";
   std::printf("  %-24s %7s %18s\n", "op", "count", "MACs");
   for (const auto& [op, count] : hist) {
@@ -102,7 +111,8 @@ int runInfo(const InfoOptions& o) {
 Command addInfoCommand(CLI::App& app) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "info", "Describe a model: inputs/outputs, op histogram, parameters and MACs (from one seeded run)");
+      "info",
+      "Describe a model: inputs/outputs, op histogram, parameters and MACs (from one seeded run)");
   cmd->add_option("model", o->model, "ONNX model file")->required()->type_name("MODEL.onnx");
   cmd->add_flag("--json", o->json, "Print machine-readable JSON instead of text");
   addInputOptions(*cmd, o->inputs, true);

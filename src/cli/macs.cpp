@@ -22,7 +22,8 @@ int64_t matmulMacs(const at::Tensor& a, const at::Tensor& y) {
 /// Einsum: output elements times the product of the sizes of the summed-over labels.
 int64_t einsumMacs(const Node& n, const std::vector<at::Tensor>& in, const at::Tensor& y) {
   std::string eq;
-  for (char c : n.attrString("equation", "")) if (c != ' ') eq += c;
+  for (char c : n.attrString("equation", ""))
+    if (c != ' ') eq += c;
   auto arrow = eq.find("->");
   std::string lhs = eq.substr(0, arrow);
   std::map<char, int64_t> size;
@@ -30,7 +31,8 @@ int64_t einsumMacs(const Node& n, const std::vector<at::Tensor>& in, const at::T
   size_t term = 0, start = 0;
   while (start <= lhs.size() && term < in.size()) {
     size_t comma = lhs.find(',', start);
-    std::string t = lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string t =
+        lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     const at::Tensor& x = in[term];
     if (!x.defined()) return 0;
     auto ell = t.find("...");
@@ -51,7 +53,8 @@ int64_t einsumMacs(const Node& n, const std::vector<at::Tensor>& in, const at::T
   }
   int64_t k = 1;
   for (auto& [c, s] : size) {
-    bool kept = arrow != std::string::npos ? eq.find(c, arrow + 2) != std::string::npos : count[c] == 1;
+    bool kept =
+        arrow != std::string::npos ? eq.find(c, arrow + 2) != std::string::npos : count[c] == 1;
     if (!kept) k *= s;
   }
   return y.numel() * k;
@@ -59,7 +62,8 @@ int64_t einsumMacs(const Node& n, const std::vector<at::Tensor>& in, const at::T
 
 }  // namespace
 
-int64_t nodeMacs(const Node& node, const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& out) {
+int64_t nodeMacs(const Node& node, const std::vector<at::Tensor>& in,
+                 const std::vector<at::Tensor>& out) {
   if (out.empty() || !out[0].defined()) return 0;
   const at::Tensor& y = out[0];
   const std::string& op = node.opType();
@@ -67,7 +71,8 @@ int64_t nodeMacs(const Node& node, const std::vector<at::Tensor>& in, const std:
   if (op == "Conv" || op == "ConvInteger") return convMacs(input(1), y);
   if (op == "QLinearConv") return convMacs(input(3), y);
   if (op == "ConvTranspose") {
-    // Every input element is scattered into (Cout/groups * prod(kernel)) outputs; W is [Cin, Cout/g, k...].
+    // Every input element is scattered into (Cout/groups * prod(kernel)) outputs; W is [Cin,
+    // Cout/g, k...].
     at::Tensor x = input(0), w = input(1);
     if (!x.defined() || !w.defined() || w.dim() < 1 || w.size(0) == 0) return 0;
     return x.numel() * (w.numel() / w.size(0));

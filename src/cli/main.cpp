@@ -2,7 +2,6 @@
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <exception>
 #include <string>

@@ -18,7 +18,9 @@
 namespace gs {
 namespace {
 
-std::string fixturePath(const std::string& stem) { return std::string(GS_TEST_DIR) + "/data/models/" + stem + ".onnx"; }
+std::string fixturePath(const std::string& stem) {
+  return std::string(GS_TEST_DIR) + "/data/models/" + stem + ".onnx";
+}
 
 struct CmdResult {
   int code = -1;
@@ -28,7 +30,8 @@ struct CmdResult {
 /// Runs `gstick <args>` capturing exit code, stdout and stderr.
 CmdResult gstick(const std::string& args) {
   std::string dir = test::tempDir("cli");
-  std::string cmd = std::string("'") + GS_CLI_PATH + "' " + args + " >" + dir + "/out 2>" + dir + "/err";
+  std::string cmd =
+      std::string("'") + GS_CLI_PATH + "' " + args + " >" + dir + "/out 2>" + dir + "/err";
   int st = std::system(cmd.c_str());
   CmdResult r;
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -50,7 +53,8 @@ TEST(Cli, RunWritesExecutorOutputs) {
   std::string dir = test::tempDir("cli_run");
   at::Tensor x = test::randn({3, 1, 28, 28}, 5);
   writeNpy(dir + "/x.npy", x);
-  auto r = gstick("run '" + model + "' --input input=" + dir + "/x.npy -o " + dir + "/out --repeat 3");
+  auto r =
+      gstick("run '" + model + "' --input input=" + dir + "/x.npy -o " + dir + "/out --repeat 3");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   auto g = importOnnxFile(model);
@@ -65,11 +69,13 @@ TEST(Cli, RunWritesExecutorOutputs) {
 
 TEST(Cli, RunSeededInputsAreDeterministic) {
   std::string model = fixturePath("transformer_block_op17");
-  std::string d1 = test::tempDir("cli_seed1"), d2 = test::tempDir("cli_seed2"), d3 = test::tempDir("cli_seed3");
+  std::string d1 = test::tempDir("cli_seed1"), d2 = test::tempDir("cli_seed2"),
+              d3 = test::tempDir("cli_seed3");
   ASSERT_EQ(gstick("run '" + model + "' --seed 3 -o " + d1).code, 0);
   ASSERT_EQ(gstick("run '" + model + "' --seed 3 -o " + d2).code, 0);
   ASSERT_EQ(gstick("run '" + model + "' --seed 4 -o " + d3).code, 0);
-  at::Tensor a = readNpy(d1 + "/output.npy"), b = readNpy(d2 + "/output.npy"), c = readNpy(d3 + "/output.npy");
+  at::Tensor a = readNpy(d1 + "/output.npy"), b = readNpy(d2 + "/output.npy"),
+             c = readNpy(d3 + "/output.npy");
   EXPECT_TRUE(at::equal(a, b));
   EXPECT_FALSE(at::equal(a, c));
 }
@@ -107,7 +113,9 @@ TEST(Cli, InfoReportsParameterCountAndOps) {
   auto t = gstick("info '" + model + "'");
   ASSERT_EQ(t.code, 0) << t.err;
   std::string count = std::to_string(onnxParamCount(model));
-  std::string commas = count.size() > 3 ? count.substr(0, count.size() - 3) + "," + count.substr(count.size() - 3) : count;
+  std::string commas =
+      count.size() > 3 ? count.substr(0, count.size() - 3) + "," + count.substr(count.size() - 3)
+                       : count;
   EXPECT_NE(t.out.find("parameters: " + commas), std::string::npos) << t.out;
 }
 
@@ -138,7 +146,8 @@ TEST(Cli, InfoMacsForTransformerMatmuls) {
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   int64_t T = 16, d = 64;
-  EXPECT_EQ(j["macs"]["by_op"]["MatMul"].get<int64_t>(), 4 * T * d * d + 2 * T * T * d + 2 * T * d * 4 * d);
+  EXPECT_EQ(j["macs"]["by_op"]["MatMul"].get<int64_t>(),
+            4 * T * d * d + 2 * T * T * d + 2 * T * d * 4 * d);
 }
 
 TEST(Cli, ErrorsAreOneLineWithExitCode) {
@@ -151,14 +160,18 @@ TEST(Cli, ErrorsAreOneLineWithExitCode) {
   expectOneErrorLine(gstick("run " + dir + "/trunc.onnx"), 1, "trunc.onnx");
 
   writeNpy(dir + "/bad.npy", test::randn({1, 3, 28, 28}, 1));
-  expectOneErrorLine(gstick("run '" + fixturePath("resnet_bn_op13") + "' --input input=" + dir + "/bad.npy"), 1,
-                     "input 'input'");
+  expectOneErrorLine(
+      gstick("run '" + fixturePath("resnet_bn_op13") + "' --input input=" + dir + "/bad.npy"), 1,
+      "input 'input'");
   writeNpy(dir + "/dbl.npy", test::randn({1, 1, 28, 28}, 1).to(at::kDouble));
-  expectOneErrorLine(gstick("run '" + fixturePath("resnet_bn_op13") + "' --input input=" + dir + "/dbl.npy"), 1,
-                     "f64");
-  expectOneErrorLine(gstick("run '" + fixturePath("resnet_bn_op13") + "' --input nosuch=" + dir + "/bad.npy"), 1,
-                     "'nosuch' is not an input");
-  expectOneErrorLine(gstick("run '" + fixturePath("resnet_bn_op13") + "' -o /proc/gstick_out"), 1, "/proc/gstick_out");
+  expectOneErrorLine(
+      gstick("run '" + fixturePath("resnet_bn_op13") + "' --input input=" + dir + "/dbl.npy"), 1,
+      "f64");
+  expectOneErrorLine(
+      gstick("run '" + fixturePath("resnet_bn_op13") + "' --input nosuch=" + dir + "/bad.npy"), 1,
+      "'nosuch' is not an input");
+  expectOneErrorLine(gstick("run '" + fixturePath("resnet_bn_op13") + "' -o /proc/gstick_out"), 1,
+                     "/proc/gstick_out");
 
   Graph g;
   Value* x = g.addInput("x", DType::Float32, std::vector<Dim>{4});

@@ -21,9 +21,9 @@ namespace fs = std::filesystem;
 constexpr double kTol = 1e-4;
 
 /// Fails the current test (never skips) when ONNX Runtime is not installed.
-#define REQUIRE_ORT()                                               \
-  do {                                                              \
-    std::string why_ = ort::ortMissingReason();                     \
+#define REQUIRE_ORT()                                                      \
+  do {                                                                     \
+    std::string why_ = ort::ortMissingReason();                            \
     ASSERT_TRUE(why_.empty()) << why_ << " (run scripts/install-deps.sh)"; \
   } while (0)
 
@@ -42,7 +42,8 @@ std::map<std::string, at::Tensor> seededInputs(const Graph& g, int64_t batch, ui
 }
 
 /// Runs `g` in gstick and `onnx_path` in ORT on the same inputs; expects every output within kTol.
-void expectParity(const Graph& g, const std::string& onnx_path, int64_t batch, const std::string& tag) {
+void expectParity(const Graph& g, const std::string& onnx_path, int64_t batch,
+                  const std::string& tag) {
   auto inputs = seededInputs(g, batch, 42);
   Executor ex(g);
   auto ours = ex.runNamed(inputs);
@@ -85,13 +86,13 @@ TEST_P(ZooParity, ExecutorMatchesOrt) {
   for (const auto& [name, t] : a) EXPECT_LE(test::maxRelDiff(b.at(name), t), 1e-6) << name;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Built, ZooParity,
-    ::testing::Values(ZooCase{"demo_cnn", [] { return zoo::demoCnn(); }, 3},
-                      ZooCase{"lenet5", [] { return zoo::lenet5(); }, 2},
-                      ZooCase{"resnet20", [] { return zoo::resnet20(); }, 2},
-                      ZooCase{"transformer", [] { return zoo::transformerBlock(); }, 2}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Built, ZooParity,
+                         ::testing::Values(ZooCase{"demo_cnn", [] { return zoo::demoCnn(); }, 3},
+                                           ZooCase{"lenet5", [] { return zoo::lenet5(); }, 2},
+                                           ZooCase{"resnet20", [] { return zoo::resnet20(); }, 2},
+                                           ZooCase{"transformer",
+                                                   [] { return zoo::transformerBlock(); }, 2}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 // ---------------------------------------------------------------- torch-exported fixtures
 
@@ -103,7 +104,9 @@ std::vector<std::string> fixtureModels() {
   return v;
 }
 
-std::string fixturePath(const std::string& stem) { return std::string(GS_TEST_DIR) + "/data/models/" + stem + ".onnx"; }
+std::string fixturePath(const std::string& stem) {
+  return std::string(GS_TEST_DIR) + "/data/models/" + stem + ".onnx";
+}
 
 class FixtureParity : public ::testing::TestWithParam<std::string> {};
 
@@ -120,8 +123,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureParity, ::testing::ValuesIn(fixtureMod
 TEST(FixtureSet, AllExpectedFixturesPresent) {
   // gen_models.py writes these; a missing one means the fixture set was not regenerated/committed.
   auto v = fixtureModels();
-  for (const char* n : {"resnet_bn_op9", "resnet_bn_op13", "mobilenet_block_op11", "transformer_block_op14",
-                        "transformer_block_op17", "unet_block_op11"})
+  for (const char* n : {"resnet_bn_op9", "resnet_bn_op13", "mobilenet_block_op11",
+                        "transformer_block_op14", "transformer_block_op17", "unet_block_op11"})
     EXPECT_NE(std::find(v.begin(), v.end(), n), v.end()) << n;
 }
 
@@ -172,8 +175,10 @@ TEST(OrtRunner, MissingInstallIsAnErrorNamingInstallScript) {
   } catch (const Error& e) {
     thrown = e.what();
   }
-  if (old) setenv("GS_ORT_DIR", saved.c_str(), 1);
-  else unsetenv("GS_ORT_DIR");
+  if (old)
+    setenv("GS_ORT_DIR", saved.c_str(), 1);
+  else
+    unsetenv("GS_ORT_DIR");
   EXPECT_NE(why.find("scripts/install-deps.sh"), std::string::npos) << why;
   EXPECT_EQ(thrown, why);
 }

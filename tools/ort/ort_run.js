@@ -108,7 +108,7 @@ async function main() {
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
   process.stdout.write(JSON.stringify({
     model: args.model, repeat: args.repeat, threads: args.threads,
-    median_ms: median(times), mean_ms: mean, min_ms: Math.min(...times), outputs,
+    median_ms: median(times), mean_ms: mean, min_ms: Math.min(...times), times_ms: times, outputs,
   }) + '\n');
 }
 
