@@ -3,6 +3,7 @@
 // table. Usage: latency_bench [--out FILE.md] [--threads T[,T...]] [--quick]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,6 +96,18 @@ std::unique_ptr<gs::Graph> addChain(int n) {
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v && *v ? v : "(unset)";
+}
+
+/// Sets ATen's and OpenBLAS's thread counts together. Debian's libopenblas0-pthread keeps its own
+/// thread pool (sized from the core count), so with at::set_num_threads(1) GEMMs would still use
+/// every core; ORT's intraOpNumThreads covers its GEMMs too, so this keeps the comparison fair.
+/// Returns whether OpenBLAS was found.
+bool setThreads(int n) {
+  at::set_num_threads(n);
+  using SetFn = void (*)(int);
+  auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn) fn(n);
+  return fn != nullptr;
 }
 
 std::string loadAvg() {
@@ -249,9 +262,10 @@ int main(int argc, char** argv) {
 
     char buf[512];
     for (int threads : thread_list) {
-      at::set_num_threads(threads);
+      bool blas = setThreads(threads);
       std::vector<Row> rows = measure(models, threads, budget_ms, work);
-      md << "\n## " << threads << " intra-op thread" << (threads > 1 ? "s" : "") << "\n\n"
+      md << "\n## " << threads << " intra-op thread" << (threads > 1 ? "s" : "")
+         << (blas ? " (ATen and OpenBLAS)" : "") << "\n\n"
          << "| model | batch | gstick median (ms) | ORT median (ms) | gstick / ORT (median) | "
             "gstick / ORT (min) "
             "| max rel diff | runs | gstick time by op (batch 32) |\n"
