@@ -97,6 +97,9 @@ inline WindowGeometry forwardGeometry(const WindowAttrs& a, at::IntArrayRef in,
         pe = a.pads.empty() ? 0 : a.pads[i + nd];
         int64_t span = in[i] + pb + pe - eff;
         o = (a.ceil_mode ? ceilDiv(span, s) : floorDiv(span, s)) + 1;
+        // ceil_mode: a window that would start in the right padding is dropped (as in ONNX's
+        // current spec, ONNX Runtime and torch).
+        if (a.ceil_mode && o > 1 && (o - 1) * s >= in[i] + pb) --o;
         break;
       }
       case AutoPad::SameUpper:
