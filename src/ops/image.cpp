@@ -50,17 +50,19 @@ ResizeAttrs parseResize(const Node& n) {
   return a;
 }
 
-/// ONNX coordinate transform of output index j along one axis.
-double sourceCoord(const ResizeAttrs& a, int64_t j, int64_t in, int64_t out, double scale,
+/// ONNX coordinate transform of output index j along one axis. `out` is the resized length
+/// in * scale, which ONNX's reference keeps fractional (e.g. 4 * 0.8 = 3.2 for align_corners)
+/// even though the tensor has floor(in * scale) elements.
+double sourceCoord(const ResizeAttrs& a, int64_t j, int64_t in, double out, double scale,
                    double roi_start, double roi_end) {
   switch (a.coord) {
     case CoordMode::HalfPixel: return (j + 0.5) / scale - 0.5;
-    case CoordMode::PytorchHalfPixel: return out > 1 ? (j + 0.5) / scale - 0.5 : 0.0;
+    case CoordMode::PytorchHalfPixel: return out != 1 ? (j + 0.5) / scale - 0.5 : 0.0;
     case CoordMode::AlignCorners:
-      return out > 1 ? static_cast<double>(j) * (in - 1) / (out - 1) : 0.0;
+      return out != 1 ? static_cast<double>(j) * (in - 1) / (out - 1) : 0.0;
     case CoordMode::Asymmetric: return j / scale;
     case CoordMode::TfCropAndResize:
-      return out > 1 ? roi_start * (in - 1) + j * (roi_end - roi_start) * (in - 1) / (out - 1)
+      return out != 1 ? roi_start * (in - 1) + j * (roi_end - roi_start) * (in - 1) / (out - 1)
                      : 0.5 * (roi_start + roi_end) * (in - 1);
   }
   return 0.0;
@@ -98,7 +100,7 @@ AxisTaps axisTaps(const ResizeAttrs& a, int64_t in, int64_t out, double scale, d
   auto clampIdx = [in](int64_t i) { return std::min(std::max<int64_t>(i, 0), in - 1); };
   const double A = a.cubic_a;
   for (int64_t j = 0; j < out; ++j) {
-    double x = sourceCoord(a, j, in, out, scale, rs, re);
+    double x = sourceCoord(a, j, in, in * scale, scale, rs, re);
     if (a.coord == CoordMode::TfCropAndResize && (x < 0 || x > in - 1)) op[j] = true;
     int64_t* ij = ip + j * t.taps;
     double* wj = wp + j * t.taps;
@@ -135,12 +137,14 @@ AxisTaps axisTaps(const ResizeAttrs& a, int64_t in, int64_t out, double scale, d
   return t;
 }
 
-/// True if every factor in [lo, hi) is a positive integer f with out = in * f and ATen's float
+/// True if every spatial factor is a positive integer f (given exactly as the scale) with out = in * f and ATen's float
 /// reciprocal 1/f rounds up (so its floor(j * (1/f)) equals floor(j / f) exactly).
-bool integerUpscale(at::IntArrayRef in, const std::vector<int64_t>& out) {
+bool integerUpscale(at::IntArrayRef in, const std::vector<int64_t>& out,
+                    const std::vector<double>& scales) {
   for (size_t i = 2; i < in.size(); ++i) {
     if (in[i] <= 0 || out[i] % in[i] != 0) return false;
     int64_t f = out[i] / in[i];
+    if (scales[i] != static_cast<double>(f)) return false;  // ONNX divides by the given scale
     if (f < 1 || static_cast<double>(static_cast<float>(1.0 / f)) < 1.0 / f) return false;
   }
   return true;
@@ -155,8 +159,12 @@ at::Tensor resizeFast(const ResizeAttrs& a, const at::Tensor& x, const std::vect
   if (osz[0] != x.size(0) || osz[1] != x.size(1) || scales[0] != 1.0 || scales[1] != 1.0)
     return at::Tensor();
   at::IntArrayRef out(osz.data() + 2, r - 2);
-  bool all_gt1 = true;
-  for (int64_t v : out) all_gt1 = all_gt1 && v > 1;
+  // ATen uses the integer output length; ONNX uses in * scale (see sourceCoord).
+  bool exact_len = true, all_gt1 = true;
+  for (int64_t i = 2; i < r; ++i) {
+    exact_len = exact_len && x.size(i) * scales[i] == static_cast<double>(osz[i]);
+    all_gt1 = all_gt1 && osz[i] > 1;
+  }
   auto sc = [&](int64_t i) -> c10::optional<double> {
     return scales_given ? c10::optional<double>(scales[i]) : c10::nullopt;
   };
@@ -165,13 +173,14 @@ at::Tensor resizeFast(const ResizeAttrs& a, const at::Tensor& x, const std::vect
                       ((a.coord == CoordMode::HalfPixel || a.coord == CoordMode::PytorchHalfPixel) &&
                        (a.nearest == NearestMode::RoundPreferFloor ||
                         a.nearest == NearestMode::RoundPreferCeil));
-    if (!floor_like || !integerUpscale(x.sizes(), osz)) return at::Tensor();
+    if (!floor_like || !integerUpscale(x.sizes(), osz, scales)) return at::Tensor();
     if (r == 3) return at::upsample_nearest1d(x, out, c10::nullopt);
     if (r == 4) return at::upsample_nearest2d(x, out, c10::nullopt, c10::nullopt);
     return at::upsample_nearest3d(x, out, c10::nullopt, c10::nullopt, c10::nullopt);
   }
-  bool align = a.coord == CoordMode::AlignCorners;
-  bool half = a.coord == CoordMode::HalfPixel || (a.coord == CoordMode::PytorchHalfPixel && all_gt1);
+  bool align = a.coord == CoordMode::AlignCorners && exact_len;
+  bool half = a.coord == CoordMode::HalfPixel ||
+              (a.coord == CoordMode::PytorchHalfPixel && all_gt1 && exact_len);
   if (!align && !half) return at::Tensor();
   if (a.mode == ResizeMode::Linear) {
     if (r == 3) return at::upsample_linear1d(x, out, align, sc(2));
