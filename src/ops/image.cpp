@@ -137,8 +137,9 @@ AxisTaps axisTaps(const ResizeAttrs& a, int64_t in, int64_t out, double scale, d
   return t;
 }
 
-/// True if every spatial factor is a positive integer f (given exactly as the scale) with out = in * f and ATen's float
-/// reciprocal 1/f rounds up (so its floor(j * (1/f)) equals floor(j / f) exactly).
+/// True if every spatial factor is a positive integer f (given exactly as the scale) with
+/// out = in * f, and ATen's float reciprocal 1/f rounds up (so its floor(j * (1/f)) equals
+/// floor(j / f) exactly).
 bool integerUpscale(at::IntArrayRef in, const std::vector<int64_t>& out,
                     const std::vector<double>& scales) {
   for (size_t i = 2; i < in.size(); ++i) {

@@ -53,22 +53,32 @@ inline at::Tensor readTensorPb(const std::string& path) {
 /// Attribute conversion for the kinds node tests use.
 inline Attribute attrFromProto(const onnx::AttributeProto& a) {
   switch (a.type()) {
-    case onnx::AttributeProto::INT: return Attribute(static_cast<int64_t>(a.i()));
-    case onnx::AttributeProto::FLOAT: return Attribute(a.f());
-    case onnx::AttributeProto::STRING: return Attribute(a.s());
-    case onnx::AttributeProto::TENSOR: return Attribute(tensorFromProto(a.t()));
-    case onnx::AttributeProto::INTS: return Attribute(std::vector<int64_t>(a.ints().begin(), a.ints().end()));
-    case onnx::AttributeProto::FLOATS: return Attribute(std::vector<float>(a.floats().begin(), a.floats().end()));
-    default: ADD_FAILURE() << "unsupported attribute kind for " << a.name(); return Attribute();
+    case onnx::AttributeProto::INT:
+      return Attribute(static_cast<int64_t>(a.i()));
+    case onnx::AttributeProto::FLOAT:
+      return Attribute(a.f());
+    case onnx::AttributeProto::STRING:
+      return Attribute(a.s());
+    case onnx::AttributeProto::TENSOR:
+      return Attribute(tensorFromProto(a.t()));
+    case onnx::AttributeProto::INTS:
+      return Attribute(std::vector<int64_t>(a.ints().begin(), a.ints().end()));
+    case onnx::AttributeProto::FLOATS:
+      return Attribute(std::vector<float>(a.floats().begin(), a.floats().end()));
+    default:
+      ADD_FAILURE() << "unsupported attribute kind for " << a.name();
+      return Attribute();
   }
 }
 
 /// Runs one `op_type` node on `inputs` (undefined tensor = omitted optional input). Inputs whose
 /// index is in `params` become graph parameters (trainable = requires_grad of the tensor), the
 /// rest graph inputs. Returns the node's `num_outputs` outputs.
-inline std::vector<at::Tensor> runOp(const std::string& op_type, const std::vector<at::Tensor>& inputs,
+inline std::vector<at::Tensor> runOp(const std::string& op_type,
+                                     const std::vector<at::Tensor>& inputs,
                                      std::map<std::string, Attribute> attrs, size_t num_outputs = 1,
-                                     bool training = false, const std::vector<size_t>& params = {}) {
+                                     bool training = false,
+                                     const std::vector<size_t>& params = {}) {
   Graph g;
   std::vector<Value*> ins;
   std::vector<at::Tensor> feeds;
@@ -129,7 +139,8 @@ inline NodeCaseResult runOnnxNodeCase(const std::string& name, bool training = f
   g.addNodeNamedOutputs(np.op_type(), ins, outs, "n0", attrs);
   for (int i = 0; i < gp.output_size(); ++i) {
     g.addOutput(g.findValue(gp.output(i).name()));
-    r.expected.push_back(readTensorPb(dir + "/test_data_set_0/output_" + std::to_string(i) + ".pb"));
+    r.expected.push_back(
+        readTensorPb(dir + "/test_data_set_0/output_" + std::to_string(i) + ".pb"));
   }
   Executor ex(g, {.training = training});
   r.got = ex.run(feeds);

@@ -75,9 +75,10 @@ at::Tensor naiveConvTranspose2d(const at::Tensor& x0, const at::Tensor& w0, cons
 }
 
 TEST(OpsConv, OnnxConformanceCases) {
-  for (const char* c : {"test_basic_conv_with_padding", "test_basic_conv_without_padding",
-                        "test_conv_with_autopad_same", "test_conv_with_strides_and_asymmetric_padding",
-                        "test_conv_with_strides_no_padding", "test_conv_with_strides_padding"})
+  for (const char* c :
+       {"test_basic_conv_with_padding", "test_basic_conv_without_padding",
+        "test_conv_with_autopad_same", "test_conv_with_strides_and_asymmetric_padding",
+        "test_conv_with_strides_no_padding", "test_conv_with_strides_padding"})
     test::expectOnnxNodeCase(c);
 }
 
@@ -96,13 +97,16 @@ TEST(OpsConv, OnnxConvIntegerCases) {
 }
 
 TEST(OpsConv, AsymmetricPadsGroupsDilationsMatchNaive) {
-  at::Tensor x = test::randn({2, 4, 9, 8}, 1), w = test::randn({6, 2, 3, 2}, 2), b = test::randn({6}, 3);
+  at::Tensor x = test::randn({2, 4, 9, 8}, 1), w = test::randn({6, 2, 3, 2}, 2),
+             b = test::randn({6}, 3);
   std::vector<int64_t> pads{2, 0, 1, 3}, strides{2, 1}, dil{1, 2};
-  auto y = runOp("Conv", {x, w, b}, {{"pads", pads}, {"strides", strides}, {"dilations", dil}, {"group", 2}});
+  auto y = runOp("Conv", {x, w, b},
+                 {{"pads", pads}, {"strides", strides}, {"dilations", dil}, {"group", 2}});
   EXPECT_LT(test::maxRelDiff(y[0], naiveConv2d(x, w, b, strides, pads, dil, 2)), 1e-5);
   // Same numbers with the weight as a constant parameter (the usual model form).
-  auto yp = runOp("Conv", {x, w, b}, {{"pads", pads}, {"strides", strides}, {"dilations", dil}, {"group", 2}},
-                  1, false, {1, 2});
+  auto yp = runOp("Conv", {x, w, b},
+                  {{"pads", pads}, {"strides", strides}, {"dilations", dil}, {"group", 2}}, 1,
+                  false, {1, 2});
   EXPECT_LT(test::maxRelDiff(yp[0], y[0]), 1e-6);
 }
 
@@ -122,15 +126,18 @@ TEST(OpsConv, AutoPadModesMatchNaive) {
 TEST(OpsConv, OneAndThreeDimensional) {
   // 1-D with asymmetric pads == 2-D conv over a height-1 image.
   at::Tensor x = test::randn({2, 3, 11}, 6), w = test::randn({4, 3, 3}, 7);
-  auto y = runOp("Conv", {x, w}, {{"pads", std::vector<int64_t>{0, 2}}, {"strides", std::vector<int64_t>{2}}});
-  at::Tensor ref = naiveConv2d(x.unsqueeze(2), w.unsqueeze(2), {}, {1, 2}, {0, 0, 0, 2}, {1, 1}, 1).squeeze(2);
+  auto y = runOp("Conv", {x, w},
+                 {{"pads", std::vector<int64_t>{0, 2}}, {"strides", std::vector<int64_t>{2}}});
+  at::Tensor ref =
+      naiveConv2d(x.unsqueeze(2), w.unsqueeze(2), {}, {1, 2}, {0, 0, 0, 2}, {1, 1}, 1).squeeze(2);
   EXPECT_LT(test::maxRelDiff(y[0], ref), 1e-5);
   // 3-D with depth kernel 1 == per-depth-slice 2-D conv.
   at::Tensor x3 = test::randn({1, 2, 3, 5, 5}, 8), w3 = test::randn({3, 2, 1, 3, 3}, 9);
   auto y3 = runOp("Conv", {x3, w3}, {{"pads", std::vector<int64_t>{0, 1, 0, 0, 0, 1}}});
   ASSERT_EQ(y3[0].sizes(), at::IntArrayRef({1, 3, 3, 4, 4}));
   for (int64_t d = 0; d < 3; ++d) {
-    at::Tensor ref2 = naiveConv2d(x3.select(2, d), w3.select(2, 0), {}, {1, 1}, {1, 0, 0, 1}, {1, 1}, 1);
+    at::Tensor ref2 =
+        naiveConv2d(x3.select(2, d), w3.select(2, 0), {}, {1, 1}, {1, 0, 0, 1}, {1, 1}, 1);
     EXPECT_LT(test::maxRelDiff(y3[0].select(2, d), ref2), 1e-5);
   }
 }
@@ -149,16 +156,20 @@ TEST(OpsConv, TrainModeGradientsMatchATen) {
 }
 
 TEST(OpsConv, ConvTransposeMatchesNaive) {
-  at::Tensor x = test::randn({1, 4, 4, 5}, 12), w = test::randn({4, 3, 3, 2}, 13), b = test::randn({6}, 14);
+  at::Tensor x = test::randn({1, 4, 4, 5}, 12), w = test::randn({4, 3, 3, 2}, 13),
+             b = test::randn({6}, 14);
   std::vector<int64_t> s{2, 3}, dil{1, 2}, op{1, 0}, pads{1, 0, 2, 1};
-  auto y = runOp("ConvTranspose", {x, w, b},
-                 {{"strides", s}, {"dilations", dil}, {"output_padding", op}, {"pads", pads}, {"group", 2}});
+  auto y = runOp(
+      "ConvTranspose", {x, w, b},
+      {{"strides", s}, {"dilations", dil}, {"output_padding", op}, {"pads", pads}, {"group", 2}});
   EXPECT_LT(test::maxRelDiff(y[0], naiveConvTranspose2d(x, w, b, s, pads, dil, op, 2)), 1e-5);
   // output_shape larger than the natural size: negative total padding zero-extends (+ bias).
-  auto y2 = runOp("ConvTranspose", {x, w, b}, {{"strides", s}, {"output_shape", std::vector<int64_t>{11, 16}}, {"group", 2}});
+  auto y2 = runOp("ConvTranspose", {x, w, b},
+                  {{"strides", s}, {"output_shape", std::vector<int64_t>{11, 16}}, {"group", 2}});
   // natural: H 2*3+3 = 9 -> total -2 -> pads (-1,-1); W 3*4+2 = 14 -> total -2 -> (-1,-1).
   at::Tensor full = naiveConvTranspose2d(x, w, {}, s, {0, 0, 0, 0}, {1, 1}, {0, 0}, 2);
-  at::Tensor ref2 = at::constant_pad_nd(full, {1, 1, 1, 1}, 0) + b.to(at::kDouble).reshape({-1, 1, 1});
+  at::Tensor ref2 =
+      at::constant_pad_nd(full, {1, 1, 1, 1}, 0) + b.to(at::kDouble).reshape({-1, 1, 1});
   EXPECT_LT(test::maxRelDiff(y2[0], ref2), 1e-5);
 }
 
@@ -170,7 +181,8 @@ TEST(OpsConv, ConvIntegerPerChannelZeroPointsExact) {
   at::Tensor wz = at::tensor({-3, 0, 7}, at::kChar);
   auto y = runOp("ConvInteger", {x, w, xz, wz}, {{"pads", std::vector<int64_t>{1, 0, 0, 1}}});
   ASSERT_EQ(y[0].scalar_type(), at::kInt);
-  at::Tensor xr = x.to(at::kDouble) - 131, wr = w.to(at::kDouble) - wz.to(at::kDouble).reshape({3, 1, 1, 1});
+  at::Tensor xr = x.to(at::kDouble) - 131,
+             wr = w.to(at::kDouble) - wz.to(at::kDouble).reshape({3, 1, 1, 1});
   at::Tensor ref = naiveConv2d(xr, wr, {}, {1, 1}, {1, 0, 0, 1}, {1, 1}, 1);
   EXPECT_TRUE(at::equal(y[0], ref.round().to(at::kInt)));
 }
@@ -181,7 +193,8 @@ TEST(OpsConv, BadAttributesAreClearErrors) {
     runOp("Conv", {x, w}, {{"kernel_shape", std::vector<int64_t>{2, 2}}});
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("node 'op' (Conv): kernel_shape"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("node 'op' (Conv): kernel_shape"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(runOp("Conv", {x, w}, {{"auto_pad", "SAME"}}), Error);
   EXPECT_THROW(runOp("Conv", {x, w}, {{"strides", std::vector<int64_t>{1, 1, 1}}}), Error);

@@ -1,5 +1,6 @@
 // Image kernels (Resize, DepthToSpace, SpaceToDepth, GridSample) against ONNX's expected outputs,
-// a naive per-pixel bilinear reference, and consistency of the ATen fast paths with the general one.
+// a naive per-pixel bilinear reference, and consistency of the ATen fast paths with the general
+// one.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -14,32 +15,42 @@ namespace {
 using test::runOp;
 
 TEST(OpsImage, OnnxResizeCases) {
-  for (const char* c :
-       {"test_resize_downsample_scales_cubic", "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
-        "test_resize_downsample_scales_cubic_align_corners", "test_resize_downsample_scales_linear",
-        "test_resize_downsample_scales_linear_align_corners", "test_resize_downsample_scales_nearest",
-        "test_resize_downsample_sizes_cubic", "test_resize_downsample_sizes_linear_pytorch_half_pixel",
-        "test_resize_downsample_sizes_nearest", "test_resize_tf_crop_and_resize",
-        "test_resize_upsample_scales_cubic", "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside",
-        "test_resize_upsample_scales_cubic_align_corners", "test_resize_upsample_scales_cubic_asymmetric",
-        "test_resize_upsample_scales_linear", "test_resize_upsample_scales_linear_align_corners",
-        "test_resize_upsample_scales_nearest", "test_resize_upsample_sizes_cubic",
-        "test_resize_upsample_sizes_nearest", "test_resize_upsample_sizes_nearest_ceil_half_pixel",
-        "test_resize_upsample_sizes_nearest_floor_align_corners",
-        "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric"})
+  for (const char* c : {"test_resize_downsample_scales_cubic",
+                        "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
+                        "test_resize_downsample_scales_cubic_align_corners",
+                        "test_resize_downsample_scales_linear",
+                        "test_resize_downsample_scales_linear_align_corners",
+                        "test_resize_downsample_scales_nearest",
+                        "test_resize_downsample_sizes_cubic",
+                        "test_resize_downsample_sizes_linear_pytorch_half_pixel",
+                        "test_resize_downsample_sizes_nearest",
+                        "test_resize_tf_crop_and_resize",
+                        "test_resize_upsample_scales_cubic",
+                        "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside",
+                        "test_resize_upsample_scales_cubic_align_corners",
+                        "test_resize_upsample_scales_cubic_asymmetric",
+                        "test_resize_upsample_scales_linear",
+                        "test_resize_upsample_scales_linear_align_corners",
+                        "test_resize_upsample_scales_nearest",
+                        "test_resize_upsample_sizes_cubic",
+                        "test_resize_upsample_sizes_nearest",
+                        "test_resize_upsample_sizes_nearest_ceil_half_pixel",
+                        "test_resize_upsample_sizes_nearest_floor_align_corners",
+                        "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric"})
     test::expectOnnxNodeCase(c, 1e-5);
 }
 
 TEST(OpsImage, OnnxDepthSpaceGridSampleCases) {
   for (const char* c : {"test_depthtospace_crd_mode", "test_depthtospace_crd_mode_example",
-                        "test_depthtospace_dcr_mode", "test_depthtospace_example", "test_spacetodepth",
-                        "test_spacetodepth_example"})
+                        "test_depthtospace_dcr_mode", "test_depthtospace_example",
+                        "test_spacetodepth", "test_spacetodepth_example"})
     test::expectOnnxNodeCase(c, 0.0);
   // Bicubic differs from ONNX's float64 reference by float32 rounding (~3e-5).
   test::expectOnnxNodeCase("test_gridsample_bicubic", 1e-4);
-  for (const char* c : {"test_gridsample", "test_gridsample_aligncorners_true",
-                        "test_gridsample_bilinear", "test_gridsample_border_padding", "test_gridsample_nearest",
-                        "test_gridsample_reflection_padding", "test_gridsample_zeros_padding"})
+  for (const char* c :
+       {"test_gridsample", "test_gridsample_aligncorners_true", "test_gridsample_bilinear",
+        "test_gridsample_border_padding", "test_gridsample_nearest",
+        "test_gridsample_reflection_padding", "test_gridsample_zeros_padding"})
     test::expectOnnxNodeCase(c, 1e-5);
 }
 
@@ -56,7 +67,8 @@ at::Tensor naiveBilinear(const at::Tensor& x0, int64_t oh, int64_t ow, const std
     if (mode == "half_pixel") return (j + 0.5) * in / out - 0.5;
     if (mode == "align_corners") return out > 1 ? j * double(in - 1) / (out - 1) : 0.0;
     double s = roi[axis], e = roi[axis + 2];
-    double c = out > 1 ? s * (in - 1) + j * (e - s) * (in - 1) / (out - 1) : 0.5 * (s + e) * (in - 1);
+    double c =
+        out > 1 ? s * (in - 1) + j * (e - s) * (in - 1) / (out - 1) : 0.5 * (s + e) * (in - 1);
     if (c < 0 || c > in - 1) *outside = true;
     return c;
   };
@@ -74,7 +86,8 @@ at::Tensor naiveBilinear(const at::Tensor& x0, int64_t oh, int64_t ow, const std
           xx = std::clamp<int64_t>(xx, 0, W - 1);
           return xa[p][yy][xx];
         };
-        int64_t y0 = static_cast<int64_t>(std::floor(cy)), x0i = static_cast<int64_t>(std::floor(cx));
+        int64_t y0 = static_cast<int64_t>(std::floor(cy)),
+                x0i = static_cast<int64_t>(std::floor(cx));
         double ty = cy - y0, tx = cx - x0i;
         ya[p][i][j] = (1 - ty) * ((1 - tx) * at(y0, x0i) + tx * at(y0, x0i + 1)) +
                       ty * ((1 - tx) * at(y0 + 1, x0i) + tx * at(y0 + 1, x0i + 1));
@@ -92,7 +105,8 @@ TEST(OpsImage, LinearResizeFastAndGeneralPathsMatchNaive) {
   for (const char* mode : {"half_pixel", "align_corners"}) {
     SCOPED_TRACE(mode);
     for (auto [oh, ow] : {std::pair<int64_t, int64_t>{9, 4}, {3, 14}}) {
-      std::map<std::string, Attribute> attrs{{"mode", "linear"}, {"coordinate_transformation_mode", mode}};
+      std::map<std::string, Attribute> attrs{{"mode", "linear"},
+                                             {"coordinate_transformation_mode", mode}};
       at::Tensor ref = naiveBilinear(x, oh, ow, mode);
       // rank 4 -> ATen upsample_bilinear2d; rank 2 -> the general gather path.
       auto fast = runOp("Resize", {x, at::Tensor(), at::Tensor(), sizesOf({2, 3, oh, ow})}, attrs);
@@ -108,7 +122,8 @@ TEST(OpsImage, TfCropAndResizeExtrapolatesOutsideRoi) {
   std::vector<double> roi2{-0.2, 0.1, 0.9, 1.3};  // y0, x0, y1, x1 (x1 beyond the image)
   at::Tensor roi = at::tensor({0.0, 0.0, -0.2, 0.1, 1.0, 1.0, 0.9, 1.3}, at::kFloat);
   auto y = runOp("Resize", {x, roi, at::Tensor(), sizesOf({1, 2, 4, 6})},
-                 {{"mode", "linear"}, {"coordinate_transformation_mode", "tf_crop_and_resize"},
+                 {{"mode", "linear"},
+                  {"coordinate_transformation_mode", "tf_crop_and_resize"},
                   {"extrapolation_value", 7.5f}});
   at::Tensor ref = naiveBilinear(x, 4, 6, "tf_crop_and_resize", roi2, 7.5);
   EXPECT_LT(test::maxRelDiff(y[0], ref), 1e-5);
@@ -117,9 +132,11 @@ TEST(OpsImage, TfCropAndResizeExtrapolatesOutsideRoi) {
 
 TEST(OpsImage, NearestAsymmetricFloorFastAndGeneral) {
   at::Tensor x = test::randn({1, 2, 3, 4}, 3);
-  std::map<std::string, Attribute> attrs{{"mode", "nearest"}, {"coordinate_transformation_mode", "asymmetric"},
+  std::map<std::string, Attribute> attrs{{"mode", "nearest"},
+                                         {"coordinate_transformation_mode", "asymmetric"},
                                          {"nearest_mode", "floor"}};
-  // Integer factors (ATen upsample_nearest2d): out[i] = in[floor(i / 3)], out[j] = in[floor(j / 2)].
+  // Integer factors (ATen upsample_nearest2d): out[i] = in[floor(i / 3)], out[j] = in[floor(j /
+  // 2)].
   auto y = runOp("Resize", {x, at::Tensor(), at::tensor({1.f, 1.f, 3.f, 2.f})}, attrs);
   at::Tensor ref = x.repeat_interleave(3, 2).repeat_interleave(2, 3);
   EXPECT_TRUE(at::equal(y[0], ref));
@@ -132,7 +149,8 @@ TEST(OpsImage, NearestAsymmetricFloorFastAndGeneral) {
   auto yi = runOp("Resize", {xi, at::Tensor(), at::tensor({2.f, 1.f})}, attrs);
   EXPECT_TRUE(at::equal(yi[0], xi.repeat_interleave(2, 0)));
   // Default mode (half_pixel + round_prefer_floor) with factor 2 also reduces to floor(i / 2).
-  auto yd = runOp("Resize", {x, at::Tensor(), at::tensor({1.f, 1.f, 2.f, 2.f})}, {{"mode", "nearest"}});
+  auto yd =
+      runOp("Resize", {x, at::Tensor(), at::tensor({1.f, 1.f, 2.f, 2.f})}, {{"mode", "nearest"}});
   EXPECT_TRUE(at::equal(yd[0], x.repeat_interleave(2, 2).repeat_interleave(2, 3)));
 }
 
@@ -140,7 +158,8 @@ TEST(OpsImage, CubicFastPathMatchesGeneralPath) {
   at::Tensor x = test::randn({1, 1, 6, 5}, 4);
   for (const char* mode : {"half_pixel", "align_corners"}) {
     SCOPED_TRACE(mode);
-    std::map<std::string, Attribute> attrs{{"mode", "cubic"}, {"coordinate_transformation_mode", mode}};
+    std::map<std::string, Attribute> attrs{{"mode", "cubic"},
+                                           {"coordinate_transformation_mode", mode}};
     auto fast = runOp("Resize", {x, at::Tensor(), at::Tensor(), sizesOf({1, 1, 4, 11})}, attrs);
     auto gen = runOp("Resize", {x[0][0], at::Tensor(), at::Tensor(), sizesOf({4, 11})}, attrs);
     EXPECT_LT(test::maxRelDiff(fast[0][0][0], gen[0]), 1e-5);
@@ -175,7 +194,8 @@ TEST(OpsImage, DepthToSpaceRoundTripsAndMatchesPixelShuffle) {
 
 TEST(OpsImage, GridSampleMatchesATen) {
   at::Tensor x = test::randn({2, 3, 5, 6}, 7), grid = at::tanh(test::randn({2, 4, 7, 2}, 8)) * 1.2;
-  auto y = runOp("GridSample", {x, grid}, {{"mode", "bicubic"}, {"padding_mode", "reflection"}, {"align_corners", 1}});
+  auto y = runOp("GridSample", {x, grid},
+                 {{"mode", "bicubic"}, {"padding_mode", "reflection"}, {"align_corners", 1}});
   EXPECT_LT(test::maxRelDiff(y[0], at::grid_sampler(x, grid, 2, 2, true)), 1e-6);
 }
 
