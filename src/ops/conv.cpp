@@ -51,7 +51,12 @@ at::Tensor convForward(const at::Tensor& x, const at::Tensor& w, const c10::opti
   for (int64_t k : g.kernel) pointwise = pointwise && k == 1;
   if (!pointwise && xin.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
       (!b || b->scalar_type() == at::kFloat) && xin.device().is_cpu() && xin.numel() > 0 &&
-      (nd == 2 || nd == 3) && at::globalContext().userEnabledMkldnn()) {
+      nd <= 3 && at::globalContext().userEnabledMkldnn()) {
+    if (nd == 1) {  // as a 2-D conv over a height-1 image (views, no copies)
+      at::Tensor y = at::mkldnn_convolution(xin.unsqueeze(2), w.unsqueeze(2), b, {0, pad[0]},
+                                            {1, g.stride[0]}, {1, g.dilation[0]}, group);
+      return y.squeeze(2);
+    }
     return at::mkldnn_convolution(xin, w, b, pad, g.stride, g.dilation, group);
   }
   DimVec zeros(nd, 0);
