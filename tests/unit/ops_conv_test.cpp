@@ -111,6 +111,18 @@ TEST(OpsConv, AsymmetricPadsGroupsDilationsMatchNaive) {
   EXPECT_LT(test::maxRelDiff(yp[0], y[0]), 1e-6);
 }
 
+TEST(OpsConv, NonContiguousAndChannelsLastInputs) {
+  at::Tensor base = test::randn({2, 3, 6, 7}, 30), w = test::randn({4, 3, 3, 3}, 31);
+  at::Tensor xt = base.transpose(2, 3);  // 2 x 3 x 7 x 6, non-contiguous
+  at::Tensor xcl = base.contiguous(at::MemoryFormat::ChannelsLast);
+  std::map<std::string, Attribute> attrs{{"pads", std::vector<int64_t>{1, 1, 1, 1}}};
+  auto yt = runOp("Conv", {xt, w}, attrs);
+  auto ycl = runOp("Conv", {xcl, w}, attrs);
+  EXPECT_LT(test::maxRelDiff(yt[0], naiveConv2d(xt, w, {}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1)), 1e-5);
+  EXPECT_LT(test::maxRelDiff(ycl[0], naiveConv2d(base, w, {}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1)),
+            1e-5);
+}
+
 TEST(OpsConv, AutoPadModesMatchNaive) {
   // in 6 / 7, kernel 3, stride 2: SAME needs odd total padding in H (1) and even in W (2).
   at::Tensor x = test::randn({1, 3, 6, 7}, 4), w = test::randn({5, 3, 3, 3}, 5);
