@@ -1,6 +1,8 @@
 // Convolution ops: Conv, ConvTranspose, ConvInteger (ONNX opset-17 semantics) on ATen kernels.
 #include <ATen/ATen.h>
 
+#include <optional>
+
 #include "ops/kernel_util.h"
 #include "ops/registry.h"
 #include "ops/spatial_util.h"
@@ -67,15 +69,32 @@ at::Tensor convForward(const at::Tensor& x, const at::Tensor& w, const c10::opti
 Kernel makeConv(const Node& n) {
   WindowAttrs a = WindowAttrs::parse(n, false);
   int64_t group = n.attrInt("group", 1);
-  return [a, group, &n](const KernelContext&, const std::vector<at::Tensor>& in,
-                        std::vector<at::Tensor>& out) {
+  // Constant weight and pads that do not depend on X (NOTSET / VALID): validate the attributes
+  // against the weight once and fix the geometry here, so a run only checks X's rank.
+  std::optional<WindowGeometry> fixed;
+  const Value* wv = n.input(1);
+  if (wv && wv->isParam() && a.auto_pad != AutoPad::SameUpper &&
+      a.auto_pad != AutoPad::SameLower) {
+    const at::Tensor& w = wv->data();
+    GS_CHECK(w.dim() >= 3, n.describe(), ": weight must have rank >= 3, got ", w.sizes());
+    a.checkRank(n, static_cast<size_t>(w.dim() - 2));
+    GS_CHECK(group >= 1, n.describe(), ": group must be >= 1");
+    DimVec k = kernelOf(n, a, w);
+    fixed = forwardGeometry(a, k, k);  // pads/strides/dilations only; `out` is unused
+  }
+  return [a, group, fixed, &n](const KernelContext&, const std::vector<at::Tensor>& in,
+                               std::vector<at::Tensor>& out) {
     const at::Tensor& x = in[0];
     const at::Tensor& w = in[1];
+    c10::optional<at::Tensor> b;
+    if (in.size() > 2 && in[2].defined()) b = in[2];
+    if (fixed && x.dim() == w.dim() && w.sizes().slice(2) == at::IntArrayRef(fixed->kernel)) {
+      out[0] = convForward(x, w, b, *fixed, group);
+      return;
+    }
     checkConvInputs(n, a, group, x, w);
     DimVec k = kernelOf(n, a, w);
     WindowGeometry g = forwardGeometry(a, x.sizes().slice(2), k);
-    c10::optional<at::Tensor> b;
-    if (in.size() > 2 && in[2].defined()) b = in[2];
     out[0] = convForward(x, w, b, g, group);
   };
 }
