@@ -148,15 +148,21 @@ def main():
 
     mobile = MobileBlock()
     randomize_bn(mobile, gen)
-    export("mobilenet_block_op11", mobile, torch.randn(1, 8, 16, 16, generator=gen), 11)
+    x = torch.randn(1, 8, 16, 16, generator=gen)
+    export("mobilenet_block_op9", mobile, x, 9)  # Clip min/max as attributes
+    export("mobilenet_block_op11", mobile, x, 11)  # Clip min/max as inputs
 
     enc = EncoderBlock()
     x = torch.randn(1, 10, 32, generator=gen)
     # Fixed batch and sequence length: the block's reshapes are traced with concrete sizes.
+    export("transformer_block_op12", enc, x, 12, dynamic_batch=False)  # Split attr, legacy Softmax
     export("transformer_block_op14", enc, x, 14, dynamic_batch=False)
     export("transformer_block_op17", enc, x, 17, dynamic_batch=False)
 
-    export("unet_block_op11", UNetBlock(), torch.randn(1, 3, 16, 16, generator=gen), 11)
+    unet = UNetBlock()
+    x = torch.randn(1, 3, 16, 16, generator=gen)
+    export("unet_block_op9", unet, x, 9)  # Upsample (the importer rewrites it to Resize)
+    export("unet_block_op11", unet, x, 11)
 
 
 if __name__ == "__main__":

@@ -123,8 +123,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureParity, ::testing::ValuesIn(fixtureMod
 TEST(FixtureSet, AllExpectedFixturesPresent) {
   // gen_models.py writes these; a missing one means the fixture set was not regenerated/committed.
   auto v = fixtureModels();
-  for (const char* n : {"resnet_bn_op9", "resnet_bn_op13", "mobilenet_block_op11",
-                        "transformer_block_op14", "transformer_block_op17", "unet_block_op11"})
+  for (const char* n : {"resnet_bn_op9", "resnet_bn_op13", "mobilenet_block_op9",
+                        "mobilenet_block_op11", "transformer_block_op12", "transformer_block_op14",
+                        "transformer_block_op17", "unet_block_op9", "unet_block_op11"})
     EXPECT_NE(std::find(v.begin(), v.end(), n), v.end()) << n;
 }
 
