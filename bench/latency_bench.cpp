@@ -297,6 +297,13 @@ int main(int argc, char** argv) {
       md << buf;
     }
     md << "\nLoad average after the run: " << loadAvg() << ".\n";
+    // Hand-written analysis below the notes marker survives reruns.
+    const std::string kNotes = "\n<!-- notes: kept across reruns -->\n";
+    if (std::filesystem::exists(out_path)) {
+      std::string old = gs::readFile(out_path);
+      auto pos = old.find(kNotes);
+      if (pos != std::string::npos) md << old.substr(pos);
+    }
     std::cout << md.str();
     gs::writeFileAtomic(out_path, md.str());
     std::fprintf(stderr, "[bench] wrote %s\n", out_path.c_str());
