@@ -12,4 +12,9 @@ fi
 # Passive OpenMP waiting: on a shared/oversubscribed machine spinning workers cause 100+ ms stalls.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 cmake --build "$BUILD" --target latency_bench >/dev/null
+# Default: one table at 1 thread (least noisy on a shared machine) and one at all cores.
+if [ $# -eq 0 ]; then
+  n=$(nproc)
+  if [ "$n" -gt 1 ]; then set -- --threads "1,$n"; fi
+fi
 "$BUILD/bench/latency_bench" --out docs/benchmarks.md "$@"
