@@ -172,7 +172,8 @@ class Verifier {
   }
 
   void checkSchema(const Node& n) {
-    const OpSchema* s = OpRegistry::global().find(n.domain(), n.opType());
+    const OpRegistry& reg = opts_.registry ? *opts_.registry : OpRegistry::global();
+    const OpSchema* s = reg.find(n.domain(), n.opType());
     if (!s) {
       if (!opts_.allow_unknown_ops)
         err(n.describe(), ": unknown op '",
