@@ -299,3 +299,83 @@ TEST(IrText, LargeTensorRoundTripIsFast) {
 
 }  // namespace
 }  // namespace gs
+
+// ---- fuzz target replay: every corpus seed plus deterministic mutations ----
+#define GS_FUZZ_NO_ENTRY_POINT
+#include "../../fuzz/fuzz_ir_parser.cpp"
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace gs {
+namespace {
+
+std::vector<std::string> corpusSeeds() {
+  std::vector<std::string> seeds;
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(GS_SOURCE_DIR) + "/fuzz/corpus/ir_parser")) {
+    std::ifstream f(e.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    seeds.push_back(ss.str());
+  }
+  return seeds;
+}
+
+std::string runFuzzOne(const std::string& s) {
+  return fuzz::checkIrParserInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+TEST(IrTextFuzz, CorpusSeedsParseAndRoundTrip) {
+  auto seeds = corpusSeeds();
+  ASSERT_GE(seeds.size(), 3u);
+  for (const auto& s : seeds) {
+    EXPECT_NO_THROW(parseGraph(s)) << s;
+    EXPECT_EQ(runFuzzOne(s), "") << s;
+  }
+}
+
+TEST(IrTextFuzz, MutationsNeverCrashOrBreakRoundTrip) {
+  std::mt19937 rng(1234);
+  const std::string specials[] = {"\"", "%", "[", "]", "(", ")", "{", "}", ",", ":", "::", "_",
+                                  "\n", "#", "\\", "\\x", "@", "=", "-", "1e999", "nan", "*",
+                                  "?", std::string(1, '\0'), "\xff", " ", "tensor<f32[2]>[1,2]",
+                                  "ints[]", "-9223372036854775808", "99999999999"};
+  size_t runs = 0, parsed = 0;
+  for (const auto& seed : corpusSeeds()) {
+    for (int it = 0; it < 1500; ++it) {
+      std::string m = seed;
+      int edits = 1 + static_cast<int>(rng() % 3);
+      for (int e = 0; e < edits && !m.empty(); ++e) {
+        size_t pos = rng() % m.size();
+        switch (rng() % 5) {
+          case 0: m.insert(pos, specials[rng() % std::size(specials)]); break;
+          case 1: m.erase(pos, 1 + rng() % 8); break;
+          case 2: m[pos] = static_cast<char>(rng() % 256); break;
+          case 3: m.resize(pos); break;
+          case 4: {  // duplicate a line
+            size_t b = m.rfind('\n', pos), en = m.find('\n', pos);
+            b = b == std::string::npos ? 0 : b + 1;
+            if (en != std::string::npos) m.insert(en + 1, m.substr(b, en - b + 1));
+            break;
+          }
+        }
+      }
+      std::string why = runFuzzOne(m);
+      ++runs;
+      ASSERT_EQ(why, "") << "input:\n" << m;
+      try {
+        parseGraph(m);
+        ++parsed;
+      } catch (const Error&) {
+      }
+    }
+  }
+  std::printf("fuzz replay: %zu mutated inputs, %zu parsed\n", runs, parsed);
+  EXPECT_GT(parsed, 0u);
+}
+
+}  // namespace
+}  // namespace gs
