@@ -18,6 +18,8 @@ namespace {
 /// Dimensions of tensor literals above this are refused (keeps stride arithmetic far from
 /// overflow even for zero-element tensors).
 constexpr int64_t kMaxLiteralDim = int64_t{1} << 40;
+/// Rank limit for tensor literals (ATen's TensorIterator kernels are not meant for huge ranks).
+constexpr size_t kMaxLiteralRank = 64;
 
 /// One element token of a tensor literal (offsets into the source text).
 struct ElemTok {
@@ -36,9 +38,7 @@ class Parser {
     size_t p = pos_;
     if (word() != "graph") failAt(p, "expected 'graph'");
     skipWs();
-    p = pos_;
     g_->name = peek() == '"' ? parseString() : parseBare(text::isNameChar, "a graph name");
-    (void)p;
     expect('{');
     for (;;) {
       skipWsNl();
@@ -328,6 +328,8 @@ class Parser {
       default: failAt(tpos, "tensor literals of element type ", dtypeName(dt), " are not supported");
     }
     if (!shape) failAt(tpos, "tensor literal needs a known rank");
+    if (shape->size() > kMaxLiteralRank)
+      failAt(tpos, "tensor literal rank ", shape->size(), " exceeds ", kMaxLiteralRank);
     std::vector<int64_t> sizes;
     int64_t numel = 1;
     for (const Dim& d : *shape) {
