@@ -233,3 +233,26 @@ TEST(Builder, CnnStructureVerifiesAndRoundTrips) {
 
 }  // namespace
 }  // namespace gs
+
+namespace gs {
+namespace {
+
+// Every builder node whose op is registered must satisfy its schema (arity, attribute names and
+// kinds); ops without a kernel yet are skipped via allow_unknown_ops and checked once they land.
+TEST(Builder, HelperNodesSatisfyRegisteredSchemas) {
+  Graph g;
+  GraphBuilder b(g);
+  Value* x = b.input("x", DType::Float32, std::vector<Dim>{Dim("N"), 1, 8, 8});
+  Value* h = buildCnn(b, x);
+  h = b.reshape(h, {-1, 3}, "rs");
+  h = b.transpose(h, {1, 0}, "tr");
+  h = b.matmul(h, b.constant("m", at::ones({2, 2})));
+  b.output(b.mul(h, h));
+  auto errs = verifyGraph(g, {.allow_unknown_ops = true});
+  std::string all;
+  for (const auto& e : errs) all += e + "\n";
+  EXPECT_TRUE(errs.empty()) << all;
+}
+
+}  // namespace
+}  // namespace gs
