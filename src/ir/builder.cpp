@@ -110,9 +110,10 @@ Value* GraphBuilder::gemm(Value* a, Value* b, Value* c, bool trans_b, const std:
 
 Value* GraphBuilder::maxPool(Value* x, int64_t k, int64_t stride, int64_t pad,
                              const std::string& name) {
-  return op1("MaxPool", {x},
-             {{"kernel_shape", repeat(k, 2)}, {"strides", repeat(stride, 2)}, {"pads", repeat(pad, 4)}},
-             name);
+  return op1(
+      "MaxPool", {x},
+      {{"kernel_shape", repeat(k, 2)}, {"strides", repeat(stride, 2)}, {"pads", repeat(pad, 4)}},
+      name);
 }
 
 Value* GraphBuilder::globalAvgPool(Value* x, const std::string& name) {
@@ -133,7 +134,8 @@ Value* GraphBuilder::reshape(Value* x, const std::vector<int64_t>& shape, const 
   return op1("Reshape", {x, sv}, {}, name);
 }
 
-Value* GraphBuilder::transpose(Value* x, const std::vector<int64_t>& perm, const std::string& name) {
+Value* GraphBuilder::transpose(Value* x, const std::vector<int64_t>& perm,
+                               const std::string& name) {
   return op1("Transpose", {x}, {{"perm", perm}}, name);
 }
 

@@ -70,13 +70,15 @@ class GraphBuilder {
   Value* matmul(Value* a, Value* b, const std::string& name = "matmul");
   Value* gemm(Value* a, Value* b, Value* c, bool trans_b = true, const std::string& name = "gemm");
   /// 2-D MaxPool with square kernel/stride and symmetric pads.
-  Value* maxPool(Value* x, int64_t k, int64_t stride, int64_t pad = 0, const std::string& name = "pool");
+  Value* maxPool(Value* x, int64_t k, int64_t stride, int64_t pad = 0,
+                 const std::string& name = "pool");
   Value* globalAvgPool(Value* x, const std::string& name = "gap");
   Value* flatten(Value* x, int64_t axis = 1, const std::string& name = "flatten");
   Value* softmax(Value* x, int64_t axis = -1, const std::string& name = "softmax");
   /// Reshape with a frozen i64 constant `<scope>.<name>.shape` as second input.
   Value* reshape(Value* x, const std::vector<int64_t>& shape, const std::string& name = "reshape");
-  Value* transpose(Value* x, const std::vector<int64_t>& perm, const std::string& name = "transpose");
+  Value* transpose(Value* x, const std::vector<int64_t>& perm,
+                   const std::string& name = "transpose");
 
   /// Conv (+ optional BatchNorm, + optional Relu) named `<scope>.<name>`, `<name>.bn`,
   /// `<name>.relu`. The weight `<name>.weight` [cout, cin, k, k] is Kaiming-normal (fan_in, ReLU

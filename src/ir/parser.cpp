@@ -165,8 +165,10 @@ class Parser {
           int v = 0;
           for (int k = 0; k < 2; ++k) {
             int h = peek();
-            int d = isDigit(h) ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10
-                                         : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+            int d = isDigit(h)               ? h - '0'
+                    : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+                    : (h >= 'A' && h <= 'F') ? h - 'A' + 10
+                                             : -1;
             if (d < 0) failAt(esc, "bad \\x escape (two hex digits expected)");
             v = v * 16 + d;
             ++pos_;
@@ -290,7 +292,8 @@ class Parser {
     if (t == "-inf") return -std::numeric_limits<F>::infinity();
     F v{};
     auto r = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (r.ec == std::errc::result_out_of_range) failAt(pos, "value '", t, "' out of range for ", tname);
+    if (r.ec == std::errc::result_out_of_range)
+      failAt(pos, "value '", t, "' out of range for ", tname);
     if (r.ec != std::errc() || r.ptr != t.data() + t.size() || std::isnan(v) || std::isinf(v))
       failAt(pos, "bad ", tname, " value '", t, "'");
     return v;
@@ -304,7 +307,8 @@ class Parser {
       if (v < lo || v > hi) failAt(pos, "value ", v, " out of range for ", tname);
       return v;
     }
-    if (r.ec == std::errc::result_out_of_range) failAt(pos, "value '", t, "' out of range for ", tname);
+    if (r.ec == std::errc::result_out_of_range)
+      failAt(pos, "value '", t, "' out of range for ", tname);
     failAt(pos, "bad ", tname, " value '", t, "'");
   }
 
@@ -322,10 +326,20 @@ class Parser {
     auto [dt, shape] = parseType();
     expect('>');
     switch (dt) {
-      case DType::Float32: case DType::Float64: case DType::Float16: case DType::BFloat16:
-      case DType::Int8: case DType::UInt8: case DType::Int16: case DType::Int32:
-      case DType::Int64: case DType::Bool: case DType::Complex64: case DType::Complex128: break;
-      default: failAt(tpos, "tensor literals of element type ", dtypeName(dt), " are not supported");
+      case DType::Float32:
+      case DType::Float64:
+      case DType::Float16:
+      case DType::BFloat16:
+      case DType::Int8:
+      case DType::UInt8:
+      case DType::Int16:
+      case DType::Int32:
+      case DType::Int64:
+      case DType::Bool:
+      case DType::Complex64:
+      case DType::Complex128: break;
+      default:
+        failAt(tpos, "tensor literals of element type ", dtypeName(dt), " are not supported");
     }
     if (!shape) failAt(tpos, "tensor literal needs a known rank");
     if (shape->size() > kMaxLiteralRank)
@@ -334,7 +348,8 @@ class Parser {
     int64_t numel = 1;
     for (const Dim& d : *shape) {
       if (!d.isStatic()) failAt(tpos, "tensor literal dimensions must be static");
-      if (d.value > kMaxLiteralDim) failAt(tpos, "tensor literal dimension ", d.value, " is too large");
+      if (d.value > kMaxLiteralDim)
+        failAt(tpos, "tensor literal dimension ", d.value, " is too large");
       sizes.push_back(d.value);
       if (numel != 0 && d.value > 0 && numel > std::numeric_limits<int64_t>::max() / d.value)
         failAt(tpos, "tensor literal has too many elements");
@@ -359,15 +374,18 @@ class Parser {
         ElemTok e{};
         if (cplx) {
           skipWsNl();
-          if (peek() != '(') failAt(pos_, "expected '(' for a complex element, found ", describeChar());
+          if (peek() != '(')
+            failAt(pos_, "expected '(' for a complex element, found ", describeChar());
           ++pos_;
           e.pos = elemToken(&e.len);
           skipWsNl();
-          if (peek() != ',') failAt(pos_, "expected ',' in complex element, found ", describeChar());
+          if (peek() != ',')
+            failAt(pos_, "expected ',' in complex element, found ", describeChar());
           ++pos_;
           e.pos2 = elemToken(&e.len2);
           skipWsNl();
-          if (peek() != ')') failAt(pos_, "expected ')' after complex element, found ", describeChar());
+          if (peek() != ')')
+            failAt(pos_, "expected ')' after complex element, found ", describeChar());
           ++pos_;
         } else {
           e.pos = elemToken(&e.len);
@@ -380,7 +398,8 @@ class Parser {
           ++pos_;
           break;
         }
-        if (peek() != ',') failAt(pos_, "expected ',' or ']' in tensor literal, found ", describeChar());
+        if (peek() != ',')
+          failAt(pos_, "expected ',' or ']' in tensor literal, found ", describeChar());
         ++pos_;
       }
     }
@@ -393,7 +412,8 @@ class Parser {
         fill<float>(t, toks, [&](const ElemTok& e) { return toFloat<float>(e.pos, e.len, "f32"); });
         break;
       case DType::Float64:
-        fill<double>(t, toks, [&](const ElemTok& e) { return toFloat<double>(e.pos, e.len, "f64"); });
+        fill<double>(t, toks,
+                     [&](const ElemTok& e) { return toFloat<double>(e.pos, e.len, "f64"); });
         break;
       case DType::Float16:
         fill<at::Half>(t, toks, [&](const ElemTok& e) {
@@ -662,7 +682,8 @@ class Parser {
         outs.push_back(std::move(o));
         skipWs();
         if (peek() == '=') break;
-        if (peek() != ',') failAt(pos_, "expected ',' or '=' after node outputs, found ", describeChar());
+        if (peek() != ',')
+          failAt(pos_, "expected ',' or '=' after node outputs, found ", describeChar());
         ++pos_;
       }
     }
@@ -688,7 +709,8 @@ class Parser {
           ++pos_;
           ins.push_back(nullptr);
         } else {
-          if (peek() != '%') failAt(p, "expected '%name' or '_' as node input, found ", describeChar());
+          if (peek() != '%')
+            failAt(p, "expected '%name' or '_' as node input, found ", describeChar());
           ins.push_back(lookup(parseValueRef(), p));
         }
         skipWsNl();
@@ -696,7 +718,8 @@ class Parser {
           ++pos_;
           break;
         }
-        if (peek() != ',') failAt(pos_, "expected ',' or ')' after node input, found ", describeChar());
+        if (peek() != ',')
+          failAt(pos_, "expected ',' or ')' after node input, found ", describeChar());
         ++pos_;
       }
     }
@@ -721,14 +744,14 @@ class Parser {
           std::string k = parseName("an attribute name");
           expect('=');
           Attribute a = parseAttrValue();
-          if (!attrs.emplace(k, std::move(a)).second)
-            failAt(kp, "duplicate attribute '", k, "'");
+          if (!attrs.emplace(k, std::move(a)).second) failAt(kp, "duplicate attribute '", k, "'");
           skipWsNl();
           if (peek() == '}') {
             ++pos_;
             break;
           }
-          if (peek() != ',') failAt(pos_, "expected ',' or '}' after attribute, found ", describeChar());
+          if (peek() != ',')
+            failAt(pos_, "expected ',' or '}' after attribute, found ", describeChar());
           ++pos_;
         }
       }

@@ -78,8 +78,8 @@ void appendTensor(std::string& out, const at::Tensor& t, const PrintOptions& opt
       appendElements<double>(out, c, [](std::string& o, double v) { appendFloat(o, v); });
       break;
     case DType::Float16:
-      appendElements<at::Half>(out, c,
-                               [](std::string& o, at::Half v) { appendFloat(o, static_cast<float>(v)); });
+      appendElements<at::Half>(
+          out, c, [](std::string& o, at::Half v) { appendFloat(o, static_cast<float>(v)); });
       break;
     case DType::BFloat16:
       appendElements<at::BFloat16>(

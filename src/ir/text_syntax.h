@@ -62,7 +62,9 @@ inline std::string quote(std::string_view s) {
   out += '"';
   return out;
 }
-inline std::string nameText(std::string_view s) { return isBareName(s) ? std::string(s) : quote(s); }
+inline std::string nameText(std::string_view s) {
+  return isBareName(s) ? std::string(s) : quote(s);
+}
 inline std::string opText(std::string_view s) { return isBareOp(s) ? std::string(s) : quote(s); }
 
 /// Shortest text that parses back to exactly `v` ("0.1", "1e-05", "inf", "-inf", "nan").

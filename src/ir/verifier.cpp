@@ -94,7 +94,8 @@ class Verifier {
       }
       std::string who = "parameter " + quoteName(v->name());
       if (!owned(v)) err(who, ": value does not belong to this graph");
-      if (!v->isParam() || !v->data().defined()) err(who, ": parameter has no data");
+      if (!v->isParam() || !v->data().defined())
+        err(who, ": parameter has no data");
       else if (fromScalarType(v->data().scalar_type()) != v->dtype())
         err(who, ": dtype ", dtypeName(v->dtype()), " differs from its data (",
             dtypeName(fromScalarType(v->data().scalar_type())), ")");
@@ -134,8 +135,7 @@ class Verifier {
       if (!owned(v)) err(slot, " does not belong to this graph");
       if (v->producer() != &n || v->producerIndex() != static_cast<int>(k))
         err(slot, " does not record this node as its producer");
-      if (v->isParam() || v->isGraphInput())
-        err(slot, " is also a graph input or parameter");
+      if (v->isParam() || v->isGraphInput()) err(slot, " is also a graph input or parameter");
       define(v, n.describe());
     }
   }

@@ -1,12 +1,13 @@
 // GraphBuilder: scoped names, ONNX attribute conventions, seeded initialisation, and (once the
 // conv/pool/norm kernels are registered) numerical agreement with an independent ATen forward.
+#include "ir/builder.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "ir/builder.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
 #include "ops/registry.h"

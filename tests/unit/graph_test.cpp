@@ -1,8 +1,9 @@
 // Graph mutation API: naming, erase, RAUW, setInput, clone, rename, move — and exception safety.
+#include "ir/graph.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "ir/graph.h"
 #include "ir/graph_diff.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
@@ -162,8 +163,9 @@ TEST(Graph, RenameValueAndNode) {
   EXPECT_THROW(g->renameValue(y, ""), Error);
   g->renameNode(g->findNode("r"), "relu1");
   EXPECT_THROW(g->renameNode(g->findNode("relu1"), ""), Error);
-  EXPECT_EQ(printGraph(*g), "graph \"g\" {\n  input %x: f32[2]\n"
-                            "  %layer1.out = Relu(%x) @relu1\n  output %layer1.out\n}\n");
+  EXPECT_EQ(printGraph(*g),
+            "graph \"g\" {\n  input %x: f32[2]\n"
+            "  %layer1.out = Relu(%x) @relu1\n  output %layer1.out\n}\n");
   EXPECT_TRUE(structurallyValid(*g));
 }
 
@@ -231,7 +233,7 @@ TEST(Graph, MoveNodeBeforeForeignNodeIsAnError) {
   Node* a = g.addNode("Relu", {x}, 1, "a");
   Node* f = h.addNode("Relu", {z}, 1, "f");
   EXPECT_THROW(g.moveNodeBefore(a, f), Error);  // used to throw std::out_of_range
-  g.moveNodeBefore(a, a);                        // no-op
+  g.moveNodeBefore(a, a);                       // no-op
   g.moveNodeBefore(a, nullptr);
   EXPECT_EQ(g.nodes().front().get(), a);
 }

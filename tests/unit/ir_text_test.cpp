@@ -126,21 +126,23 @@ TEST(IrText, AllDTypesRoundTripBitExact) {
   at::Tensor all16 = at::arange(-32768, 32768, at::kInt).to(at::kShort);
   g.addParam("f16", all16.view(at::kHalf).reshape({256, 256}));
   g.addParam("bf16", all16.view(at::kBFloat16), false);
-  g.addParam("special", at::tensor({0.0f, -0.0f, std::numeric_limits<float>::infinity(),
-                                    -std::numeric_limits<float>::infinity(),
-                                    std::numeric_limits<float>::quiet_NaN(),
-                                    std::numeric_limits<float>::denorm_min(),
-                                    std::numeric_limits<float>::max(),
-                                    std::numeric_limits<float>::lowest(), 0.1f, 1e-5f}));
+  g.addParam(
+      "special",
+      at::tensor({0.0f, -0.0f, std::numeric_limits<float>::infinity(),
+                  -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
+                  std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max(),
+                  std::numeric_limits<float>::lowest(), 0.1f, 1e-5f}));
   g.addParam("d", at::tensor({std::numeric_limits<double>::denorm_min(),
                               std::numeric_limits<double>::max(), 0.1, -1e300}));
   g.addParam("i8", at::tensor({-128, 0, 127}, at::kChar));
   g.addParam("u8", at::tensor({0, 1, 255}, at::kByte));
   g.addParam("i16", at::tensor({-32768, 32767}, at::kShort));
   g.addParam("i32", at::tensor({std::numeric_limits<int32_t>::min(), 0,
-                                std::numeric_limits<int32_t>::max()}, at::kInt));
+                                std::numeric_limits<int32_t>::max()},
+                               at::kInt));
   g.addParam("i64", at::tensor({std::numeric_limits<int64_t>::min(), int64_t{-1},
-                                std::numeric_limits<int64_t>::max()}, at::kLong));
+                                std::numeric_limits<int64_t>::max()},
+                               at::kLong));
   g.addParam("b", at::tensor({1, 0, 1}).to(at::kBool).reshape({3, 1}));
   g.addParam("c64", at::randn({3}, gen, at::kComplexFloat));
   g.addParam("c128", at::randn({2, 2}, gen, at::kComplexDouble));
@@ -159,7 +161,9 @@ TEST(IrText, AllDTypesRoundTripBitExact) {
   auto h = parseGraph(printGraph(g));
   for (const char* name : {"f32", "f64", "f16", "bf16"}) {
     at::Tensor a = g.findValue(name)->data(), b = h->findValue(name)->data();
-    at::Tensor ia = a.view(a.element_size() == 2 ? at::kShort : a.element_size() == 4 ? at::kInt : at::kLong);
+    at::Tensor ia = a.view(a.element_size() == 2   ? at::kShort
+                           : a.element_size() == 4 ? at::kInt
+                                                   : at::kLong);
     at::Tensor ib = b.view(ia.scalar_type());
     at::Tensor same = (ia == ib).logical_or(a.isnan().logical_and(b.isnan()));
     EXPECT_TRUE(same.all().item<bool>()) << name;
@@ -261,7 +265,8 @@ TEST(IrText, ErrorsCarryLocationAndReason) {
   for (const auto& c : cases) {
     std::string msg = parseError(c.text);
     EXPECT_NE(msg.find(c.expected), std::string::npos)
-        << "input:\n" << c.text << "\nmessage: " << msg << "\nexpected: " << c.expected;
+        << "input:\n"
+        << c.text << "\nmessage: " << msg << "\nexpected: " << c.expected;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
   (void)h;
@@ -269,15 +274,17 @@ TEST(IrText, ErrorsCarryLocationAndReason) {
 
 TEST(IrText, AbsurdTensorSizesAreRefusedBeforeAllocating) {
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_NE(parseError("graph g {\n param %w: f32[1000000000000] = tensor<f32[1000000000000]>[1]\n}")
-                .find("declares 1000000000000 elements but the text is too short"),
-            std::string::npos);
+  EXPECT_NE(
+      parseError("graph g {\n param %w: f32[1000000000000] = tensor<f32[1000000000000]>[1]\n}")
+          .find("declares 1000000000000 elements but the text is too short"),
+      std::string::npos);
   EXPECT_NE(parseError("graph g {\n param %w: f32[2] = tensor<f32[2199023255552]>[1]\n}")
                 .find("is too large"),
             std::string::npos);
-  EXPECT_NE(parseError("graph g {\n param %w: f32[2] = tensor<f32[1099511627776,1099511627776]>[1]\n}")
-                .find("too many elements"),
-            std::string::npos);
+  EXPECT_NE(
+      parseError("graph g {\n param %w: f32[2] = tensor<f32[1099511627776,1099511627776]>[1]\n}")
+          .find("too many elements"),
+      std::string::npos);
   // Zero-element tensors with big (but bounded) dims are fine.
   auto g = parseGraph("graph g {\n param %w: f32[0,1000000] = tensor<f32[0,1000000]>[]\n}");
   EXPECT_EQ(g->params()[0]->data().numel(), 0);
@@ -301,13 +308,14 @@ TEST(IrText, LargeTensorRoundTripIsFast) {
 }  // namespace gs
 
 // ---- fuzz target replay: every corpus seed plus deterministic mutations ----
-#define GS_FUZZ_NO_ENTRY_POINT
-#include "../../fuzz/fuzz_ir_parser.cpp"
-
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+
+// The fuzz target's checker, without its libFuzzer entry point.
+#define GS_FUZZ_NO_ENTRY_POINT
+#include "../../fuzz/fuzz_ir_parser.cpp"
 
 namespace gs {
 namespace {
@@ -339,10 +347,36 @@ TEST(IrTextFuzz, CorpusSeedsParseAndRoundTrip) {
 
 TEST(IrTextFuzz, MutationsNeverCrashOrBreakRoundTrip) {
   std::mt19937 rng(1234);
-  const std::string specials[] = {"\"", "%", "[", "]", "(", ")", "{", "}", ",", ":", "::", "_",
-                                  "\n", "#", "\\", "\\x", "@", "=", "-", "1e999", "nan", "*",
-                                  "?", std::string(1, '\0'), "\xff", " ", "tensor<f32[2]>[1,2]",
-                                  "ints[]", "-9223372036854775808", "99999999999"};
+  const std::string specials[] = {"\"",
+                                  "%",
+                                  "[",
+                                  "]",
+                                  "(",
+                                  ")",
+                                  "{",
+                                  "}",
+                                  ",",
+                                  ":",
+                                  "::",
+                                  "_",
+                                  "\n",
+                                  "#",
+                                  "\\",
+                                  "\\x",
+                                  "@",
+                                  "=",
+                                  "-",
+                                  "1e999",
+                                  "nan",
+                                  "*",
+                                  "?",
+                                  std::string(1, '\0'),
+                                  "\xff",
+                                  " ",
+                                  "tensor<f32[2]>[1,2]",
+                                  "ints[]",
+                                  "-9223372036854775808",
+                                  "99999999999"};
   size_t runs = 0, parsed = 0;
   for (const auto& seed : corpusSeeds()) {
     for (int it = 0; it < 1500; ++it) {

@@ -1,9 +1,10 @@
 // Verifier: each structural and schema problem kind is detected with a message naming the node.
+#include "ir/verifier.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "ir/text.h"
-#include "ir/verifier.h"
 #include "ops/registry.h"
 #include "support/error.h"
 
@@ -16,7 +17,8 @@ const OpRegistry& testRegistry() {
     OpRegistry r;
     r.add(OpDef("Relu").inputs(1));
     r.add(OpDef("Add").inputs(2));
-    r.add(OpDef("Conv").inputs(2, 3)
+    r.add(OpDef("Conv")
+              .inputs(2, 3)
               .attr("kernel_shape", AttrKind::Ints)
               .attr("pads", AttrKind::Ints)
               .attr("group", AttrKind::Int)
@@ -84,8 +86,9 @@ TEST(Verifier, TopologicalOrderViolation) {
   ASSERT_TRUE(verify(g).empty());
   g.moveNodeBefore(b, a);
   auto errs = verify(g);
-  EXPECT_TRUE(hasMessage(errs, "node 'second' (Relu): input 0 'first' is used before it is "
-                               "produced by node 'first' (Relu) (nodes are not in topological order)"))
+  EXPECT_TRUE(hasMessage(errs,
+                         "node 'second' (Relu): input 0 'first' is used before it is "
+                         "produced by node 'first' (Relu) (nodes are not in topological order)"))
       << joined(errs);
   EXPECT_EQ(errs.size(), 1u) << joined(errs);
   g.moveNodeBefore(a, b);  // restoring the order makes it valid again
@@ -102,8 +105,9 @@ TEST(Verifier, ForeignValuesAndDanglingUses) {
   n->setInput(1, foreign);
   EXPECT_TRUE(hasMessage(verify(g), "node 'add' (Add): input 1 'f' does not belong to this graph"))
       << joined(verify(g));
-  EXPECT_TRUE(hasMessage(verify(other), "value 'f': use by a node that is not in this graph "
-                                        "(dangling use)"))
+  EXPECT_TRUE(hasMessage(verify(other),
+                         "value 'f': use by a node that is not in this graph "
+                         "(dangling use)"))
       << joined(verify(other));
   n->setInput(1, x);
   EXPECT_TRUE(verify(g).empty());
@@ -121,7 +125,8 @@ TEST(Verifier, ParamAndOutputInvariants) {
   w->setDType(DType::Float32);
   // setData on a node output turns it into a parameter-like value: one producer rule breaks.
   n->output(0)->setData(at::zeros({2}));
-  EXPECT_TRUE(hasMessage(verify(g), "node 'r' (Relu): output 0 'r' is also a graph input or parameter"))
+  EXPECT_TRUE(
+      hasMessage(verify(g), "node 'r' (Relu): output 0 'r' is also a graph input or parameter"))
       << joined(verify(g));
 }
 
@@ -141,20 +146,26 @@ TEST(Verifier, SchemaChecks) {
       {"%y = Add(_, %x) @a", "node 'a' (Add): required input 0 is missing"},
       {"%y = Relu() @r", "node 'r' (Relu): required input 0 is missing"},
       {"%y = Conv(%x, %x, _) @c", ""},
-      {"%y = Conv(%x, %x, %x, %x) @c", "node 'c' (Conv): too many inputs (op takes at most 3, got 4)"},
-      {"%y = Conv(%x, %x) @c {group=1.5}", "node 'c' (Conv): attribute 'group' must be int, got float"},
-      {"%y = Conv(%x, %x) @c {pads=[1.0,2.0]}", "node 'c' (Conv): attribute 'pads' must be ints, got floats"},
-      {"%y = Conv(%x, %x) @c {auto_pad=3}", "node 'c' (Conv): attribute 'auto_pad' must be string, got int"},
+      {"%y = Conv(%x, %x, %x, %x) @c",
+       "node 'c' (Conv): too many inputs (op takes at most 3, got 4)"},
+      {"%y = Conv(%x, %x) @c {group=1.5}",
+       "node 'c' (Conv): attribute 'group' must be int, got float"},
+      {"%y = Conv(%x, %x) @c {pads=[1.0,2.0]}",
+       "node 'c' (Conv): attribute 'pads' must be ints, got floats"},
+      {"%y = Conv(%x, %x) @c {auto_pad=3}",
+       "node 'c' (Conv): attribute 'auto_pad' must be string, got int"},
       {"%y = Conv(%x, %x) @c {bogus=1}", "node 'c' (Conv): unknown attribute 'bogus'"},
       {"%y = LeakyRelu(%x) @l {alpha=1}", ""},  // Int where Float is declared is accepted
-      {"%y = LeakyRelu(%x) @l {alpha=\"1\"}", "node 'l' (LeakyRelu): attribute 'alpha' must be float, got string"},
+      {"%y = LeakyRelu(%x) @l {alpha=\"1\"}",
+       "node 'l' (LeakyRelu): attribute 'alpha' must be float, got string"},
       {"%y = Need(%x) @n", "node 'n' (Need): missing required attribute 'axis'"},
       {"%y = Need(%x) @n {axis=0}", ""},
       {"%y = gs::Loose(%x) @l {whatever=[1,2]}", ""},
       {"%a, %b, %c, %d = Split(%x) @s {axis=0}", ""},
       {"_, %b = Split(%x) @s", "node 's' (Split): required output 0 is missing"},
       {"() = Relu(%x) @r", "node 'r' (Relu): required output 0 is missing"},
-      {"%a, %b, %c = Dropout(%x) @d", "node 'd' (Dropout): too many outputs (op has at most 2, got 3)"},
+      {"%a, %b, %c = Dropout(%x) @d",
+       "node 'd' (Dropout): too many outputs (op has at most 2, got 3)"},
       {"%a, _ = Dropout(%x) @d", ""},  // trailing omitted outputs do not count
       {"%y = Concat(%x, %x, %x, %x, %x) @c {axis=0}", ""},
   };
@@ -172,8 +183,9 @@ TEST(Verifier, SchemaChecks) {
 }
 
 TEST(Verifier, OptionsRelaxSchemaChecks) {
-  auto g = parseGraph("graph \"g\" {\n  input %x: f32[2]\n  %y = Frob(%x) @f\n"
-                      "  %z = Relu(%y, %y) @r\n}\n");
+  auto g = parseGraph(
+      "graph \"g\" {\n  input %x: f32[2]\n  %y = Frob(%x) @f\n"
+      "  %z = Relu(%y, %y) @r\n}\n");
   EXPECT_EQ(verify(*g).size(), 2u);
   auto errs = verify(*g, {.allow_unknown_ops = true});
   ASSERT_EQ(errs.size(), 1u) << joined(errs);  // Relu's arity is still checked
@@ -182,8 +194,9 @@ TEST(Verifier, OptionsRelaxSchemaChecks) {
 }
 
 TEST(Verifier, OrThrowReportsFirstProblemAndCount) {
-  auto g = parseGraph("graph \"net\" {\n  input %x: f32[2]\n  %y = Frob(%x) @f\n"
-                      "  %z = Relu(%y, %y) @r\n  %w = Need(%z) @n\n}\n");
+  auto g = parseGraph(
+      "graph \"net\" {\n  input %x: f32[2]\n  %y = Frob(%x) @f\n"
+      "  %z = Relu(%y, %y) @r\n  %w = Need(%z) @n\n}\n");
   try {
     verifyGraphOrThrow(*g, {.registry = &testRegistry()});
     FAIL() << "expected an error";
