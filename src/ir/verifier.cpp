@@ -30,6 +30,15 @@ size_t effectiveCount(const std::vector<Value*>& v) {
   return n;
 }
 
+/// A declared shape admits a tensor if the rank is unknown, or ranks agree and static dims match.
+bool shapeAdmits(const Shape& s, const at::Tensor& t) {
+  if (!s) return true;
+  if (static_cast<int64_t>(s->size()) != t.dim()) return false;
+  for (size_t i = 0; i < s->size(); ++i)
+    if ((*s)[i].isStatic() && (*s)[i].value != t.size(static_cast<int64_t>(i))) return false;
+  return true;
+}
+
 bool kindAccepted(AttrKind want, AttrKind got) {
   return want == got || (want == AttrKind::Float && got == AttrKind::Int);
 }
@@ -99,6 +108,9 @@ class Verifier {
       else if (fromScalarType(v->data().scalar_type()) != v->dtype())
         err(who, ": dtype ", dtypeName(v->dtype()), " differs from its data (",
             dtypeName(fromScalarType(v->data().scalar_type())), ")");
+      else if (!shapeAdmits(v->shape(), v->data()))
+        err(who, ": declared type ", typeString(v->dtype(), v->shape()),
+            " does not match its data ", typeString(v->dtype(), shapeOf(v->data())));
       if (v->producer()) err(who, ": parameter has a producer ", v->producer()->describe());
       define(v, who);
     }

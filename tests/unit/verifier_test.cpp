@@ -123,6 +123,13 @@ TEST(Verifier, ParamAndOutputInvariants) {
   EXPECT_TRUE(hasMessage(verify(g), "parameter 'w': dtype i64 differs from its data (f32)"))
       << joined(verify(g));
   w->setDType(DType::Float32);
+  w->setShape(std::vector<Dim>{3});
+  EXPECT_TRUE(
+      hasMessage(verify(g), "parameter 'w': declared type f32[3] does not match its data f32[2]"))
+      << joined(verify(g));
+  w->setShape(std::vector<Dim>{Dim("K")});  // symbolic dims admit any size
+  EXPECT_TRUE(verify(g).empty()) << joined(verify(g));
+  w->setShape(std::vector<Dim>{2});
   // setData on a node output turns it into a parameter-like value: one producer rule breaks.
   n->output(0)->setData(at::zeros({2}));
   EXPECT_TRUE(
