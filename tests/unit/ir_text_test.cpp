@@ -201,7 +201,6 @@ struct ErrCase {
 };
 
 TEST(IrText, ErrorsCarryLocationAndReason) {
-  const std::string h = "graph \"g\" {\n";
   const ErrCase cases[] = {
       {"", "t.gsir:1:1: expected 'graph'"},
       {"graph \"g\" {\n  input %x: f32[2]\n", "t.gsir:3:1: missing '}'"},
@@ -269,7 +268,6 @@ TEST(IrText, ErrorsCarryLocationAndReason) {
         << c.text << "\nmessage: " << msg << "\nexpected: " << c.expected;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
-  (void)h;
 }
 
 TEST(IrText, AbsurdTensorSizesAreRefusedBeforeAllocating) {
