@@ -730,7 +730,7 @@ class Parser {
       name = parseName("a node name");
       if (g_->findNode(name)) failAt(name_pos, "duplicate node name @", text::nameText(name));
     } else {
-      name = g_->uniqueNodeName(op);
+      name = freshNodeName(op);
     }
     std::map<std::string, Attribute> attrs;
     if (tryConsume('{')) {
@@ -776,6 +776,17 @@ class Parser {
   std::string source_;
   size_t pos_ = 0;
   std::unique_ptr<Graph> g_;
+  /// Next suffix to try per op type, so that many unnamed nodes cost O(n), not O(n^2).
+  std::map<std::string, int> next_suffix_;
+
+  /// `op`, `op_1`, `op_2`, ... (the Graph::uniqueNodeName scheme), first one not taken.
+  std::string freshNodeName(const std::string& op) {
+    int& k = next_suffix_[op];
+    for (;; ++k) {
+      std::string cand = k == 0 ? op : op + "_" + std::to_string(k);
+      if (!g_->findNode(cand)) return cand;
+    }
+  }
 };
 
 }  // namespace

@@ -411,3 +411,26 @@ TEST(IrTextFuzz, MutationsNeverCrashOrBreakRoundTrip) {
 
 }  // namespace
 }  // namespace gs
+
+namespace gs {
+namespace {
+
+TEST(IrText, ManyUnnamedNodesParseInLinearTime) {
+  std::string t = "graph g {\n  input %v0: f32[2]\n";
+  const int n = 20000;
+  for (int i = 1; i <= n; ++i)
+    t += "  %v" + std::to_string(i) + " = Relu(%v" + std::to_string(i - 1) + ")\n";
+  t += "  %named = Relu(%v0) @Relu_5\n}\n";  // collides with a generated name: an error
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_NE(parseError(t).find("duplicate node name @Relu_5"), std::string::npos);
+  t.erase(t.rfind("  %named"));
+  t += "}\n";
+  auto g = parseGraph(t);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(g->numNodes(), static_cast<size_t>(n));
+  EXPECT_EQ(g->nodes().back()->name(), "Relu_" + std::to_string(n - 1));
+  EXPECT_LT(secs, 2.0);
+}
+
+}  // namespace
+}  // namespace gs
