@@ -92,6 +92,8 @@ struct ExternalSink {
   }
 };
 
+void inferOutputShapes(onnx::ModelProto& m);
+
 onnx::ModelProto buildModel(const Graph& g, const OnnxExportOptions& opts, ExternalSink* sink) {
   onnx::ModelProto m;
   m.set_ir_version(kIrVersion);
@@ -141,11 +143,66 @@ onnx::ModelProto buildModel(const Graph& g, const OnnxExportOptions& opts, Exter
         listed.insert(v);
       }
   }
+  inferOutputShapes(m);
   return m;
+}
+
+/// ONNX requires shapes on main-graph inputs and outputs. Outputs whose rank gstick does not know
+/// get the shape ONNX's own (non-strict) shape inference derives. Big initializers are replaced
+/// by typed inputs in the inference copy, so the copy stays small.
+void inferOutputShapes(onnx::ModelProto& m) {
+  auto& gp = *m.mutable_graph();
+  bool missing = false;
+  for (const auto& o : gp.output()) missing |= !o.type().tensor_type().has_shape();
+  if (!missing) return;
+  onnx::ModelProto copy;
+  copy.set_ir_version(m.ir_version());
+  *copy.mutable_opset_import() = m.opset_import();
+  auto& cg = *copy.mutable_graph();
+  *cg.mutable_node() = gp.node();
+  *cg.mutable_input() = gp.input();
+  *cg.mutable_output() = gp.output();
+  *cg.mutable_value_info() = gp.value_info();
+  for (const auto& t : gp.initializer()) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL && t.raw_data().size() <= 4096) {
+      *cg.add_initializer() = t;
+      continue;
+    }
+    auto* vi = cg.add_input();
+    vi->set_name(t.name());
+    auto* tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(t.data_type());
+    auto* sh = tt->mutable_shape();
+    for (int64_t d : t.dims()) sh->add_dim()->set_dim_value(d);
+  }
+  try {
+    onnx::shape_inference::InferShapes(copy);
+  } catch (const std::exception&) {
+    return;  // best effort: the checker reports what is still missing
+  }
+  std::map<std::string, const onnx::TypeProto*> inferred;
+  for (const auto& vi : cg.value_info()) inferred[vi.name()] = &vi.type();
+  for (const auto& vi : cg.output()) inferred[vi.name()] = &vi.type();
+  for (auto& o : *gp.mutable_output()) {
+    auto* tt = o.mutable_type()->mutable_tensor_type();
+    if (tt->has_shape()) continue;
+    auto it = inferred.find(o.name());
+    if (it == inferred.end() || !it->second->tensor_type().has_shape()) continue;
+    *tt->mutable_shape() = it->second->tensor_type().shape();
+    if (tt->elem_type() == 0) tt->set_elem_type(it->second->tensor_type().elem_type());
+  }
 }
 
 /// Runs the ONNX checker (and optionally strict shape inference); throws gs::Error.
 void checkModel(const onnx::ModelProto& m, bool full, const std::string& what) {
+  for (const auto* list : {&m.graph().input(), &m.graph().output()})
+    for (const auto& vi : *list) {
+      const auto& tt = vi.type().tensor_type();
+      GS_CHECK(tt.has_shape() && tt.elem_type() != 0, what, ": graph ",
+               list == &m.graph().input() ? "input" : "output", " '", vi.name(),
+               "' has unknown ", tt.elem_type() == 0 ? "element type" : "rank",
+               "; ONNX requires both for graph inputs and outputs");
+    }
   try {
     onnx::checker::check_model(m);
     if (full) {
@@ -185,26 +242,35 @@ void exportOnnxFile(const Graph& g, const std::string& path, const OnnxExportOpt
   ExternalSink sink;
   sink.location = fs::path(path).filename().string() + ".data";
   onnx::ModelProto m = buildModel(g, opts, &sink);
+  fs::path data_path = fs::path(path).parent_path() / sink.location;
+  // Data goes to a staging file first so a failed check leaves an existing export untouched.
+  fs::path staged = data_path.string() + ".staged";
+  if (!sink.data.empty()) writeFileAtomic(staged.string(), sink.data);
   if (opts.check) {
-    // The checker resolves external locations against the working directory; check a copy
-    // whose external tensors are inlined as empty placeholders of the right dims instead.
-    if (sink.data.empty()) {
-      checkModel(m, opts.full_check, path);
-    } else {
-      onnx::ModelProto copy = m;
+    // The checker resolves external locations against an empty model folder (the working
+    // directory): check a copy whose locations are absolute paths of the written data file.
+    onnx::ModelProto copy;
+    const onnx::ModelProto* to_check = &m;
+    if (!sink.data.empty()) {
+      copy = m;
+      std::string abs = fs::absolute(staged).string();
       for (auto& t : *copy.mutable_graph()->mutable_initializer())
-        if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-          t.clear_external_data();
-          t.set_data_location(onnx::TensorProto::DEFAULT);
-          t.set_raw_data("");
-        }
-      checkModel(copy, false, path);
+        for (auto& e : *t.mutable_external_data())
+          if (e.key() == "location") e.set_value(abs);
+      to_check = &copy;
+    }
+    try {
+      checkModel(*to_check, opts.full_check, path);
+    } catch (const Error&) {
+      if (!sink.data.empty()) fs::remove(staged);
+      throw;
     }
   }
   std::string bytes = serialize(m, path);
   if (!sink.data.empty()) {
-    fs::path dp = fs::path(path).parent_path() / sink.location;
-    writeFileAtomic(dp.string(), sink.data);
+    std::error_code ec;
+    fs::rename(staged, data_path, ec);
+    GS_CHECK(!ec, data_path.string(), ": cannot move external data into place: ", ec.message());
   }
   writeFileAtomic(path, bytes);
 }
