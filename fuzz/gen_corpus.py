@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Generates the seed corpus fuzz/corpus/onnx_import/ (small valid ONNX models + a truncated one).
+"""Generates the fuzz seed corpora: fuzz/corpus/onnx_import/ (small valid ONNX models + a
+truncated one) and fuzz/corpus/npy/ (numpy-written .npy files).
 
-Run with the system python (onnx 1.12): /usr/bin/python3 fuzz/gen_onnx_import_corpus.py
+Run with the system python (numpy, onnx 1.12): /usr/bin/python3 fuzz/gen_corpus.py
 """
 import os
 
@@ -9,7 +10,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "onnx_import")
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+OUT = os.path.join(CORPUS, "onnx_import")
 
 
 def save(name, model):
@@ -95,6 +97,14 @@ def main():
     save("external_data.onnx", external_model())
     with open(os.path.join(OUT, "add_truncated.onnx"), "wb") as f:
         f.write(data[: len(data) // 2])
+
+    npy = os.path.join(CORPUS, "npy")
+    os.makedirs(npy, exist_ok=True)
+    np.save(os.path.join(npy, "f32_2x3.npy"), np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.save(os.path.join(npy, "i64_fortran.npy"), np.asfortranarray(np.arange(6).reshape(2, 3)))
+    np.save(os.path.join(npy, "f8_bigendian.npy"), np.array([1.5, -2.0], dtype=">f8"))
+    np.save(os.path.join(npy, "bool_scalar.npy"), np.array(True))
+    np.save(os.path.join(npy, "f16_empty.npy"), np.zeros((0, 4), dtype=np.float16))
 
 
 if __name__ == "__main__":
