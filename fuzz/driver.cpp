@@ -2,7 +2,7 @@
 //
 //   fuzz_x CORPUS_DIR [--runs N] [--seed S]
 // replays every corpus file through LLVMFuzzerTestOneInput, then N deterministic random mutations
-// (bit flips, byte insert/delete, truncation, splice of two corpus files). A crash ends the
+// (byte overwrites, bit flips, byte insert/delete, truncation, splice of two corpus files). A crash ends the
 // process; an exception escaping the target is reported with the input saved to
 // ./fuzz-failure-<run>.bin and exit status 1.
 #include <algorithm>
@@ -47,38 +47,34 @@ bool runOne(const Bytes& b, const std::string& label) {
 }
 
 Bytes mutate(const std::vector<Bytes>& corpus, std::mt19937_64& rng) {
+  static const uint8_t kInteresting[] = {0, 0xff, 0x7f, 0x80, 0x01, 0x10, 0x40, 0xfe};
+  auto interesting = [&] { return kInteresting[rng() % sizeof(kInteresting)]; };
   Bytes b = corpus[rng() % corpus.size()];
-  int edits = 1 + static_cast<int>(rng() % 4);
+  // Mostly one small edit: structured formats (protobuf, headers) survive it often enough for
+  // the mutated value to reach the parser's semantic checks.
+  int edits = rng() % 4 == 0 ? 2 + static_cast<int>(rng() % 3) : 1;
   for (int e = 0; e < edits; ++e) {
-    switch (rng() % 5) {
-      case 0:  // bit flip
-        if (!b.empty()) b[rng() % b.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
-        break;
-      case 1:  // random byte insert (also "interesting" values: 0, 0xff, 0x7f)
-      {
-        static const uint8_t kInteresting[] = {0, 0xff, 0x7f, 0x80, 0x01, 0x10};
-        uint8_t v = rng() % 2 ? static_cast<uint8_t>(rng()) : kInteresting[rng() % 6];
-        b.insert(b.begin() + static_cast<long>(b.empty() ? 0 : rng() % (b.size() + 1)), v);
-        break;
+    unsigned op = static_cast<unsigned>(rng() % 20);
+    if (op < 7) {  // overwrite one byte (random or interesting value)
+      if (!b.empty()) b[rng() % b.size()] = rng() % 2 ? static_cast<uint8_t>(rng()) : interesting();
+    } else if (op < 12) {  // bit flip
+      if (!b.empty()) b[rng() % b.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+    } else if (op < 14) {  // insert a byte
+      b.insert(b.begin() + static_cast<long>(rng() % (b.size() + 1)), interesting());
+    } else if (op < 16) {  // delete a short run
+      if (!b.empty()) {
+        size_t at = rng() % b.size();
+        size_t n = std::min<size_t>(1 + rng() % 8, b.size() - at);
+        b.erase(b.begin() + static_cast<long>(at), b.begin() + static_cast<long>(at + n));
       }
-      case 2:  // delete a short run
-        if (!b.empty()) {
-          size_t at = rng() % b.size();
-          size_t n = std::min<size_t>(1 + rng() % 8, b.size() - at);
-          b.erase(b.begin() + static_cast<long>(at), b.begin() + static_cast<long>(at + n));
-        }
-        break;
-      case 3:  // truncate
-        if (!b.empty()) b.resize(rng() % b.size());
-        break;
-      case 4: {  // splice: prefix of this input + suffix of another corpus file
-        const Bytes& o = corpus[rng() % corpus.size()];
-        size_t cut = b.empty() ? 0 : rng() % b.size();
-        size_t from = o.empty() ? 0 : rng() % o.size();
-        b.resize(cut);
-        b.insert(b.end(), o.begin() + static_cast<long>(from), o.end());
-        break;
-      }
+    } else if (op < 18) {  // truncate
+      if (!b.empty()) b.resize(rng() % b.size());
+    } else {  // splice: prefix of this input + suffix of another corpus file
+      const Bytes& o = corpus[rng() % corpus.size()];
+      size_t cut = b.empty() ? 0 : rng() % b.size();
+      size_t from = o.empty() ? 0 : rng() % o.size();
+      b.resize(cut);
+      b.insert(b.end(), o.begin() + static_cast<long>(from), o.end());
     }
   }
   return b;

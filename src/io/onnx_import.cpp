@@ -235,7 +235,8 @@ std::unique_ptr<Graph> buildGraph(const onnx::ModelProto& m, const std::string& 
     GS_CHECK(!vi.name().empty(), source, ": graph input without a name");
     DType dt = DType::Undefined;
     Shape shape;
-    GS_CHECK(tensorType(vi.type(), what, &dt, &shape), what, " has a non-tensor type (",
+    GS_CHECK(!vi.has_type() || tensorType(vi.type(), what, &dt, &shape), what,
+             " has a non-tensor type (",
              typeKind(vi.type()), "); only tensors are supported");
     GS_CHECK(!g->findValue(vi.name()), source, ": duplicate graph input '", vi.name(), "'");
     g->addInput(vi.name(), dt, std::move(shape));

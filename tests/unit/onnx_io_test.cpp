@@ -13,79 +13,13 @@
 #include "support/error.h"
 #include "support/file_util.h"
 #include "test_util.h"
+#include "unit/onnx_test_util.h"
 
 namespace gs {
 namespace {
 
 namespace fs = std::filesystem;
-
-// ---- tiny ModelProto builders (protobuf directly, no python) ----
-
-onnx::ModelProto makeModel(int64_t opset) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  auto* op = m.add_opset_import();
-  op->set_domain("");
-  op->set_version(opset);
-  m.mutable_graph()->set_name("g");
-  return m;
-}
-
-/// dims: >= 0 static, -1 unknown; `syms` gives dim_param for the positions it names.
-void addValue(google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list,
-              const std::string& name, int elem, const std::vector<int64_t>& dims,
-              const std::map<int, std::string>& syms = {}) {
-  auto* vi = list->Add();
-  vi->set_name(name);
-  auto* tt = vi->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(elem);
-  auto* sh = tt->mutable_shape();
-  for (size_t i = 0; i < dims.size(); ++i) {
-    auto* d = sh->add_dim();
-    if (syms.count(static_cast<int>(i))) d->set_dim_param(syms.at(static_cast<int>(i)));
-    else if (dims[i] >= 0) d->set_dim_value(dims[i]);
-  }
-}
-
-onnx::NodeProto* addNode(onnx::ModelProto& m, const std::string& op,
-                         const std::vector<std::string>& ins, const std::vector<std::string>& outs,
-                         const std::string& name = "") {
-  auto* n = m.mutable_graph()->add_node();
-  n->set_op_type(op);
-  n->set_name(name);
-  for (const auto& i : ins) n->add_input(i);
-  for (const auto& o : outs) n->add_output(o);
-  return n;
-}
-
-void attrInts(onnx::NodeProto* n, const std::string& k, const std::vector<int64_t>& v) {
-  auto* a = n->add_attribute();
-  a->set_name(k);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t x : v) a->add_ints(x);
-}
-void attrInt(onnx::NodeProto* n, const std::string& k, int64_t v) {
-  auto* a = n->add_attribute();
-  a->set_name(k);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
-}
-void attrFloat(onnx::NodeProto* n, const std::string& k, float v) {
-  auto* a = n->add_attribute();
-  a->set_name(k);
-  a->set_type(onnx::AttributeProto::FLOAT);
-  a->set_f(v);
-}
-void attrString(onnx::NodeProto* n, const std::string& k, const std::string& v) {
-  auto* a = n->add_attribute();
-  a->set_name(k);
-  a->set_type(onnx::AttributeProto::STRING);
-  a->set_s(v);
-}
-
-void addInit(onnx::ModelProto& m, const at::Tensor& t, const std::string& name) {
-  tensorToProto(t, name, m.mutable_graph()->add_initializer());
-}
+using namespace gs::test;  // NOLINT: ModelProto builders
 
 /// y = x + w with w = [0, 1, 2, 3], x: f32[N,4].
 onnx::ModelProto addModel() {
@@ -106,19 +40,6 @@ std::string writeTemp(const std::string& dir, const std::string& name, const std
   std::string p = (fs::path(dir) / name).string();
   std::ofstream(p, std::ios::binary) << bytes;
   return p;
-}
-
-/// Expects `f` to throw gs::Error whose message contains `needle`.
-template <typename F>
-void expectError(F f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an error containing: " << needle;
-  } catch (const Error& e) {
-    std::string m = e.what();
-    EXPECT_NE(m.find(needle), std::string::npos) << m;
-    EXPECT_EQ(m.find('\n'), std::string::npos) << "multi-line error: " << m;
-  }
 }
 
 // ---- file-level errors ----
