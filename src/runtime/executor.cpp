@@ -53,6 +53,13 @@ Executor::Executor(const Graph& g, ExecOptions opts) : g_(g), opts_(opts) {
     GS_CHECK(s && s->kernel, n->describe(), ": unsupported op '", n->opType(), "'",
              n->domain().empty() ? "" : " in domain '" + n->domain() + "'",
              ver ? " (opset " + std::to_string(ver) + ")" : std::string());
+    const int nin = static_cast<int>(n->numInputs());
+    GS_CHECK(nin <= s->max_inputs || s->max_inputs < 0, n->describe(), ": takes at most ",
+             s->max_inputs, " inputs, got ", nin);
+    for (int i = 0; i < s->min_inputs; ++i)
+      GS_CHECK(n->hasInput(static_cast<size_t>(i)), n->describe(), ": required input ", i,
+               " is missing (", n->opType(), " takes at least ", s->min_inputs,
+               " inputs)");
     Step st;
     st.node = n.get();
     try {
