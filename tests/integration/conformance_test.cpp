@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -93,6 +95,26 @@ TEST(Conformance, ClassifiesSyntheticCases) {
   EXPECT_EQ(j["ops"]["Add"]["passed"], 1);
   EXPECT_EQ(j["ops"]["Add"]["failed"], 2);
   EXPECT_NE(summaryTable(all).find("1/6 cases passed, 3 failed, 2 unsupported"), std::string::npos);
+}
+
+TEST(Conformance, HungCaseIsKilledAndTheBatchContinues) {
+  std::string root = test::tempDir("conf_hang");
+  at::Tensor x = test::randn({3}, 12), w = at::tensor({1.f, 2.f, 3.f});
+  std::string a = makeCase(root, "test_a", modelBytes("Add"), x, x + w);
+  std::string hang = makeCase(root, "test_hang", modelBytes("Add"), x, x + w);
+  std::string c = makeCase(root, "test_c", modelBytes("Sub"), x, x - w);
+  // A FIFO without a writer: reading model.onnx blocks forever.
+  fs::remove(fs::path(hang) / "model.onnx");
+  ASSERT_EQ(::mkfifo((fs::path(hang) / "model.onnx").c_str(), 0600), 0);
+  std::vector<std::string> seen;
+  auto rs = runCasesIsolated({a, hang, c}, 1, [&](const CaseResult& r) { seen.push_back(r.name); });
+  ASSERT_EQ(rs.size(), 3u);
+  EXPECT_EQ(rs[0].status, Status::Passed) << rs[0].message;
+  EXPECT_EQ(rs[1].status, Status::Failed);
+  EXPECT_EQ(rs[1].message, "timeout after 1 s");
+  EXPECT_EQ(rs[2].status, Status::Passed) << rs[2].message;
+  EXPECT_EQ(seen, (std::vector<std::string>{"test_a", "test_hang", "test_c"}));
+  EXPECT_EQ(caseOpType(hang), "(unreadable)");  // the parent never opens the FIFO
 }
 
 TEST(Conformance, AllCloseFollowsNumpyDefaultsOfOnnxBackendTests) {

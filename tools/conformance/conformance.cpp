@@ -22,7 +22,7 @@ void usage() {
                "  --floor N   exit 1 if fewer than N cases pass\n"
                "  --json F    write a machine-readable summary to F\n"
                "  --timeout S kill a case after S seconds (default 60)\n"
-               "  --no-fork   run cases in-process (faster, but a crash ends the run)\n"
+               "  --no-fork   run cases in-process (a crash ends the run)\n"
                "  --verbose   print every case with its status and message\n";
 }
 
@@ -55,17 +55,24 @@ int main(int argc, char** argv) {
     // Children inherit the built registry; intra-op threads only add overhead on tiny tensors.
     setenv("OMP_NUM_THREADS", "1", 0);
     (void)gs::OpRegistry::global();
-    std::vector<CaseResult> results;
-    for (const std::string& c : listCases(dir)) {
-      std::string name = c.substr(c.find_last_of('/') + 1);
-      if (!std::regex_search(name, re)) continue;
-      CaseResult r = fork ? runCaseIsolated(c, timeout) : runCase(c);
-      r.op_type = caseOpType(c);
+    std::vector<std::string> cases;
+    for (const std::string& c : listCases(dir))
+      if (std::regex_search(c.substr(c.find_last_of('/') + 1), re)) cases.push_back(c);
+    auto report = [&](const CaseResult& r) {
       if (verbose)
-        std::cout << statusName(r.status) << "  " << r.name << "  [" << r.op_type << "]"
+        std::cout << statusName(r.status) << "  " << r.name
                   << (r.message.empty() ? "" : "  " + r.message) << "\n" << std::flush;
-      results.push_back(std::move(r));
+    };
+    std::vector<CaseResult> results;
+    if (fork) {
+      results = runCasesIsolated(cases, timeout, report);
+    } else {
+      for (const auto& c : cases) {
+        results.push_back(runCase(c));
+        report(results.back());
+      }
     }
+    for (size_t k = 0; k < cases.size(); ++k) results[k].op_type = caseOpType(cases[k]);
     std::cout << summaryTable(results);
     if (!json.empty()) gs::writeFileAtomic(json, summaryJson(results) + "\n");
     long passed = 0;

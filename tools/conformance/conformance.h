@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,8 +38,14 @@ std::string caseOpType(const std::string& case_dir);
 /// Runs a case in this process. Never throws: every error becomes a Failed/Unsupported result.
 CaseResult runCase(const std::string& case_dir);
 
-/// Runs a case in a forked child (crashes and aborts become Failed results naming the signal;
-/// the child is killed after `timeout_s` seconds). The parent performs no ATen work.
+/// Runs cases in forked children, in order: one child runs cases until it finishes them all or
+/// dies; a case that crashes / aborts becomes a Failed result naming the signal (a case running
+/// longer than `timeout_s` seconds is killed and reported as a timeout), and a fresh child
+/// continues with the next case. The parent performs no ATen work (no thread pool is ever
+/// forked). `on_result`, if set, is called in the parent as each result arrives.
+std::vector<CaseResult> runCasesIsolated(const std::vector<std::string>& case_dirs, int timeout_s,
+                                         const std::function<void(const CaseResult&)>& on_result = {});
+/// One case in its own child.
 CaseResult runCaseIsolated(const std::string& case_dir, int timeout_s);
 
 /// Case folders (those containing model.onnx) under `root`, sorted by name.

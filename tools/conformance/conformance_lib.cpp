@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -88,6 +89,8 @@ bool allClose(const at::Tensor& actual, const at::Tensor& expected, double rtol,
 namespace {
 
 bool parseModel(const std::string& path, onnx::ModelProto* m) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;  // never block on a FIFO in the parent
   std::string bytes;
   try {
     bytes = readFile(path);
@@ -214,8 +217,11 @@ CaseResult runCase(const std::string& case_dir) {
   try {
     ex = std::make_unique<Executor>(*g);
   } catch (const std::exception& e) {
+    // "unsupported op" from the executor, or a kernel declaring a feature unsupported
+    // (e.g. Cast to string); every other binding error is a failure.
     std::string m = e.what();
-    bool unsup = m.find("unsupported op") != std::string::npos;
+    bool unsup = m.find("unsupported op") != std::string::npos ||
+                 m.find("not supported") != std::string::npos;
     return done(unsup ? Status::Unsupported : Status::Failed, m);
   }
   try {
@@ -230,69 +236,105 @@ CaseResult runCase(const std::string& case_dir) {
   return done(Status::Passed, "");
 }
 
-CaseResult runCaseIsolated(const std::string& case_dir, int timeout_s) {
-  CaseResult r;
-  r.name = fs::path(case_dir).filename().string();
-  auto t0 = std::chrono::steady_clock::now();
-  int fds[2];
-  if (::pipe(fds) != 0) {
-    r.message = std::string("pipe failed: ") + std::strerror(errno);
-    return r;
-  }
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    r.message = std::string("fork failed: ") + std::strerror(errno);
-    return r;
-  }
-  if (pid == 0) {
-    ::close(fds[0]);
-    ::alarm(static_cast<unsigned>(timeout_s));
-    CaseResult c = runCase(case_dir);
-    std::string line = std::to_string(static_cast<int>(c.status)) + "\t" + c.message;
+namespace {
+
+/// Child side of a batch: runs cases [first, end) and writes one line per finished case:
+/// "<index>\t<status>\t<seconds>\t<message>\n". Never returns.
+[[noreturn]] void runBatchChild(const std::vector<std::string>& dirs, size_t first, int fd,
+                                int timeout_s) {
+  for (size_t k = first; k < dirs.size(); ++k) {
+    ::alarm(static_cast<unsigned>(timeout_s));  // SIGALRM's default action ends a hung case
+    CaseResult c = runCase(dirs[k]);
+    ::alarm(0);
+    std::string line = std::to_string(k) + "\t" + std::to_string(static_cast<int>(c.status)) +
+                       "\t" + std::to_string(c.seconds) + "\t" + c.message + "\n";
     size_t off = 0;
     while (off < line.size()) {
-      ssize_t w = ::write(fds[1], line.data() + off, line.size() - off);
-      if (w <= 0) break;
+      ssize_t w = ::write(fd, line.data() + off, line.size() - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) ::_exit(3);
       off += static_cast<size_t>(w);
     }
-    ::close(fds[1]);
-    ::_exit(0);  // skip static destructors / atexit handlers shared with the parent
   }
-  ::close(fds[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) != 0) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
+  ::close(fd);
+  ::_exit(0);  // skip static destructors / atexit handlers shared with the parent
+}
+
+/// Parses one result line from a batch child into `results`; returns the case index.
+size_t parseResultLine(const std::string& line, std::vector<CaseResult>& results) {
+  size_t t1 = line.find('\t'), t2 = line.find('\t', t1 + 1), t3 = line.find('\t', t2 + 1);
+  GS_ASSERT(t3 != std::string::npos, "malformed result line from a conformance child");
+  size_t k = std::stoul(line.substr(0, t1));
+  GS_ASSERT(k < results.size(), "result index out of range");
+  results[k].status = static_cast<Status>(std::stoi(line.substr(t1 + 1, t2 - t1 - 1)));
+  results[k].seconds = std::stod(line.substr(t2 + 1, t3 - t2 - 1));
+  results[k].message = line.substr(t3 + 1);
+  return k;
+}
+
+}  // namespace
+
+std::vector<CaseResult> runCasesIsolated(const std::vector<std::string>& dirs, int timeout_s,
+                                         const std::function<void(const CaseResult&)>& on_result) {
+  std::vector<CaseResult> results(dirs.size());
+  for (size_t k = 0; k < dirs.size(); ++k) results[k].name = fs::path(dirs[k]).filename().string();
+  size_t next = 0;  // first case not yet reported
+  while (next < dirs.size()) {
+    int fds[2];
+    GS_CHECK(::pipe(fds) == 0, "pipe failed: ", std::strerror(errno));
+    auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      GS_FAIL("fork failed: ", std::strerror(errno));
     }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (WIFSIGNALED(st)) {
-    int sig = WTERMSIG(st);
+    if (pid == 0) {
+      ::close(fds[0]);
+      runBatchChild(dirs, next, fds[1], timeout_s);
+    }
+    ::close(fds[1]);
+    std::string buf;
+    char chunk[4096];
+    while (true) {
+      ssize_t n = ::read(fds[0], chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      buf.append(chunk, static_cast<size_t>(n));
+      size_t nl;
+      while ((nl = buf.find('\n')) != std::string::npos) {
+        size_t k = parseResultLine(buf.substr(0, nl), results);
+        buf.erase(0, nl + 1);
+        next = k + 1;
+        t0 = std::chrono::steady_clock::now();
+        if (on_result) on_result(results[k]);
+      }
+    }
+    ::close(fds[0]);
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (next >= dirs.size()) break;
+    // The child died while running case `next`: report it and continue after it.
+    CaseResult& r = results[next];
     r.status = Status::Failed;
-    r.message = sig == SIGALRM ? "timeout after " + std::to_string(timeout_s) + " s"
-                               : "crashed with signal " + std::to_string(sig) + " (" +
-                                     strsignal(sig) + ")";
-    return r;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (WIFSIGNALED(st)) {
+      int sig = WTERMSIG(st);
+      r.message = sig == SIGALRM ? "timeout after " + std::to_string(timeout_s) + " s"
+                                 : "crashed with signal " + std::to_string(sig) + " (" +
+                                       strsignal(sig) + ")";
+    } else {
+      r.message = "child exited abnormally (status " + std::to_string(st) + ")";
+    }
+    if (on_result) on_result(r);
+    ++next;
   }
-  auto tab = out.find('\t');
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || tab == std::string::npos) {
-    r.status = Status::Failed;
-    r.message = "child exited abnormally (status " + std::to_string(st) + ")";
-    return r;
-  }
-  r.status = static_cast<Status>(std::stoi(out.substr(0, tab)));
-  r.message = out.substr(tab + 1);
-  return r;
+  return results;
+}
+
+CaseResult runCaseIsolated(const std::string& case_dir, int timeout_s) {
+  return runCasesIsolated({case_dir}, timeout_s)[0];
 }
 
 std::vector<std::string> listCases(const std::string& root) {
