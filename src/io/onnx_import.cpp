@@ -353,6 +353,9 @@ std::unique_ptr<Graph> importOnnxBytes(const std::string& bytes, const std::stri
 std::unique_ptr<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& opts) {
   std::error_code ec;
   GS_CHECK(!fs::is_directory(path, ec), path, ": cannot open: is a directory");
+  auto size = fs::file_size(path, ec);
+  GS_CHECK(ec || size < (uintmax_t{1} << 31), path, ": file is larger than protobuf's 2 GB limit;",
+           " large models must keep their tensors in external data");
   std::string bytes = readFile(path);
   OnnxImportOptions o = opts;
   if (o.base_dir.empty()) {

@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <ATen/ATen.h>
+
 #include "io/tensor_proto.h"
+#include "ir/graph.h"
 #include "support/error.h"
 
 namespace gs::test {
@@ -91,6 +94,43 @@ void expectError(F f, const std::string& needle) {
     EXPECT_NE(m.find(needle), std::string::npos) << m;
     EXPECT_EQ(m.find('\n'), std::string::npos) << "multi-line error: " << m;
   }
+}
+
+/// Structural identity: nodes (names, op types, domains, attrs, value names), params, io types.
+inline void expectSameGraph(const Graph& a, const Graph& b) {
+  ASSERT_EQ(a.numNodes(), b.numNodes());
+  for (auto ia = a.nodes().begin(), ib = b.nodes().begin(); ia != a.nodes().end(); ++ia, ++ib) {
+    const Node &na = **ia, &nb = **ib;
+    EXPECT_EQ(na.name(), nb.name());
+    EXPECT_EQ(na.opType(), nb.opType());
+    EXPECT_EQ(na.domain(), nb.domain());
+    EXPECT_EQ(na.attrs(), nb.attrs()) << na.describe();
+    ASSERT_EQ(na.numInputs(), nb.numInputs());
+    for (size_t i = 0; i < na.numInputs(); ++i)
+      EXPECT_EQ(na.input(i) ? na.input(i)->name() : "", nb.input(i) ? nb.input(i)->name() : "");
+    ASSERT_EQ(na.numOutputs(), nb.numOutputs());
+    for (size_t i = 0; i < na.numOutputs(); ++i) {
+      Value *oa = na.output(i), *ob = nb.output(i);
+      ASSERT_EQ(!oa, !ob);
+      if (!oa) continue;
+      EXPECT_EQ(oa->name(), ob->name());
+      EXPECT_EQ(typeString(oa->dtype(), oa->shape()), typeString(ob->dtype(), ob->shape()));
+    }
+  }
+  ASSERT_EQ(a.params().size(), b.params().size());
+  for (size_t i = 0; i < a.params().size(); ++i) {
+    EXPECT_EQ(a.params()[i]->name(), b.params()[i]->name());
+    EXPECT_EQ(a.params()[i]->trainable(), b.params()[i]->trainable()) << a.params()[i]->name();
+    EXPECT_TRUE(at::equal(a.params()[i]->data(), b.params()[i]->data())) << a.params()[i]->name();
+  }
+  ASSERT_EQ(a.inputs().size(), b.inputs().size());
+  for (size_t i = 0; i < a.inputs().size(); ++i)
+    EXPECT_EQ(typeString(a.inputs()[i]->dtype(), a.inputs()[i]->shape()),
+              typeString(b.inputs()[i]->dtype(), b.inputs()[i]->shape()));
+  ASSERT_EQ(a.outputs().size(), b.outputs().size());
+  for (size_t i = 0; i < a.outputs().size(); ++i)
+    EXPECT_EQ(a.outputs()[i]->name(), b.outputs()[i]->name());
+  EXPECT_EQ(a.opsets, b.opsets);
 }
 
 }  // namespace gs::test
