@@ -125,6 +125,21 @@ void emptyParamToOmitted(Node* n, size_t i) {
   if (v && v->isParam() && v->data().numel() == 0) n->setInput(i, nullptr);
 }
 
+/// Resize-11's coordinate mode tf_half_pixel_for_nn (x_in = (x_out + 0.5) / s) was removed in
+/// 13. With y = (x_out + 0.5) / s, half_pixel gives y - 0.5, and for nearest rounding
+///   round_prefer_floor(y) = ceil(y - 0.5),   floor(y) = round_prefer_ceil(y - 0.5),
+/// so those two nearest modes map exactly; the others have no opset-13 form and are left for
+/// the kernel to reject.
+void upgradeTfHalfPixelForNn(Node* n) {
+  if (n->attrString("coordinate_transformation_mode", "") != "tf_half_pixel_for_nn") return;
+  if (n->attrString("mode", "nearest") != "nearest") return;
+  std::string nm = n->attrString("nearest_mode", "round_prefer_floor");
+  std::string to = nm == "round_prefer_floor" ? "ceil" : nm == "floor" ? "round_prefer_ceil" : "";
+  if (to.empty()) return;
+  n->setAttr("coordinate_transformation_mode", "half_pixel");
+  n->setAttr("nearest_mode", to);
+}
+
 void upgradeNode(Graph& g, Node* n, int64_t v) {
   const std::string& op = n->opType();
   if ((op == "Squeeze" || op == "Unsqueeze" || op == "ReduceSum") && v < 13) {
@@ -168,6 +183,7 @@ void upgradeNode(Graph& g, Node* n, int64_t v) {
     // Before 13, roi and scales were required and given as empty tensors when unused.
     emptyParamToOmitted(n, 1);
     if (n->hasInput(3)) emptyParamToOmitted(n, 2);
+    upgradeTfHalfPixelForNn(n);
   } else if ((op == "Softmax" || op == "LogSoftmax" || op == "Hardmax") && v < 13) {
     upgradeSoftmax(g, n);
   } else if (op == "BatchNormalization") {

@@ -159,6 +159,28 @@ TEST(OnnxUpgradeRun, Upsample9NearestIsAsymmetricFloor) {
   EXPECT_TRUE(at::equal(out[0], want)) << out[0];
 }
 
+TEST(OnnxUpgradeRun, Resize11TfHalfPixelForNn) {
+  // x_in = floor-ish((x_out + 0.5) / s): 1-D 8 -> 3 with sizes; s = 3/8, so y = 4/3, 4, 20/3.
+  for (const char* nearest : {"round_prefer_floor", "floor"}) {
+    Legacy l(11, "Resize", {1, 8}, {"y"});
+    l.node->add_input("roi");
+    l.node->add_input("scales");
+    l.node->add_input("sizes");
+    addInit(l.m, at::zeros({0}), "roi");
+    addInit(l.m, at::zeros({0}), "scales");
+    addInit(l.m, at::tensor(std::vector<int64_t>{1, 3}), "sizes");
+    attrString(l.node, "coordinate_transformation_mode", "tf_half_pixel_for_nn");
+    attrString(l.node, "mode", "nearest");
+    attrString(l.node, "nearest_mode", nearest);
+    at::Tensor x = at::arange(8, at::kFloat).reshape({1, 8});
+    RUN_OR_SKIP(l, out, {x});
+    // round_prefer_floor(4/3, 4, 20/3) = 1, 4, 7;  floor(...) = 1, 4, 6.
+    std::vector<float> want = std::string(nearest) == "floor" ? std::vector<float>{1, 4, 6}
+                                                              : std::vector<float>{1, 4, 7};
+    EXPECT_TRUE(at::equal(out[0], at::tensor(want).reshape({1, 3}))) << nearest << out[0];
+  }
+}
+
 TEST(OnnxUpgradeRun, Scatter10IsScatterElements) {
   Legacy l(10, "Scatter", {3, 3}, {"y"});
   l.node->add_input("idx");
