@@ -29,7 +29,12 @@ step "gstick run $OUT/cnn.onnx --input input=$OUT/input.npy -o $OUT/gstick --rep
 "$GSTICK" run "$OUT/cnn.onnx" --input "input=$OUT/input.npy" -o "$OUT/gstick" --repeat 20
 
 step "ONNX Runtime on the same file and input"
-node "$ORT_DIR/ort_run.js" "$OUT/cnn.onnx" --input "input=$OUT/input.npy" --out-dir "$OUT/ort" --repeat 20
+node "$ORT_DIR/ort_run.js" "$OUT/cnn.onnx" --input "input=$OUT/input.npy" --out-dir "$OUT/ort" --repeat 20 |
+  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+    const j = JSON.parse(s);
+    for (const [n, o] of Object.entries(j.outputs)) console.log(`${n}  ${o.type}[${o.dims}]  -> ${process.argv[1]}/${n}.npy`);
+    console.log(`latency: median ${j.median_ms.toFixed(3)} ms, mean ${j.mean_ms.toFixed(3)} ms over ${j.repeat} runs (after 1 warm-up), ${j.threads} threads`);
+  });' "$OUT/ort"
 
 step "Parity"
 "$BUILD/bench/demo_tool" compare "$OUT/gstick" "$OUT/ort"
