@@ -53,15 +53,19 @@ int repeatsFor(double one_run_ms, double budget_ms) {
   return std::clamp(static_cast<int>(budget_ms / std::max(one_run_ms, 1e-3)), 5, 200);
 }
 
-/// Top op types by total time over a few profiled runs: "Conv 71%, BatchNormalization 9%".
+/// Top op types by share of time: "Conv 71%, BatchNormalization 9%".
 std::string hotOps(gs::Executor& ex, const std::vector<at::Tensor>& in) {
-  std::map<std::string, double> by_op;
+  // Per node, the median over several profiled runs (a run hit by descheduling does not count),
+  // then summed per op type.
+  std::map<const gs::Node*, std::vector<double>> per_node;
   ex.setProfiling(true);
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 9; ++i) {
     ex.run(in);
-    for (const auto& [node, s] : ex.profile()) by_op[node->opType()] += s;
+    for (const auto& [node, s] : ex.profile()) per_node[node].push_back(s);
   }
   ex.setProfiling(false);
+  std::map<std::string, double> by_op;
+  for (auto& [node, ts] : per_node) by_op[node->opType()] += medianOf(ts);
   std::vector<std::pair<double, std::string>> v;
   double total = 0;
   for (const auto& [op, s] : by_op) {
@@ -251,8 +255,8 @@ int main(int argc, char** argv) {
        << " alternating rounds (ORT, then gstick) per row, each after a warm-up run;\n"
        << "  median and minimum over all timed runs. `runs` = timed runs per runtime.\n"
        << "- `max rel diff` = max |gstick - ORT| / max(1, |ORT|) on the benchmark input.\n"
-       << "- Last column: share of gstick's batch-32 time per op type (Executor::setProfiling, 5 "
-          "runs).\n"
+       << "- Last column: share of gstick's batch-32 time per op type (Executor::setProfiling,\n"
+          "  per-node median of 9 runs).\n"
        << "- Environment: OMP_NUM_THREADS=" << env("OMP_NUM_THREADS")
        << ", OMP_WAIT_POLICY=" << env("OMP_WAIT_POLICY")
        << ". scripts/bench.sh defaults the wait policy to passive: on an oversubscribed\n"
