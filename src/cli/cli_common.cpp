@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -120,6 +122,12 @@ Latency summarize(std::vector<double> ms) {
   l.median_ms = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
   l.mean_ms = std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(n);
   return l;
+}
+
+void setIntraOpThreads(int n) {
+  at::set_num_threads(n);
+  using SetFn = void (*)(int);
+  if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
 }
 
 std::string withCommas(int64_t n) {

@@ -26,7 +26,7 @@ struct RunOptions {
 };
 
 int runRun(const RunOptions& o) {
-  if (o.threads > 0) at::set_num_threads(o.threads);
+  if (o.threads > 0) setIntraOpThreads(o.threads);
   auto g = loadModel(o.model);
   std::vector<at::Tensor> inputs = makeInputs(*g, o.inputs);  // input errors before op errors
   Executor ex(*g);
@@ -75,8 +75,10 @@ int runRun(const RunOptions& o) {
     std::printf("\n");
   }
   Latency l = summarize(ms);
-  std::printf("latency: median %.3f ms, mean %.3f ms over %d runs (after 1 warm-up), %d threads\n",
-              l.median_ms, l.mean_ms, o.repeat, at::get_num_threads());
+  int nt = at::get_num_threads();
+  std::printf(
+      "latency: median %.3f ms, mean %.3f ms over %d run%s (after 1 warm-up), %d thread%s\n",
+      l.median_ms, l.mean_ms, o.repeat, o.repeat == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
   return 0;
 }
 
@@ -96,7 +98,7 @@ Command addRunCommand(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
   cmd->add_option("--threads", o->threads,
-                  "Intra-op threads (default: OMP_NUM_THREADS or all cores)")
+                  "Intra-op threads for ATen and OpenBLAS (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::Range(1, 1 << 30));
   return {cmd, [o] { return runRun(*o); }};
 }
