@@ -3,12 +3,14 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "io/npy.h"
 #include "io/onnx.h"
+#include "ir/builder.h"
 #include "model_zoo.h"
 #include "ort_runner.h"
 #include "runtime/executor.h"
@@ -58,6 +60,71 @@ void expectParity(const Graph& g, const std::string& onnx_path, int64_t batch,
     EXPECT_LE(d, kTol) << tag << " output " << name;
     EXPECT_GT(r.abs().max().item<double>(), 0.0) << tag << ": degenerate all-zero output";
   }
+}
+
+// ---------------------------------------------------------------- models written with GraphBuilder
+
+/// CNN from GraphBuilder's layer helpers: conv-bn-relu blocks in scopes, pooling, linear.
+std::unique_ptr<Graph> builderCnn() {
+  auto g = std::make_unique<Graph>();
+  GraphBuilder b(*g);
+  Value* x = b.input("x", DType::Float32, std::vector<Dim>{Dim("N"), 3, 16, 16});
+  {
+    auto s = b.scope("block1");
+    x = b.convBnRelu(x, 3, 8, 3, 1, 1, /*bn=*/true, /*relu=*/true, 11, "conv");
+    x = b.maxPool(x, 2, 2, 0, "pool");
+  }
+  {
+    auto s = b.scope("block2");
+    x = b.convBnRelu(x, 8, 16, 3, 2, 1, /*bn=*/true, /*relu=*/true, 12, "conv");
+  }
+  x = b.flatten(b.globalAvgPool(x));
+  b.output(b.linear(x, 16, 5, 13, "fc"));
+  return g;
+}
+
+/// Two-head self-attention with LayerNormalization, MatMul, Softmax, Reshape and Transpose.
+std::unique_ptr<Graph> builderAttention() {
+  const int64_t t = 8, d = 16, h = 2, dh = d / h;
+  auto g = std::make_unique<Graph>();
+  GraphBuilder b(*g);
+  Value* x = b.input("x", DType::Float32, std::vector<Dim>{Dim("N"), t, d});
+  Value* ln = b.op1("LayerNormalization",
+                    {x, b.param("ln.weight", test::randn({d}, 21) * 0.1 + 1),
+                     b.param("ln.bias", test::randn({d}, 22) * 0.1)},
+                    {{"axis", int64_t{-1}}, {"epsilon", 1e-5f}}, "ln");
+  auto proj = [&](const std::string& n, uint64_t seed) {
+    return b.matmul(ln, b.param(n + ".weight", test::randn({d, d}, seed) * 0.25), n);
+  };
+  auto heads = [&](Value* v, const std::string& n, std::vector<int64_t> perm) {
+    return b.transpose(b.reshape(v, {0, t, h, dh}, n + ".split"), perm, n + ".heads");
+  };
+  Value* q = heads(proj("q", 23), "q", {0, 2, 1, 3});
+  Value* k = heads(proj("k", 24), "k", {0, 2, 3, 1});
+  Value* v = heads(proj("v", 25), "v", {0, 2, 1, 3});
+  Value* scale = b.constant("scale", at::full({}, 1.0 / std::sqrt(double(dh)), at::kFloat));
+  Value* att = b.softmax(b.mul(b.matmul(q, k, "scores"), scale, "scaled"), -1, "softmax");
+  Value* y = b.transpose(b.matmul(att, v, "context"), {0, 2, 1, 3}, "merge");
+  y = b.reshape(y, {0, t, d}, "merge.reshape");
+  b.output(
+      b.add(x, b.matmul(y, b.param("o.weight", test::randn({d, d}, 26) * 0.25), "o"), "residual"));
+  return g;
+}
+
+TEST(BuilderParity, CnnMatchesOrt) {
+  REQUIRE_ORT();
+  auto g = builderCnn();
+  std::string path = test::tempDir("builder_cnn") + "/model.onnx";
+  exportOnnxFile(*g, path);
+  expectParity(*g, path, 3, "builder_cnn");
+}
+
+TEST(BuilderParity, AttentionMatchesOrt) {
+  REQUIRE_ORT();
+  auto g = builderAttention();
+  std::string path = test::tempDir("builder_attention") + "/model.onnx";
+  exportOnnxFile(*g, path);
+  expectParity(*g, path, 2, "builder_attention");
 }
 
 // ---------------------------------------------------------------- C++-built models via exporter
