@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
   // Optional simulated training step (argv[2] given) to see the loader next to real compute.
   at::Tensor w = at::randn({784, 2048});
   for (bool augment : {false, true}) {
-    gs::DataLoader loader(ds, {.batchSize = B, .seed = 1, .cropPadding = augment ? 2 : 0,
-                               .hflip = augment});
+    gs::DataLoader loader(
+        ds, {.batchSize = B, .seed = 1, .cropPadding = augment ? 2 : 0, .hflip = augment});
     for (int e = 0; e < epochs; ++e) {
       t0 = Clock::now();
       int64_t n = 0;

@@ -82,7 +82,8 @@ TensorDataset::TensorDataset(at::Tensor inputs, at::Tensor labels, std::string n
 }
 
 std::shared_ptr<TensorDataset> TensorDataset::fromNpy(const std::string& dir) {
-  GS_CHECK(fs::is_directory(dir), dir, ": not a directory (expected DIR/inputs.npy [+ labels.npy])");
+  GS_CHECK(fs::is_directory(dir), dir,
+           ": not a directory (expected DIR/inputs.npy [+ labels.npy])");
   fs::path in = fs::path(dir) / "inputs.npy", lab = fs::path(dir) / "labels.npy";
   GS_CHECK(fs::exists(in), in.string(), ": missing (npy dataset needs inputs.npy)");
   at::Tensor inputs = readNpy(in.string());
@@ -90,9 +91,7 @@ std::shared_ptr<TensorDataset> TensorDataset::fromNpy(const std::string& dir) {
   return std::make_shared<TensorDataset>(inputs, labels, "npy:" + dir);
 }
 
-std::vector<int64_t> TensorDataset::inputShape() const {
-  return inputs_.sizes().slice(1).vec();
-}
+std::vector<int64_t> TensorDataset::inputShape() const { return inputs_.sizes().slice(1).vec(); }
 
 Batch TensorDataset::getBatch(const at::Tensor& indices) const {
   at::Tensor idx = checkIndices(indices, size(), name_);
@@ -105,8 +104,8 @@ Batch TensorDataset::getBatch(const at::Tensor& indices) const {
 
 std::string TensorDataset::describe() const {
   std::ostringstream os;
-  os << name_ << " (" << size() << " samples, " << inputs_.scalar_type()
-     << shapeText(inputShape()) << (labels_.defined() ? ", labelled" : ", unlabelled") << ")";
+  os << name_ << " (" << size() << " samples, " << inputs_.scalar_type() << shapeText(inputShape())
+     << (labels_.defined() ? ", labelled" : ", unlabelled") << ")";
   return os.str();
 }
 
@@ -135,13 +134,14 @@ FashionMnistDataset::FashionMnistDataset(Split split, int64_t limit, const std::
   std::string labelPath = locate(prefix + "-labels-idx1-ubyte");
 
   at::Tensor images = readIdx(imagePath, kIdxUint8Images);
-  GS_CHECK(images.size(1) == 28 && images.size(2) == 28, imagePath, ": images are ",
-           images.size(1), "x", images.size(2), ", Fashion-MNIST images are 28x28");
+  GS_CHECK(images.size(1) == 28 && images.size(2) == 28, imagePath, ": images are ", images.size(1),
+           "x", images.size(2), ", Fashion-MNIST images are 28x28");
   at::Tensor labels = readIdx(labelPath, kIdxUint8Labels);
   GS_CHECK(labels.size(0) == images.size(0), "fashion-mnist: ", labelPath, " has ", labels.size(0),
            " labels but ", imagePath, " has ", images.size(0), " images");
   int64_t maxLabel = labels.max().item<int64_t>();
-  GS_CHECK(maxLabel < 10, labelPath, ": label ", maxLabel, " out of range, Fashion-MNIST has 10 classes");
+  GS_CHECK(maxLabel < 10, labelPath, ": label ", maxLabel,
+           " out of range, Fashion-MNIST has 10 classes");
 
   int64_t n = images.size(0);
   if (limit > 0) {
@@ -202,7 +202,8 @@ DataSpec parseDataSpec(const std::string& spec) {
       out.limit = parseCount(parts[k], spec);
       ++k;
     }
-    GS_CHECK(k == parts.size(), "data spec '", spec, "': unexpected '", parts[k], "'; ", kSpecForms);
+    GS_CHECK(k == parts.size(), "data spec '", spec, "': unexpected '", parts[k], "'; ",
+             kSpecForms);
     return out;
   }
   if (spec.rfind(npy, 0) == 0) {

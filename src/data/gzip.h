@@ -1,4 +1,5 @@
-// Sequential byte reader that transparently inflates gzip files (zlib), plus a gzip writer for tests.
+// Sequential byte reader that transparently inflates gzip files (zlib), plus a gzip writer for
+// tests.
 #pragma once
 #include <cstddef>
 #include <cstdio>

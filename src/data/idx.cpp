@@ -19,8 +19,8 @@ struct IdxType {
 };
 
 constexpr IdxType kIdxTypes[] = {
-    {0x08, at::kByte, "uint8"},   {0x09, at::kChar, "int8"},      {0x0B, at::kShort, "int16"},
-    {0x0C, at::kInt, "int32"},    {0x0D, at::kFloat, "float32"},  {0x0E, at::kDouble, "float64"},
+    {0x08, at::kByte, "uint8"}, {0x09, at::kChar, "int8"},     {0x0B, at::kShort, "int16"},
+    {0x0C, at::kInt, "int32"},  {0x0D, at::kFloat, "float32"}, {0x0E, at::kDouble, "float64"},
 };
 
 const IdxType* findType(uint8_t code) {
@@ -112,7 +112,8 @@ at::Tensor readIdx(const std::string& path, uint32_t expectedMagic) {
   }
   for (int d = 0; d < ndims; ++d)
     GS_CHECK(dims[d] > 0, path, ": bad dims ", dimText, ": dim ", d, " is zero");
-  GS_CHECK(!tooBig, path, ": bad dims ", dimText, ": more than 2^31 elements, refusing to allocate");
+  GS_CHECK(!tooBig, path, ": bad dims ", dimText,
+           ": more than 2^31 elements, refusing to allocate");
 
   at::Tensor t = at::empty(dims, at::TensorOptions().dtype(type->dtype));
   size_t width = t.element_size();

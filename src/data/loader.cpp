@@ -57,8 +57,8 @@ void singleThreadedAten() {
 
 }  // namespace
 
-at::Tensor cropAndFlip(const at::Tensor& x, int64_t pad, const at::Tensor& dy,
-                       const at::Tensor& dx, const at::Tensor& flip) {
+at::Tensor cropAndFlip(const at::Tensor& x, int64_t pad, const at::Tensor& dy, const at::Tensor& dx,
+                       const at::Tensor& flip) {
   GS_CHECK(x.dim() >= 3, "cropAndFlip: expected images [B, ..., H, W], got ", x.dim(), " dims");
   GS_CHECK(pad >= 0, "cropAndFlip: negative padding ", pad);
   int64_t B = x.size(0), H = x.size(-2), W = x.size(-1);
@@ -71,9 +71,9 @@ at::Tensor cropAndFlip(const at::Tensor& x, int64_t pad, const at::Tensor& dy,
 
   auto opts = at::TensorOptions().dtype(at::kLong);
   at::Tensor rows = at::arange(H, opts).unsqueeze(0) + dy.to(at::kLong).view({B, 1});  // [B, H]
-  at::Tensor j = at::arange(W, opts).unsqueeze(0);                                       // [1, W]
+  at::Tensor j = at::arange(W, opts).unsqueeze(0);                                     // [1, W]
   at::Tensor cols = at::where(flip.to(at::kBool).view({B, 1}), (W - 1) - j, j) +
-                    dx.to(at::kLong).view({B, 1});                                      // [B, W]
+                    dx.to(at::kLong).view({B, 1});  // [B, W]
   // Flat source index into each padded H_p x W_p plane, shared by all channels.
   at::Tensor src = (rows.unsqueeze(2) * Wp + cols.unsqueeze(1)).view({B, 1, H * W});
   at::Tensor out = xp.view({B, C, Hp * Wp}).gather(2, src.expand({B, C, H * W}));

@@ -28,8 +28,8 @@ struct LoaderOptions {
 /// W if flip[b] is true. dy, dx: int64 [B]; flip: bool [B]. One gather over the whole batch.
 /// So out[b, ..., i, j] = x[b, ..., i + dy[b] - pad, j' + dx[b] - pad] (0 outside the image),
 /// with j' = W-1-j when flipped, else j.
-at::Tensor cropAndFlip(const at::Tensor& x, int64_t pad, const at::Tensor& dy,
-                       const at::Tensor& dx, const at::Tensor& flip);
+at::Tensor cropAndFlip(const at::Tensor& x, int64_t pad, const at::Tensor& dy, const at::Tensor& dx,
+                       const at::Tensor& flip);
 
 /// One pass over the dataset, produced by a background worker thread that runs up to
 /// `prefetch` batches ahead. Obtained from DataLoader::epoch(). Destroying it mid-epoch stops

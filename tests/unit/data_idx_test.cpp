@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "data/gzip.h"
 #include "data/idx.h"
+#include "io/npy.h"
 #include "support/error.h"
 #include "test_util.h"
 
@@ -84,13 +85,18 @@ TEST(DataIdx, RealFashionMnistTestSplitDataset) {
   EXPECT_FLOAT_EQ(s.input[0][14][12].item<float>(), 98.0f / 255.0f);
   Batch b = ds.getBatch(at::tensor(std::vector<int64_t>{3, 0, 9999}));
   ASSERT_EQ(b.inputs.sizes(), at::IntArrayRef({3, 1, 28, 28}));
-  EXPECT_TRUE(b.labels.equal(at::tensor(std::vector<int64_t>{1, 9, ds.labels()[9999].item<int64_t>()})));
+  EXPECT_TRUE(
+      b.labels.equal(at::tensor(std::vector<int64_t>{1, 9, ds.labels()[9999].item<int64_t>()})));
   EXPECT_TRUE(b.inputs[1].equal(s.input));
   EXPECT_GE(b.inputs.min().item<float>(), 0.0f);
   EXPECT_LE(b.inputs.max().item<float>(), 1.0f);
   EXPECT_EQ(b.inputs.max().item<float>(), 1.0f);  // some pixel is 255
   expectError([&] { ds.get(10000); }, "out of range [0, 10000)");
-  expectError([&] { ds.getBatch(at::tensor(std::vector<int64_t>{0, -1})); }, "index -1 out of range");
+  expectError(
+      [&] {
+        ds.getBatch(at::tensor(std::vector<int64_t>{0, -1}));
+      },
+      "index -1 out of range");
 }
 
 TEST(DataIdx, LimitKeepsFirstSamples) {
@@ -144,13 +150,16 @@ TEST(DataIdx, TruncatedDataNamesHeaderAndLength) {
   std::string bytes = idxBytes(kIdxUint8Images, {60000, 28, 28}, pattern(1000));
   std::string gz = writeBytes(dir, "train-images-idx3-ubyte.gz", gzipCompress(bytes));
   std::string msg = expectError([&] { readIdx(gz, kIdxUint8Images); }, "");
-  EXPECT_EQ(msg, gz + ": truncated: header says 60000x28x28 = 47040000 bytes of data, file has 1000");
+  EXPECT_EQ(msg,
+            gz + ": truncated: header says 60000x28x28 = 47040000 bytes of data, file has 1000");
   std::string raw = writeBytes(dir, "train-images-idx3-ubyte", bytes);
   msg = expectError([&] { readIdx(raw); }, "");
-  EXPECT_EQ(msg, raw + ": truncated: header says 60000x28x28 = 47040000 bytes of data, file has 1000");
+  EXPECT_EQ(msg,
+            raw + ": truncated: header says 60000x28x28 = 47040000 bytes of data, file has 1000");
   // Multi-byte types count bytes, not elements.
   std::string i32 = writeBytes(dir, "i32", idxBytes(idxMagic(0x0C, 2), {10, 3}, pattern(100)));
-  expectError([&] { readIdx(i32); }, "header says 10x3 = 30 int32 = 120 bytes of data, file has 100");
+  expectError([&] { readIdx(i32); },
+              "header says 10x3 = 30 int32 = 120 bytes of data, file has 100");
   // Header cut inside the dims.
   std::string dims = writeBytes(dir, "dims", idxBytes(kIdxUint8Images, {5}, ""));
   expectError([&] { readIdx(dims); }, "header declares 3 dims but the file ends after 1 of them");
@@ -178,8 +187,8 @@ TEST(DataIdx, TruncatedOrCorruptGzip) {
   expectError([&] { readIdx(garbage); }, "trailing garbage after the gzip stream");
   // Two concatenated members are one stream (as `cat a.gz b.gz` makes).
   std::string bytes = idxBytes(kIdxUint8Labels, {6}, "\1\2\3\4\5\6");
-  std::string two = writeBytes(dir, "two.gz",
-                               gzipCompress(bytes.substr(0, 9)) + gzipCompress(bytes.substr(9)));
+  std::string two =
+      writeBytes(dir, "two.gz", gzipCompress(bytes.substr(0, 9)) + gzipCompress(bytes.substr(9)));
   EXPECT_TRUE(readIdx(two).equal(at::arange(1, 7, at::kByte)));
 }
 
@@ -187,7 +196,8 @@ TEST(DataIdx, InsaneDimsRefusedBeforeAllocating) {
   std::string dir = test::tempDir("idx_dims");
   std::string big = writeBytes(dir, "big", idxBytes(kIdxUint8Images, {65536, 65536, 1}, "x"));
   expectError([&] { readIdx(big); }, "bad dims 65536x65536x1: more than 2^31 elements");
-  std::string huge = writeBytes(dir, "huge", idxBytes(kIdxUint8Images, {4294967295u, 4294967295u, 4294967295u}, ""));
+  std::string huge = writeBytes(
+      dir, "huge", idxBytes(kIdxUint8Images, {4294967295u, 4294967295u, 4294967295u}, ""));
   expectError([&] { readIdx(huge); }, "more than 2^31 elements");
   std::string zero = writeBytes(dir, "zero", idxBytes(kIdxUint8Images, {3, 0, 28}, ""));
   expectError([&] { readIdx(zero); }, "bad dims 3x0x28: dim 1 is zero");
@@ -210,7 +220,8 @@ TEST(DataIdx, FashionMnistDirValidation) {
   FashionMnistDataset ds(FashionMnistDataset::Split::Test, 0, plain);
   ASSERT_EQ(ds.size(), 5);
   EXPECT_TRUE(ds.images().squeeze(1).equal(images));
-  EXPECT_TRUE(ds.getBatch(at::arange(5)).inputs.mul(255).round().to(at::kByte).squeeze(1).equal(images));
+  EXPECT_TRUE(
+      ds.getBatch(at::arange(5)).inputs.mul(255).round().to(at::kByte).squeeze(1).equal(images));
   EXPECT_TRUE(ds.labels().equal(labels.to(at::kLong)));
 
   std::string mismatch = test::tempDir("fm_count");
@@ -308,10 +319,51 @@ TEST(DataTensors, TensorDatasetBatches) {
   EXPECT_FALSE(unl.hasLabels());
   EXPECT_FALSE(unl.get(0).label.defined());
   EXPECT_FALSE(unl.getBatch(at::arange(3)).labels.defined());
-  expectError([&] { TensorDataset(x, at::zeros({9}, at::kLong)); }, "labels [9] do not match 10 inputs [10,3,4]");
-  expectError([&] { TensorDataset(x, at::zeros({10, 1}, at::kLong)); }, "labels [10,1] do not match");
-  expectError([&] { ds.getBatch(at::tensor(std::vector<int64_t>{10})); }, "index 10 out of range [0, 10)");
+  expectError([&] { TensorDataset(x, at::zeros({9}, at::kLong)); },
+              "labels [9] do not match 10 inputs [10,3,4]");
+  expectError(
+      [&] {
+        TensorDataset(x, at::zeros({10, 1}, at::kLong));
+      },
+      "labels [10,1] do not match");
+  expectError([&] { ds.getBatch(at::tensor(std::vector<int64_t>{10})); },
+              "index 10 out of range [0, 10)");
   expectError([&] { ds.getBatch(at::zeros({2}, at::kFloat)); }, "batch indices must be integers");
+}
+
+TEST(DataTensors, NpyDirectoryDatasets) {
+  std::string dir = test::tempDir("npy_ds");
+  at::Tensor x = test::randn({6, 2, 3}, 21);
+  at::Tensor y = at::tensor(std::vector<int32_t>{5, 4, 3, 2, 1, 0});
+  writeNpy(dir + "/inputs.npy", x);
+  writeNpy(dir + "/labels.npy", y);
+  auto ds = TensorDataset::fromNpy(dir);
+  ASSERT_EQ(ds->size(), 6);
+  EXPECT_TRUE(ds->inputs().equal(x));
+  EXPECT_TRUE(ds->labels().equal(y.to(at::kLong)));
+  EXPECT_EQ(ds->get(1).label.item<int64_t>(), 4);
+
+  auto lim = openDataset("npy:" + dir + ":4");
+  ASSERT_EQ(lim->size(), 4);
+  Batch b = lim->getBatch(at::arange(4));
+  EXPECT_TRUE(b.inputs.equal(x.narrow(0, 0, 4)));
+  EXPECT_TRUE(b.labels.equal(at::tensor(std::vector<int64_t>{5, 4, 3, 2})));
+  expectError([&] { openDataset("npy:" + dir + ":7"); }, "limit 7 exceeds the 6 samples");
+
+  std::string unl = test::tempDir("npy_unl");
+  writeNpy(unl + "/inputs.npy", x);
+  auto u = openDataset("npy:" + unl);
+  EXPECT_FALSE(u->hasLabels());
+  EXPECT_EQ(u->size(), 6);
+
+  std::string bad = test::tempDir("npy_bad");
+  writeNpy(bad + "/inputs.npy", x);
+  writeNpy(bad + "/labels.npy", y.narrow(0, 0, 5));
+  expectError([&] { openDataset("npy:" + bad); },
+              "npy:" + bad + ": labels [5] do not match 6 inputs");
+  std::string none = test::tempDir("npy_none");
+  expectError([&] { openDataset("npy:" + none); }, none + "/inputs.npy: missing");
+  expectError([&] { openDataset("npy:" + none + "/nope"); }, "not a directory");
 }
 
 }  // namespace

@@ -17,8 +17,8 @@ namespace {
 
 // Input i is a 1x4x5 image filled with 1000*i + pixel position; label i % 7.
 std::shared_ptr<TensorDataset> indexedImages(int64_t n) {
-  at::Tensor x = (at::arange(n).view({n, 1, 1, 1}) * 1000 + at::arange(20).view({1, 1, 4, 5}))
-                     .to(at::kFloat);
+  at::Tensor x =
+      (at::arange(n).view({n, 1, 1, 1}) * 1000 + at::arange(20).view({1, 1, 4, 5})).to(at::kFloat);
   return std::make_shared<TensorDataset>(x, at::arange(n) % 7);
 }
 
@@ -53,7 +53,8 @@ TEST(DataLoader, DeterministicPerSeedAndEpoch) {
   // The order is a fixed function of (seed, epoch), pinned so that a change of generator or
   // algorithm (which would silently change every training run's data order) is noticed.
   at::Tensor pinned = DataLoader(indexedImages(10), {.seed = 7}).order(2);
-  EXPECT_TRUE(pinned.equal(at::tensor(std::vector<int64_t>{7, 5, 4, 3, 8, 2, 6, 9, 1, 0}))) << pinned;
+  EXPECT_TRUE(pinned.equal(at::tensor(std::vector<int64_t>{7, 5, 4, 3, 8, 2, 6, 9, 1, 0})))
+      << pinned;
 }
 
 TEST(DataLoader, EverySampleOncePerEpochAndBatchesMatchDataset) {
@@ -110,7 +111,8 @@ at::Tensor shifted(const at::Tensor& img, int64_t sy, int64_t sx) {
   int64_t i0 = std::max<int64_t>(0, -sy), i1 = std::min(H, H - sy);
   int64_t j0 = std::max<int64_t>(0, -sx), j1 = std::min(W, W - sx);
   if (i1 > i0 && j1 > j0)
-    out.narrow(-2, i0, i1 - i0).narrow(-1, j0, j1 - j0)
+    out.narrow(-2, i0, i1 - i0)
+        .narrow(-1, j0, j1 - j0)
         .copy_(img.narrow(-2, i0 + sy, i1 - i0).narrow(-1, j0 + sx, j1 - j0));
   return out;
 }
@@ -171,8 +173,7 @@ TEST(DataAugment, LoaderAppliesSeededCropsAndFlips) {
     for (int64_t k = 0; k < b.size(); ++k) {
       int64_t sy, sx;
       bool fl;
-      ASSERT_TRUE(explain(b.inputs[k], ref.inputs[k], 1, sy, sx, fl))
-          << "sample " << k;
+      ASSERT_TRUE(explain(b.inputs[k], ref.inputs[k], 1, sy, sx, fl)) << "sample " << k;
       flips += fl;
       shifts += (sy != 0 || sx != 0);
       seenShifts.insert({sy, sx});
@@ -203,7 +204,8 @@ TEST(DataAugment, BadOptionsAreErrors) {
 // Dataset that counts getBatch calls, optionally sleeps, and fails on call number `failAt`.
 class ProbeDataset : public Dataset {
  public:
-  ProbeDataset(int64_t n, int failAt, int sleepMs) : inner_(indexedImages(n)), failAt_(failAt), sleepMs_(sleepMs) {}
+  ProbeDataset(int64_t n, int failAt, int sleepMs)
+      : inner_(indexedImages(n)), failAt_(failAt), sleepMs_(sleepMs) {}
   int64_t size() const override { return inner_->size(); }
   std::vector<int64_t> inputShape() const override { return inner_->inputShape(); }
   bool hasLabels() const override { return true; }
@@ -258,7 +260,7 @@ TEST(DataLoaderThreads, EarlyDestructionStopsWorker) {
   int calls = ds->calls.load();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(ds->calls.load(), calls);  // nothing still running
-  EXPECT_LT(calls, 40);                 // of 1000 batches per epoch
+  EXPECT_LT(calls, 40);                // of 1000 batches per epoch
   EXPECT_LT(secs, 5.0);
 }
 
@@ -286,8 +288,8 @@ TEST(DataLoaderThreads, FashionMnistFullEpochThroughput) {
   auto ds = std::make_shared<FashionMnistDataset>(FashionMnistDataset::Split::Train);
   double loadSecs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (bool augment : {false, true}) {
-    DataLoader loader(ds, {.batchSize = 128, .seed = 1, .cropPadding = augment ? 2 : 0,
-                           .hflip = augment});
+    DataLoader loader(
+        ds, {.batchSize = 128, .seed = 1, .cropPadding = augment ? 2 : 0, .hflip = augment});
     auto t1 = std::chrono::steady_clock::now();
     int64_t n = 0, batches = 0;
     at::Tensor counts = at::zeros({60000}, at::kLong);
@@ -304,8 +306,9 @@ TEST(DataLoaderThreads, FashionMnistFullEpochThroughput) {
     EXPECT_EQ(batches, 469);
     EXPECT_TRUE(counts.eq(1).all().item<bool>());
     EXPECT_DOUBLE_EQ(labelSum, ds->labels().sum().item<double>());
-    std::printf("[loader] fashion-mnist train: load %.2fs; epoch batch 128%s: %.3fs = %.0f images/s\n",
-                loadSecs, augment ? " + crop(2) + flip" : "", secs, n / secs);
+    std::printf(
+        "[loader] fashion-mnist train: load %.2fs; epoch batch 128%s: %.3fs = %.0f images/s\n",
+        loadSecs, augment ? " + crop(2) + flip" : "", secs, n / secs);
   }
 }
 
