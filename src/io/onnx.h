@@ -21,12 +21,21 @@ struct OnnxImportOptions {
 /// attribute -> input, Upsample -> Resize).
 std::unique_ptr<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& opts = {});
 /// Same, from serialized bytes (`source` names the origin in errors).
+/// With an empty opts.base_dir, models with external data are refused.
 std::unique_ptr<Graph> importOnnxBytes(const std::string& bytes, const std::string& source,
                                        const OnnxImportOptions& opts = {});
+
+/// Rewrites default-domain nodes from the form of opset graph.opsets[""] (9-17) to the opset-17
+/// form (attribute operands become frozen int64/float parameter inputs, Upsample -> Resize,
+/// legacy 2-D-coerced Softmax -> Flatten/Softmax/Reshape, ...), then sets graph.opsets[""] = 17.
+/// Other domains keep their versions. Called by the importers; idempotent at opset 17.
+void upgradeToOpset17(Graph& g);
 
 struct OnnxExportOptions {
   /// Run onnx::checker::check_model on the result and throw if it fails.
   bool check = true;
+  /// Also run ONNX's strict shape inference (type/shape consistency of every node) when checking.
+  bool full_check = false;
   std::string producer_name = "gstick";
   /// Tensors of at least this many bytes go to `<model>.data` beside the model (0 = never).
   int64_t external_data_threshold = 0;
