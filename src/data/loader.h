@@ -20,7 +20,7 @@ struct LoaderOptions {
   uint64_t seed = 0;        ///< shuffle/augmentation seed; the epoch number is mixed in
   int64_t cropPadding = 0;  ///< > 0: random crop with this much zero padding on each side
   bool hflip = false;       ///< random horizontal flip with probability 0.5
-  int prefetch = 3;         ///< batches the worker may run ahead of the consumer (1..16)
+  int prefetch = 4;         ///< batches the worker may run ahead of the consumer (1..16)
 };
 
 /// Augments a batch of images x [B, ..., H, W] (any dtype): sample b is zero-padded by `pad` on
@@ -31,10 +31,12 @@ struct LoaderOptions {
 at::Tensor cropAndFlip(const at::Tensor& x, int64_t pad, const at::Tensor& dy, const at::Tensor& dx,
                        const at::Tensor& flip);
 
-/// One pass over the dataset, produced by a background worker thread that runs up to
-/// `prefetch` batches ahead. Obtained from DataLoader::epoch(). Destroying it mid-epoch stops
-/// and joins the worker. An exception thrown while producing a batch (e.g. a gs::Error from
-/// the dataset) is re-thrown by next() in the consumer, after the batches produced before it.
+/// One pass over the dataset, produced by a background worker thread that keeps up to
+/// `prefetch` batches ready (it refills the queue once the consumer has drained it to
+/// prefetch/4, so it is woken once per few batches rather than once per batch).
+/// Obtained from DataLoader::epoch(). Destroying it mid-epoch stops and joins the worker.
+/// An exception thrown while producing a batch (e.g. a gs::Error from the dataset) is
+/// re-thrown by next() in the consumer, after the batches produced before it.
 class Epoch {
  public:
   Epoch(Epoch&&) noexcept;
