@@ -197,7 +197,8 @@ std::unique_ptr<Graph> buildGraph(const onnx::ModelProto& m, const std::string& 
     std::string dom = op.domain() == "ai.onnx" ? "" : op.domain();
     if (dom.empty()) {
       has_default = true;
-      GS_CHECK(op.version() >= 9 && op.version() <= 17, source, ": unsupported opset ",
+      // Opsets 1-8 are checked op by op in upgradeToOpset17.
+      GS_CHECK(op.version() >= 1 && op.version() <= 17, source, ": unsupported opset ",
                op.version(), " (gstick supports 9-17)");
     }
     g->opsets[dom] = op.version();
