@@ -112,6 +112,8 @@ std::string Node::describe() const {
 Graph::Graph(Graph&& o) noexcept { *this = std::move(o); }
 
 Graph& Graph::operator=(Graph&& o) noexcept {
+  // std::list self-move-assignment clears the list: guard it.
+  if (this == &o) return *this;
   name = std::move(o.name);
   opsets = std::move(o.opsets);
   nodes_ = std::move(o.nodes_);
@@ -155,12 +157,12 @@ Value* Graph::addParam(const std::string& name, at::Tensor data, bool trainable)
 }
 
 void Graph::addOutput(Value* v) {
-  GS_ASSERT(v && v->graph_ == this);
+  GS_ASSERT(v && v->graph_ == this && findValue(v->name_) == v, "output value not in this graph");
   outputs_.push_back(v);
 }
 
 void Graph::setOutput(size_t i, Value* v) {
-  GS_ASSERT(i < outputs_.size() && v);
+  GS_ASSERT(i < outputs_.size() && v && v->graph_ == this);
   outputs_[i] = v;
 }
 
@@ -192,6 +194,7 @@ std::string Graph::uniqueNodeName(const std::string& base) const {
 
 void Graph::renameValue(Value* v, const std::string& name) {
   if (v->name_ == name) return;
+  GS_CHECK(!name.empty(), "cannot rename value '", v->name_, "' to an empty name");
   GS_CHECK(!values_.count(name), "cannot rename value '", v->name_, "' to '", name,
            "': name is taken");
   auto it = values_.find(v->name_);
@@ -203,12 +206,17 @@ void Graph::renameValue(Value* v, const std::string& name) {
 }
 
 void Graph::removeInput(Value* v) {
+  GS_ASSERT(v && v->is_input_ && findValue(v->name_) == v, "not a graph input of this graph");
   GS_CHECK(v->uses_.empty(), "cannot remove input '", v->name_, "': it still has uses");
+  // Otherwise the output list would keep a pointer to the freed value.
+  GS_CHECK(std::find(outputs_.begin(), outputs_.end(), v) == outputs_.end(),
+           "cannot remove input '", v->name_, "': it is a graph output");
   inputs_.erase(std::remove(inputs_.begin(), inputs_.end(), v), inputs_.end());
   values_.erase(v->name_);
 }
 
 void Graph::removeParam(Value* v) {
+  GS_ASSERT(v && v->is_param_ && findValue(v->name_) == v, "not a parameter of this graph");
   GS_CHECK(v->uses_.empty(), "cannot remove parameter '", v->name_, "': it still has uses");
   GS_CHECK(std::find(outputs_.begin(), outputs_.end(), v) == outputs_.end(),
            "cannot remove parameter '", v->name_, "': it is a graph output");
@@ -240,14 +248,20 @@ Node* Graph::addNodeNamedOutputs(const std::string& op_type, const std::vector<V
   raw->name_ = name;
   raw->graph_ = this;
   raw->attrs_ = std::move(attrs);
-  for (const auto& on : output_names) {
+  // Validate everything before the first mutation: a throw after uses were recorded would leave
+  // dangling Use entries pointing at the discarded node.
+  for (size_t k = 0; k < output_names.size(); ++k) {
+    const auto& on = output_names[k];
     GS_CHECK(on.empty() || !values_.count(on), "duplicate value name '", on, "' (output of node '",
              name, "')");
+    for (size_t j = 0; j < k; ++j)
+      GS_CHECK(on.empty() || output_names[j] != on, "duplicate value name '", on,
+               "' (output of node '", name, "')");
   }
-  for (Value* v : inputs) {
-    if (v) GS_ASSERT(v->graph_ == this, "input value from another graph");
-    raw->addInput(v);
-  }
+  for (Value* v : inputs)
+    if (v) GS_ASSERT(v->graph_ == this && findValue(v->name_) == v, "input value from another graph");
+  GS_ASSERT(!before || node_pos_.count(before), "insertion point not in graph");
+  for (Value* v : inputs) raw->addInput(v);
   for (size_t k = 0; k < output_names.size(); ++k) {
     if (output_names[k].empty()) {
       raw->outputs_.push_back(nullptr);
@@ -293,12 +307,17 @@ void Graph::moveNodeBefore(Node* n, Node* before) {
   auto it = node_pos_.find(n);
   GS_ASSERT(it != node_pos_.end());
   NodeList::iterator pos = nodes_.end();
-  if (before) pos = node_pos_.at(before);
+  if (before) {
+    auto b = node_pos_.find(before);
+    GS_ASSERT(b != node_pos_.end(), "insertion point not in graph");
+    pos = b->second;
+  }
   nodes_.splice(pos, nodes_, it->second);
 }
 
 void Graph::renameNode(Node* n, const std::string& name) {
   if (n->name_ == name) return;
+  GS_CHECK(!name.empty(), "cannot rename node '", n->name_, "' to an empty name");
   GS_CHECK(!nodes_by_name_.count(name), "cannot rename node '", n->name_, "' to '", name,
            "': name is taken");
   nodes_by_name_.erase(n->name_);
@@ -313,6 +332,7 @@ Node* Graph::findNode(const std::string& name) const {
 
 void Graph::replaceAllUsesWith(Value* from, Value* to) {
   if (from == to) return;
+  GS_ASSERT(to && to->graph_ == this, "replacement value missing or from another graph");
   auto uses = from->uses_;
   for (const Use& u : uses) u.user->setInput(static_cast<size_t>(u.index), to);
   for (auto& o : outputs_)
@@ -325,15 +345,28 @@ std::unique_ptr<Graph> Graph::clone(bool copy_data) const {
   g->opsets = opsets;
   for (Value* v : inputs_) g->addInput(v->name_, v->dtype_, v->shape_);
   for (Value* p : params_) {
-    Value* np = g->addParam(p->name_, copy_data ? p->data_.clone() : p->data_, p->trainable_);
+    // detach() first: cloning a requires_grad leaf would yield a non-leaf with a grad_fn.
+    at::Tensor d = p->data_;
+    if (copy_data) d = d.detach().clone().requires_grad_(p->data_.requires_grad());
+    Value* np = g->addParam(p->name_, d, p->trainable_);
+    np->dtype_ = p->dtype_;
     np->shape_ = p->shape_;
   }
   for (const auto& n : nodes_) {
     std::vector<Value*> ins;
-    for (Value* v : n->inputs_) ins.push_back(v ? g->findValue(v->name_) : nullptr);
+    for (Value* v : n->inputs_) {
+      Value* c = v ? g->findValue(v->name_) : nullptr;
+      // A null here would silently turn the input into an omitted one.
+      GS_ASSERT(!v || c, "clone: ", n->describe(), " uses '", v->name_, "' before it is produced");
+      ins.push_back(c);
+    }
+    auto attrs = n->attrs_;
+    if (copy_data)
+      for (auto& [k, a] : attrs)
+        if (a.is(AttrKind::Tensor)) a = Attribute(a.t().detach().clone());
     std::vector<std::string> outs;
     for (Value* v : n->outputs_) outs.push_back(v ? v->name_ : "");
-    Node* nn = g->addNodeNamedOutputs(n->op_type_, ins, outs, n->name_, n->attrs_, nullptr,
+    Node* nn = g->addNodeNamedOutputs(n->op_type_, ins, outs, n->name_, std::move(attrs), nullptr,
                                       n->domain_);
     for (size_t k = 0; k < outs.size(); ++k)
       if (Value* o = n->outputs_[k]) {

@@ -159,6 +159,7 @@ std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
     if (profiling_)
       profile_.emplace_back(st.node, std::chrono::duration<double>(
                                          std::chrono::steady_clock::now() - t0).count());
+    if (observer_) observer_(*st.node, in, out);
     for (size_t k = 0; k < st.out_slots.size(); ++k) {
       if (st.out_slots[k] < 0) continue;
       GS_CHECK(out[k].defined(), st.node->describe(), ": kernel produced no output ", k);

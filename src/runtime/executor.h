@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -43,6 +44,12 @@ class Executor {
   void setProfiling(bool on) { profiling_ = on; }
   const std::vector<std::pair<const Node*, double>>& profile() const { return profile_; }
 
+  /// Called after every node runs with its input and output tensors (undefined = omitted);
+  /// used by tools that inspect actual shapes (e.g. `gstick info` counting MACs). Empty = off.
+  using NodeObserver = std::function<void(const Node& node, const std::vector<at::Tensor>& in,
+                                          const std::vector<at::Tensor>& out)>;
+  void setObserver(NodeObserver f) { observer_ = std::move(f); }
+
  private:
   struct Step {
     const Node* node;
@@ -61,6 +68,7 @@ class Executor {
   int num_slots_ = 0;
   bool profiling_ = false;
   std::vector<std::pair<const Node*, double>> profile_;
+  NodeObserver observer_;
 };
 
 /// First line of an exception message, without ATen's backtrace noise.

@@ -1,0 +1,20 @@
+// Registration of the gstick subcommands (each file owns its option table and action).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace gs::cli {
+
+/// A registered subcommand: its CLI11 app (for "was it parsed?") and the action to run after
+/// parsing; the action returns the process exit code and throws gs::Error on failure.
+struct Command {
+  CLI::App* app;
+  std::function<int()> action;
+};
+
+/// `gstick info MODEL.onnx [--json] [--batch B] [--seed S] [--input NAME=FILE.npy ...]`.
+Command addInfoCommand(CLI::App& app);
+/// `gstick run MODEL.onnx [--input NAME=FILE.npy ...] [--output-dir D] [--repeat N] ...`.
+Command addRunCommand(CLI::App& app);
+
+}  // namespace gs::cli
