@@ -7,7 +7,7 @@ APT_PKGS=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0-pthread
   libonnx-dev libprotobuf-dev protobuf-compiler
-  nlohmann-json3-dev libcli11-dev
+  nlohmann-json3-dev libcli11-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist libonnx-testdata
   clang libclang-rt-14-dev

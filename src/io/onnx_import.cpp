@@ -183,7 +183,8 @@ std::vector<int> topoOrder(const onnx::GraphProto& gp, const std::string& source
   return order;
 }
 
-std::unique_ptr<Graph> buildGraph(const onnx::ModelProto& m, const std::string& source,
+/// Builds the graph; initializer data is released from `m` as it is converted (peak memory).
+std::unique_ptr<Graph> buildGraph(onnx::ModelProto& m, const std::string& source,
                                   const OnnxImportOptions& opts) {
   GS_CHECK(m.has_graph(), source, ": not a valid ONNX model (no graph)");
   const onnx::GraphProto& gp = m.graph();
@@ -197,7 +198,8 @@ std::unique_ptr<Graph> buildGraph(const onnx::ModelProto& m, const std::string& 
     std::string dom = op.domain() == "ai.onnx" ? "" : op.domain();
     if (dom.empty()) {
       has_default = true;
-      GS_CHECK(op.version() >= 9 && op.version() <= 17, source, ": unsupported opset ",
+      // Opsets 1-8 are checked op by op in upgradeToOpset17.
+      GS_CHECK(op.version() >= 1 && op.version() <= 17, source, ": unsupported opset ",
                op.version(), " (gstick supports 9-17)");
     }
     g->opsets[dom] = op.version();
@@ -219,9 +221,10 @@ std::unique_ptr<Graph> buildGraph(const onnx::ModelProto& m, const std::string& 
 
   // ---- parameters ----
   std::unordered_set<std::string> init_names;
-  for (const auto& t : gp.initializer()) {
+  for (auto& t : *m.mutable_graph()->mutable_initializer()) {
     GS_CHECK(!t.name().empty(), source, ": initializer without a name");
     at::Tensor data = tensorFromProto(t, ctx);
+    std::string().swap(*t.mutable_raw_data());
     bool trainable = data.is_floating_point() && !frozen.count(t.name());
     GS_CHECK(!g->findValue(t.name()), source, ": duplicate initializer '", t.name(), "'");
     g->addParam(t.name(), std::move(data), trainable);
@@ -331,13 +334,19 @@ std::unique_ptr<Graph> buildGraph(const onnx::ModelProto& m, const std::string& 
 
 }  // namespace
 
-std::unique_ptr<Graph> importOnnxBytes(const std::string& bytes, const std::string& source,
-                                       const OnnxImportOptions& opts) {
+namespace {
+
+onnx::ModelProto parseModel(const std::string& bytes, const std::string& source) {
   GS_CHECK(bytes.size() < (size_t{1} << 31), source, ": file is larger than protobuf's 2 GB limit;",
            " large models must keep their tensors in external data");
   onnx::ModelProto m;
   GS_CHECK(!bytes.empty() && m.ParseFromString(bytes), source,
            ": not a valid ONNX model (protobuf parse failed)");
+  return m;
+}
+
+std::unique_ptr<Graph> importModel(onnx::ModelProto& m, const std::string& source,
+                                   const OnnxImportOptions& opts) {
   std::unique_ptr<Graph> g;
   try {
     g = buildGraph(m, source, opts);
@@ -350,19 +359,31 @@ std::unique_ptr<Graph> importOnnxBytes(const std::string& bytes, const std::stri
   return g;
 }
 
+}  // namespace
+
+std::unique_ptr<Graph> importOnnxBytes(const std::string& bytes, const std::string& source,
+                                       const OnnxImportOptions& opts) {
+  onnx::ModelProto m = parseModel(bytes, source);
+  return importModel(m, source, opts);
+}
+
 std::unique_ptr<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& opts) {
   std::error_code ec;
   GS_CHECK(!fs::is_directory(path, ec), path, ": cannot open: is a directory");
   auto size = fs::file_size(path, ec);
   GS_CHECK(ec || size < (uintmax_t{1} << 31), path, ": file is larger than protobuf's 2 GB limit;",
            " large models must keep their tensors in external data");
-  std::string bytes = readFile(path);
+  onnx::ModelProto m;
+  {
+    std::string bytes = readFile(path);
+    m = parseModel(bytes, path);
+  }  // the file bytes are freed before tensors are materialised
   OnnxImportOptions o = opts;
   if (o.base_dir.empty()) {
     o.base_dir = fs::path(path).parent_path().string();
     if (o.base_dir.empty()) o.base_dir = ".";
   }
-  return importOnnxBytes(bytes, path, o);
+  return importModel(m, path, o);
 }
 
 }  // namespace gs

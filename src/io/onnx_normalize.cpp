@@ -4,6 +4,7 @@
 // Attribute operands that later became inputs are turned into frozen parameters, so a kernel
 // only ever sees the opset-17 signature.
 #include <ATen/ATen.h>
+#include <onnx/defs/schema.h>
 
 #include <vector>
 
@@ -207,12 +208,33 @@ void upgradeNode(Graph& g, Node* n, int64_t v) {
   }
 }
 
+/// Opsets 1-8 predate the rewrites above; such a model is accepted only when every op it uses
+/// resolves to the same ONNX schema version at its opset as at 17 (e.g. Acos-7, Elu-6,
+/// GlobalAveragePool-1), i.e. when its meaning is the opset-17 meaning by definition.
+void checkUnchangedUpTo17(const Graph& g, int64_t v) {
+  for (const auto& n : g.nodes()) {
+    if (!n->domain().empty()) continue;
+    const auto* old = onnx::OpSchemaRegistry::Schema(n->opType(), static_cast<int>(v), "");
+    const auto* cur = onnx::OpSchemaRegistry::Schema(n->opType(), 17, "");
+    if (!old && !cur) continue;  // not an ONNX op: the executor reports it
+    GS_CHECK(old && cur && old->since_version() == cur->since_version(), "unsupported opset ", v,
+             " (gstick supports 9-17, and older opsets only when no op changed up to 17; ",
+             n->describe(), " is version ", old ? old->since_version() : 0, " there, ",
+             cur ? cur->since_version() : 0, " in opset 17)");
+  }
+}
+
 }  // namespace
 
 void upgradeToOpset17(Graph& g) {
   auto it = g.opsets.find("");
   int64_t v = it == g.opsets.end() ? 17 : it->second;
-  GS_CHECK(v >= 9 && v <= 17, "unsupported opset ", v, " (gstick supports 9-17)");
+  GS_CHECK(v >= 1 && v <= 17, "unsupported opset ", v, " (gstick supports 9-17)");
+  if (v < 9) {
+    checkUnchangedUpTo17(g, v);
+    g.opsets[""] = 17;
+    return;
+  }
   // Snapshot: rewrites insert and erase nodes.
   std::vector<Node*> todo;
   for (const auto& n : g.nodes())

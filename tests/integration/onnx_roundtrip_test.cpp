@@ -1,10 +1,11 @@
 // ONNX round trip over every ONNX node-test model: import -> export (checked) -> import is
-// structurally identical, and the re-exported bytes are stable.
+// structurally identical, the re-exported bytes are stable, and the imported graph verifies.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
 #include "io/onnx.h"
+#include "ir/verifier.h"
 #include "support/error.h"
 #include "unit/onnx_test_util.h"
 
@@ -28,6 +29,11 @@ TEST(OnnxRoundTrip, AllImportableNodeCaseModels) {
     }
     ++imported;
     SCOPED_TRACE(e.path().filename().string());
+    // Imported (and upgraded) graphs are structurally valid, and nodes of registered ops carry
+    // only attributes their opset-17 schema declares.
+    VerifyOptions vo;
+    vo.allow_unknown_ops = true;
+    for (const auto& problem : verifyGraph(*g, vo)) ADD_FAILURE() << problem;
     try {
       OnnxExportOptions o;
       o.full_check = true;

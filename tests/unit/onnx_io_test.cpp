@@ -67,12 +67,30 @@ TEST(OnnxImport, MissingFileAndDirectory) {
 
 TEST(OnnxImport, UnsupportedOpsetAndMissingDefaultDomain) {
   onnx::ModelProto m = addModel();
-  m.mutable_opset_import(0)->set_version(8);
-  expectError([&] { importModel(m); }, "test.onnx: unsupported opset 8 (gstick supports 9-17)");
+  m.mutable_opset_import(0)->set_version(8);  // Add-7 there, Add-14 in opset 17
+  expectError([&] { importModel(m); },
+              "test.onnx: unsupported opset 8 (gstick supports 9-17, and older opsets only when "
+              "no op changed up to 17; node 'add' (Add) is version 7 there, 14 in opset 17)");
+  m.mutable_opset_import(0)->set_version(0);
+  expectError([&] { importModel(m); }, "test.onnx: unsupported opset 0 (gstick supports 9-17)");
   m.mutable_opset_import(0)->set_version(18);
   expectError([&] { importModel(m); }, "unsupported opset 18 (gstick supports 9-17)");
   m.mutable_opset_import(0)->set_domain("com.microsoft");
   expectError([&] { importModel(m); }, "imports no opset of the default ONNX domain");
+}
+
+TEST(OnnxImport, OldOpsetAcceptedWhenNoOpChanged) {
+  // Acos-7 and Elu-6 are still the current versions at opset 17.
+  onnx::ModelProto m = makeModel(7);
+  addValue(m.mutable_graph()->mutable_input(), "x", onnx::TensorProto::FLOAT, {3});
+  addValue(m.mutable_graph()->mutable_output(), "y", onnx::TensorProto::FLOAT, {3});
+  addNode(m, "Acos", {"x"}, {"a"}, "acos");
+  addNode(m, "Elu", {"a"}, {"y"}, "elu");
+  auto g = importModel(m);
+  EXPECT_EQ(g->opsets.at(""), 17);
+  EXPECT_EQ(g->numNodes(), 2u);
+  addNode(m, "Upsample", {"y"}, {"z"}, "up");  // Upsample-7 differs from Upsample-10
+  expectError([&] { importModel(m); }, "node 'up' (Upsample) is version 7 there, 10 in opset 17");
 }
 
 TEST(OnnxImport, SubgraphAttributeNamesNode) {
