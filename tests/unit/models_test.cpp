@@ -181,7 +181,7 @@ TEST(ModelZoo, SpotCheckedNamesAndAttributes) {
   EXPECT_NE(rn->findValue("layer3.0.downsample.1.running_var"), nullptr);
   auto mb = models::buildMobileNetV2();
   EXPECT_EQ(mb->findNode("features.1.conv.0.0")->attrInt("group", 1), 16);  // t = 1: depthwise
-  EXPECT_EQ(mb->findNode("features.2.conv.1.0")->attrInt("group", 1), 96);  // 16 * 6
+  EXPECT_EQ(mb->findNode("features.2.conv.1.0")->attrInt("group", 1), 48);  // 8 * 6
   EXPECT_EQ(mb->findNode("features.2.conv.1.2")->opType(), "Clip");
   EXPECT_EQ(mb->findNode("features.0.0")->attrInts("strides"), (std::vector<int64_t>{1, 1}));
   EXPECT_NE(mb->findNode("features.3.add"), nullptr);
@@ -344,6 +344,7 @@ TEST(ModelZoo, LlamaGqaEqualsMhaWithRepeatedKvWeights) {
   auto mha = models::buildLlama(cm, 8);
   const int64_t hd = cg.headDim();
   for (Value* p : mha->params()) {
+    if (!p->trainable()) continue;  // shape constants differ (kv heads); tables are equal
     const std::string& n = p->name();
     at::Tensor src = P(*gqa, n);
     if (n.find("k_proj.weight") != std::string::npos || n.find("v_proj.weight") != std::string::npos)
