@@ -54,7 +54,8 @@ Value* LayerBuilder::conv(Value* x, int64_t cin, int64_t cout, int64_t k, int64_
            " groups=", groups);
   // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / fan_out).
   const double fan_out = static_cast<double>(cout / groups * k * k);
-  Value* w = b_.param(name + ".weight", normal({cout, cin / groups, k, k}, std::sqrt(2.0 / fan_out)));
+  Value* w =
+      b_.param(name + ".weight", normal({cout, cin / groups, k, k}, std::sqrt(2.0 / fan_out)));
   Value* bv = bias ? b_.param(name + ".bias", at::zeros({cout}, kF32)) : nullptr;
   return b_.conv(x, w, bv, {.stride = stride, .pad = pad, .groups = groups}, name);
 }

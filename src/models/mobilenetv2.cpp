@@ -1,4 +1,5 @@
 // MobileNetV2 builder (torchvision layer table and names) adapted to 28x28 single-channel images.
+#include <algorithm>
 #include <cmath>
 
 #include "models/layers.h"
@@ -9,7 +10,8 @@ namespace gs::models {
 
 int64_t makeDivisible(double v, int64_t divisor) {
   // torchvision's _make_divisible (min_value = divisor).
-  int64_t nv = std::max<int64_t>(divisor, static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor);
+  const int64_t rounded = static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor;
+  int64_t nv = std::max<int64_t>(divisor, rounded);
   if (nv < 0.9 * v) nv += divisor;
   return nv;
 }
