@@ -288,6 +288,48 @@ TEST(ModelZoo, ResNet20MatchesAtenReference) {
   EXPECT_GT(ref.abs().max().item<double>(), 0.1);
 }
 
+/// Independent ViT forward (timm's VisionTransformer with mean pooling) with at::layer_norm,
+/// at::softmax and the exact (erf) at::gelu.
+at::Tensor vitReference(const Graph& g, const models::ViTConfig& c, at::Tensor x) {
+  const int64_t N = x.size(0), D = c.dim, H = c.heads, hd = D / H;
+  auto lin = [&](const at::Tensor& t, const std::string& n) {
+    return at::linear(t, P(g, n + ".weight"), P(g, n + ".bias"));
+  };
+  auto ln = [&](const at::Tensor& t, const std::string& n) {
+    return at::layer_norm(t, {D}, P(g, n + ".weight"), P(g, n + ".bias"), 1e-5);
+  };
+  x = (x - 0.2860) / 0.3530;
+  x = at::conv2d(x, P(g, "patch_embed.proj.weight"), P(g, "patch_embed.proj.bias"), c.patch);
+  x = x.flatten(2).transpose(1, 2) + P(g, "pos_embed");
+  const int64_t T = x.size(1);
+  for (int64_t i = 0; i < c.layers; ++i) {
+    std::string p = "blocks." + std::to_string(i) + ".";
+    at::Tensor h = ln(x, p + "norm1");
+    auto heads = [&](const std::string& n) {
+      return lin(h, p + "attn." + n).view({N, T, H, hd}).transpose(1, 2);
+    };
+    at::Tensor a = at::softmax(at::matmul(heads("q"), heads("k").transpose(-1, -2)) /
+                                   std::sqrt(static_cast<double>(hd)),
+                               -1);
+    at::Tensor o = at::matmul(a, heads("v")).transpose(1, 2).reshape({N, T, D});
+    x = x + lin(o, p + "attn.proj");
+    x = x + lin(at::gelu(lin(ln(x, p + "norm2"), p + "mlp.fc1")), p + "mlp.fc2");
+  }
+  return lin(ln(x, "norm").mean(1), "head");
+}
+
+TEST(ModelZoo, ViTMatchesAtenReference) {
+  models::ViTConfig c;
+  auto g = models::buildViT(c, 13);
+  randomize(*g, "norm1.weight", 0.5, 1.5, 1);
+  randomize(*g, "norm2.bias", -0.3, 0.3, 2);
+  at::Tensor x = images(3, 14);
+  at::Tensor out = Executor(*g).run({x})[0];
+  at::Tensor ref = vitReference(*g, c, x);
+  EXPECT_LE(test::maxRelDiff(out, ref), 1e-5);
+  EXPECT_GT(ref.abs().max().item<double>(), 0.1);
+}
+
 /// Independent Llama forward (HF modeling_llama written with ATen): rsqrt RMSNorm, rotate-half
 /// RoPE from freshly computed angles, repeat_interleave for GQA, masked_fill(-inf) causality.
 at::Tensor llamaReference(const Graph& g, const models::LlamaConfig& c, const at::Tensor& ids) {
