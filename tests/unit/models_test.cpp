@@ -446,6 +446,27 @@ TEST(ModelZoo, LeNetSgdStepReducesLoss) {
   EXPECT_NEAR(before, std::log(10.0), 0.5);  // near-uniform predictions at init
 }
 
+TEST(ModelZoo, TrainModeGradientsReachEveryTrainableParam) {
+  // Train mode (BN batch statistics, autograd through Clip, depthwise convs, Gather, Split, ...):
+  // every trainable parameter of every model must receive a non-zero gradient.
+  for (const auto& info : models::modelZoo()) {
+    models::ModelOptions small;
+    if (info.name == "llama-tiny") small = {{"layers", 2}, {"dim", 64}, {"ffn", 96}};
+    auto g = models::buildModel(info.name, small, 3);
+    for (Value* p : g->params())
+      if (p->trainable()) p->data().requires_grad_(true);
+    Executor ex(*g, {.training = true});
+    at::Tensor x = info.name == "llama-tiny" ? tokens(2, 16, 256, 5) : images(4, 5);
+    ex.run({x})[0].pow(2).mean().backward();
+    for (const Value* p : g->params()) {
+      if (!p->trainable()) continue;
+      const at::Tensor& gr = p->data().grad();
+      ASSERT_TRUE(gr.defined()) << info.name << " " << p->name();
+      EXPECT_GT(gr.abs().sum().item<double>(), 0.0) << info.name << " " << p->name();
+    }
+  }
+}
+
 // ------------------------------------------------------------------ registry
 
 TEST(ModelZoo, RegistryListsModelsAndRejectsBadNames) {
