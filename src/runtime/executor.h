@@ -29,7 +29,9 @@ struct ExecOptions {
 };
 
 /// Compiles a Graph into a flat plan of bound kernels and runs it.
-/// The graph must outlive the executor and must not be mutated while an executor exists.
+/// The graph must outlive the executor and must not be mutated while an executor exists
+/// (parameter data may be updated, e.g. by training). run() reuses per-executor scratch
+/// buffers: use one executor per thread.
 class Executor {
  public:
   /// Binds a kernel to every node; throws gs::Error naming the node for unknown ops or bad attrs.

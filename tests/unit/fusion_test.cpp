@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "../../bench/model_zoo.h"
 #include "ir/graph.h"
 #include "runtime/executor.h"
 #include "runtime/fusion.h"
@@ -285,6 +286,36 @@ TEST(Fusion, GeluNotFusedWhenIntermediateEscapesOrConstantDiffers) {
     at::Tensor x = randn({8}, 41);
     at::Tensor h = -x;
     EXPECT_LT(maxRelDiff(ex.run({x})[0], h * (1 + at::erf(h / std::sqrt(2.0))) * 0.25), 1e-5);
+  }
+}
+
+TEST(Fusion, BenchmarkModelsMatchUnfused) {
+  struct Case {
+    std::unique_ptr<Graph> g;
+    const char* expect_kind;
+  };
+  std::vector<Case> cases;
+  cases.push_back({zoo::lenet5(), "Conv+Relu"});
+  cases.push_back({zoo::resnet20(), "Conv+BatchNormalization+Relu"});
+  cases.push_back({zoo::transformerBlock(), "Gelu"});
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.g->name);
+    auto groups = findFusions(*c.g);
+    size_t covered = 0;
+    bool found = false;
+    for (const auto& fg : groups) {
+      covered += fg.nodes.size() - 1;
+      found = found || fg.kind == c.expect_kind;
+    }
+    EXPECT_TRUE(found);
+    Executor fused(*c.g), plain(*c.g, {.fuse = false});
+    EXPECT_EQ(plain.numSteps(), c.g->numNodes());
+    EXPECT_EQ(fused.numSteps(), c.g->numNodes() - covered);
+    std::vector<int64_t> shape;
+    for (const Dim& d : *c.g->inputs()[0]->shape()) shape.push_back(d.isStatic() ? d.value : 3);
+    at::Tensor x = randn(shape, 50);
+    at::Tensor yf = fused.run({x})[0], yp = plain.run({x})[0];
+    EXPECT_LT(maxRelDiff(yf, yp), 1e-5);
   }
 }
 
