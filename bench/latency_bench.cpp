@@ -1,6 +1,6 @@
 // Latency benchmark: gstick Executor vs ONNX Runtime on the same ONNX files (LeNet-5, ResNet-20,
 // transformer block; batch 1 and 32) plus the executor's per-node overhead; writes a markdown
-// table. Usage: latency_bench [--out FILE.md] [--threads T[,T...]] [--quick]
+// table. Usage: latency_bench [--out FILE.md] [--threads T[,T...]] [--quick] [--no-fuse]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -135,6 +135,9 @@ struct Model {
   std::string path;
 };
 
+/// ExecOptions::fuse for every gstick executor (`--no-fuse` turns eval-mode fusion off for A/B runs).
+bool g_fuse = true;
+
 constexpr int kRounds = 3;  // gstick and ORT alternate, so both see the same machine load
 
 /// One table (all models x batch 1/32) at the current thread count.
@@ -148,7 +151,7 @@ std::vector<Row> measure(std::vector<Model>& models, int threads, double budget_
         shape.push_back(d.isStatic() ? d.value : batch);
       auto gen = at::make_generator<at::CPUGeneratorImpl>(123);
       at::Tensor x = at::randn(shape, gen);
-      gs::Executor ex(*m.g);
+      gs::Executor ex(*m.g, {.fuse = g_fuse});
       auto t0 = Clock::now();
       auto ours = ex.run({x});
       double first = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -205,10 +208,12 @@ int main(int argc, char** argv) {
       std::stringstream ss(argv[++i]);
       for (std::string t; std::getline(ss, t, ',');)
         thread_list.push_back(std::max(1, std::atoi(t.c_str())));
+    } else if (!std::strcmp(argv[i], "--no-fuse")) {
+      g_fuse = false;
     } else if (!std::strcmp(argv[i], "--quick")) {
       budget_ms = 300;
     } else {
-      std::fprintf(stderr, "usage: latency_bench [--out FILE.md] [--threads T[,T...]] [--quick]\n");
+      std::fprintf(stderr, "usage: latency_bench [--out FILE.md] [--threads T[,T...]] [--quick] [--no-fuse]\n");
       return 2;
     }
   }

@@ -10,6 +10,10 @@
 namespace gs {
 namespace {
 
+/// Smallest input (elements) sent to oneDNN's max pool: below it the conversions dominate
+/// (1x6x28x28: ATen 7 us, oneDNN 17 us; 32x16x10x10: ATen 160 us, oneDNN 32 us; 1 thread).
+constexpr int64_t kOneDnnPoolMinElems = 16384;
+
 /// ATen's pooling output size (pooling_output_shape with symmetric pad): with ceil_mode, a
 /// window starting in the right padding is dropped.
 int64_t atenPoolOut(int64_t in, int64_t k, int64_t pad, int64_t s, int64_t d, bool ceil) {
@@ -77,6 +81,19 @@ std::tuple<at::Tensor, at::Tensor> maxPoolNd(const at::Tensor& x, const WindowGe
   }
 }
 
+/// True for the float 2-D max pools that run faster on oneDNN: no gradient needed (oneDNN's
+/// tensors do not record autograd), unit dilation, non-empty, and big enough that the layout
+/// conversions pay off (ATen's loop is as fast on tiny tensors).
+bool useOneDnnMaxPool(const at::Tensor& x, const WindowGeometry& g) {
+  if (g.kernel.size() != 2 || x.scalar_type() != at::kFloat || !x.device().is_cpu() ||
+      !at::globalContext().userEnabledMkldnn() || x.numel() < kOneDnnPoolMinElems)
+    return false;
+  if (at::GradMode::is_enabled() && x.requires_grad()) return false;
+  for (int64_t d : g.dilation)
+    if (d != 1) return false;
+  return true;
+}
+
 /// Converts ATen's per-plane row-major indices over a plane of sizes `plane` (possibly padded by
 /// `offset` at the beginning of each dim) into ONNX's indices over the whole unpadded N x C x ...
 /// tensor of spatial sizes `in` (row major, or column major over the spatial dims).
@@ -130,6 +147,14 @@ Kernel makeMaxPool(const Node& n) {
     std::tuple<at::Tensor, at::Tensor> r;
     DimVec plane, offset(sp.size(), 0);
     if (atenCanPool(g, sp, a.ceil_mode)) {
+      if (!want_idx && useOneDnnMaxPool(x, g)) {
+        // ATen 1.13's at::max_pool2d always computes indices with a scalar per-plane loop;
+        // oneDNN's vectorised pooling is 3-5x faster even counting the layout conversions.
+        at::Tensor y = at::mkldnn_max_pool2d(x.contiguous().to_mkldnn(), g.kernel, g.stride,
+                                             g.pad_begin, g.dilation, a.ceil_mode);
+        out[0] = y.to_dense();
+        return;
+      }
       r = maxPoolNd(x, g, g.pad_begin, a.ceil_mode, want_idx);
       plane.assign(sp.begin(), sp.end());
     } else {

@@ -13,7 +13,9 @@
 
 namespace gs {
 
-/// Sets ATen's intra-op thread count from OMP_NUM_THREADS (or all cores); idempotent.
+/// Sets ATen's intra-op thread count from OMP_NUM_THREADS (or all cores) and, with glibc, tunes
+/// malloc to reuse freed activation memory instead of returning it to the OS (see executor.cpp;
+/// GS_MALLOC_TUNING=0 disables); idempotent.
 void initRuntime();
 
 struct ExecOptions {
@@ -21,10 +23,15 @@ struct ExecOptions {
   bool training = false;
   /// Check graph inputs against declared dtype and static dims before running.
   bool check_inputs = true;
+  /// Eval mode: run the fusable node groups of runtime/fusion.h (Conv+BatchNormalization folding,
+  /// Conv+Relu, erf-GELU) as single steps. Never applies in train mode or with an observer set.
+  bool fuse = true;
 };
 
 /// Compiles a Graph into a flat plan of bound kernels and runs it.
-/// The graph must outlive the executor and must not be mutated while an executor exists.
+/// The graph must outlive the executor and must not be mutated while an executor exists
+/// (parameter data may be updated, e.g. by training). run() reuses per-executor scratch
+/// buffers: use one executor per thread.
 class Executor {
  public:
   /// Binds a kernel to every node; throws gs::Error naming the node for unknown ops or bad attrs.
@@ -37,10 +44,15 @@ class Executor {
   std::map<std::string, at::Tensor> runNamed(const std::map<std::string, at::Tensor>& inputs);
 
   void setTraining(bool t) { opts_.training = t; }
+  /// Number of steps the next run executes (a fused group counts as one step); depends on the
+  /// mode (fusion is eval-only), ExecOptions::fuse and whether an observer is set.
+  size_t numSteps() const { return activeSteps().size(); }
   bool training() const { return opts_.training; }
   const Graph& graph() const { return g_; }
 
-  /// Per-node timing of the last run (when profiling is on): node name -> seconds.
+  /// Per-step timing of the last run (when profiling is on): node -> seconds. A fused step is
+  /// reported once, under its anchor node (the Conv of Conv+BatchNormalization+Relu, the Erf of a
+  /// GELU), and includes the time of the whole group.
   void setProfiling(bool on) { profiling_ = on; }
   const std::vector<std::pair<const Node*, double>>& profile() const { return profile_; }
 
@@ -57,12 +69,22 @@ class Executor {
     std::vector<int> in_slots;   // -1 = omitted
     std::vector<int> out_slots;  // -1 = omitted
     std::vector<int> free_after; // slots whose last use is this step
+    std::vector<uint8_t> move_in;  // per input: the slot dies here, so move instead of copy
   };
   void checkInput(const Value* v, const at::Tensor& t) const;
+  /// Computes free_after / move_in for a plan (graph outputs and params are never freed).
+  void finishPlan(std::vector<Step>& steps) const;
+  const std::vector<Step>& activeSteps() const {
+    bool fused = has_fused_ && opts_.fuse && !opts_.training && !observer_;
+    return fused ? fused_steps_ : steps_;
+  }
 
   const Graph& g_;
   ExecOptions opts_;
-  std::vector<Step> steps_;
+  std::vector<Step> steps_;        // one step per node
+  std::vector<Step> fused_steps_;  // eval plan with fused groups (valid if has_fused_)
+  bool has_fused_ = false;
+  std::vector<at::Tensor> slots_, in_, out_;  // per-run scratch, kept to avoid reallocation
   std::vector<int> input_slots_, output_slots_;
   std::vector<std::pair<int, const Value*>> param_slots_;
   int num_slots_ = 0;
