@@ -6,8 +6,8 @@
 
 #include "io/onnx.h"
 #include "ir/verifier.h"
+#include "op_test_util.h"
 #include "support/error.h"
-#include "unit/onnx_test_util.h"
 
 namespace gs {
 namespace {
@@ -15,8 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(OnnxRoundTrip, AllImportableNodeCaseModels) {
-  const fs::path root = "/usr/share/libonnx-testdata/data/node";
-  if (!fs::exists(root)) GTEST_SKIP() << "libonnx-testdata not installed";
+  GS_REQUIRE_ONNX_NODE_CASES();
+  const fs::path root = test::onnxNodeDir();
   int imported = 0, round_tripped = 0;
   for (const auto& e : fs::directory_iterator(root)) {
     fs::path model = e.path() / "model.onnx";

@@ -9,13 +9,14 @@
 #include "data/gzip.h"
 #include "data/idx.h"
 #include "io/npy.h"
+#include "op_test_util.h"
 #include "support/error.h"
-#include "test_util.h"
 
 namespace gs {
 namespace {
 
 namespace fs = std::filesystem;
+using test::expectError;
 
 // Builds IDX bytes by hand (independently of serializeIdx): big-endian magic and dims, payload.
 std::string idxBytes(uint32_t magic, const std::vector<uint32_t>& dims, const std::string& data) {
@@ -38,21 +39,6 @@ std::string writeBytes(const std::string& dir, const std::string& name, const st
   std::string p = dir + "/" + name;
   std::ofstream(p, std::ios::binary).write(bytes.data(), bytes.size());
   return p;
-}
-
-// Runs f, expects a one-line gs::Error containing `needle`; returns the message.
-template <typename F>
-std::string expectError(F&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    EXPECT_NE(msg.find(needle), std::string::npos) << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    return msg;
-  }
-  ADD_FAILURE() << "expected gs::Error containing: " << needle;
-  return "";
 }
 
 const std::string kFm = "/usr/share/datasets/fashion-mnist";

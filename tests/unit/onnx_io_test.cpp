@@ -9,11 +9,10 @@
 #include "io/onnx.h"
 #include "io/tensor_proto.h"
 #include "ir/graph.h"
+#include "op_test_util.h"
 #include "runtime/executor.h"
 #include "support/error.h"
 #include "support/file_util.h"
-#include "test_util.h"
-#include "unit/onnx_test_util.h"
 
 namespace gs {
 namespace {

@@ -4,10 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "io/onnx.h"
+#include "op_test_util.h"
 #include "ops/registry.h"
 #include "runtime/executor.h"
-#include "test_util.h"
-#include "unit/onnx_test_util.h"
 
 namespace gs {
 namespace {

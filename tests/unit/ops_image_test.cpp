@@ -6,52 +6,56 @@
 
 #include <cmath>
 
-#include "onnx_node_case.h"
-#include "test_util.h"
+#include "op_test_util.h"
+#include "runtime/executor.h"
 
 namespace gs {
 namespace {
 
-using test::runOp;
+using namespace gs::test;  // NOLINT: shared op-test helpers
 
 TEST(OpsImage, OnnxResizeCases) {
-  for (const char* c : {"test_resize_downsample_scales_cubic",
-                        "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
-                        "test_resize_downsample_scales_cubic_align_corners",
-                        "test_resize_downsample_scales_linear",
-                        "test_resize_downsample_scales_linear_align_corners",
-                        "test_resize_downsample_scales_nearest",
-                        "test_resize_downsample_sizes_cubic",
-                        "test_resize_downsample_sizes_linear_pytorch_half_pixel",
-                        "test_resize_downsample_sizes_nearest",
-                        "test_resize_tf_crop_and_resize",
-                        "test_resize_upsample_scales_cubic",
-                        "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside",
-                        "test_resize_upsample_scales_cubic_align_corners",
-                        "test_resize_upsample_scales_cubic_asymmetric",
-                        "test_resize_upsample_scales_linear",
-                        "test_resize_upsample_scales_linear_align_corners",
-                        "test_resize_upsample_scales_nearest",
-                        "test_resize_upsample_sizes_cubic",
-                        "test_resize_upsample_sizes_nearest",
-                        "test_resize_upsample_sizes_nearest_ceil_half_pixel",
-                        "test_resize_upsample_sizes_nearest_floor_align_corners",
-                        "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric"})
-    test::expectOnnxNodeCase(c, 1e-5);
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(
+      runConformanceCaseList({"test_resize_downsample_scales_cubic",
+                              "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
+                              "test_resize_downsample_scales_cubic_align_corners",
+                              "test_resize_downsample_scales_linear",
+                              "test_resize_downsample_scales_linear_align_corners",
+                              "test_resize_downsample_scales_nearest",
+                              "test_resize_downsample_sizes_cubic",
+                              "test_resize_downsample_sizes_linear_pytorch_half_pixel",
+                              "test_resize_downsample_sizes_nearest",
+                              "test_resize_tf_crop_and_resize",
+                              "test_resize_upsample_scales_cubic",
+                              "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside",
+                              "test_resize_upsample_scales_cubic_align_corners",
+                              "test_resize_upsample_scales_cubic_asymmetric",
+                              "test_resize_upsample_scales_linear",
+                              "test_resize_upsample_scales_linear_align_corners",
+                              "test_resize_upsample_scales_nearest",
+                              "test_resize_upsample_sizes_cubic",
+                              "test_resize_upsample_sizes_nearest",
+                              "test_resize_upsample_sizes_nearest_ceil_half_pixel",
+                              "test_resize_upsample_sizes_nearest_floor_align_corners",
+                              "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric"},
+                             {.max_rel_diff = 1e-5}));
 }
 
 TEST(OpsImage, OnnxDepthSpaceGridSampleCases) {
-  for (const char* c : {"test_depthtospace_crd_mode", "test_depthtospace_crd_mode_example",
-                        "test_depthtospace_dcr_mode", "test_depthtospace_example",
-                        "test_spacetodepth", "test_spacetodepth_example"})
-    test::expectOnnxNodeCase(c, 0.0);
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(
+      runConformanceCaseList({"test_depthtospace_crd_mode", "test_depthtospace_crd_mode_example",
+                              "test_depthtospace_dcr_mode", "test_depthtospace_example",
+                              "test_spacetodepth", "test_spacetodepth_example"},
+                             kExact));
   // Bicubic differs from ONNX's float64 reference by float32 rounding (~3e-5).
-  test::expectOnnxNodeCase("test_gridsample_bicubic", 1e-4);
-  for (const char* c :
-       {"test_gridsample", "test_gridsample_aligncorners_true", "test_gridsample_bilinear",
-        "test_gridsample_border_padding", "test_gridsample_nearest",
-        "test_gridsample_reflection_padding", "test_gridsample_zeros_padding"})
-    test::expectOnnxNodeCase(c, 1e-5);
+  EXPECT_TRUE(runConformanceCase("test_gridsample_bicubic", {.max_rel_diff = 1e-4}));
+  EXPECT_TRUE(runConformanceCaseList(
+      {"test_gridsample", "test_gridsample_aligncorners_true", "test_gridsample_bilinear",
+       "test_gridsample_border_padding", "test_gridsample_nearest",
+       "test_gridsample_reflection_padding", "test_gridsample_zeros_padding"},
+      {.max_rel_diff = 1e-5}));
 }
 
 /// Naive bilinear resize of the last two dims, per output pixel, with ONNX coordinate modes

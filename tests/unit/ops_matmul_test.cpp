@@ -2,13 +2,13 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "single_node_case.h"
-#include "test_util.h"
+#include "op_test_util.h"
+#include "runtime/executor.h"
 
 namespace gs {
 namespace {
 
-using test::run1;
+using namespace gs::test;  // NOLINT: shared op-test helpers
 
 /// Reference matmul of 2-D double tensors by broadcasting multiply + sum (no BLAS).
 at::Tensor refMM(const at::Tensor& a, const at::Tensor& b) {
@@ -16,8 +16,10 @@ at::Tensor refMM(const at::Tensor& a, const at::Tensor& b) {
 }
 
 TEST(OpsMatmul, OnnxConformanceCases) {
-  GS_EXPECT_ONNX_CASES("test_matmul_", "test_gemm_", "test_einsum_", "test_det_", "test_matmulinteger",
-                       "test_qlinearmatmul_");
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCases({"test_matmul_", "test_gemm_", "test_einsum_", "test_det_",
+                                   "test_matmulinteger", "test_qlinearmatmul_"},
+                                  {.rtol = 1e-4, .atol = 1e-5}));
 }
 
 TEST(OpsMatmul, MatMulOneDimensionalOperands) {

@@ -4,36 +4,40 @@
 
 #include <cmath>
 
-#include "single_node_case.h"
-#include "test_util.h"
+#include "op_test_util.h"
+#include "runtime/executor.h"
 
 namespace gs {
 namespace {
 
-using test::run1;
-using test::runNode;
-
-at::Tensor f32(std::vector<float> v) { return at::tensor(v, at::kFloat); }
-at::Tensor i64(std::vector<int64_t> v) { return at::tensor(v, at::kLong); }
+using namespace gs::test;  // NOLINT: shared op-test helpers
 
 TEST(OpsMisc, OnnxConformanceCases) {
-  if (!std::filesystem::exists(test::kOnnxNodeDir)) GTEST_SKIP() << "ONNX node test data not installed";
-  EXPECT_EQ(test::runOnnxNodeCase("test_constant"), "");
-  GS_EXPECT_ONNX_CASES("test_nllloss_", "test_sce_", "test_nonmaxsuppression_");
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCase("test_constant", {.rtol = 1e-4, .atol = 1e-5}));
+  EXPECT_TRUE(runConformanceCases({"test_nllloss_", "test_sce_", "test_nonmaxsuppression_"},
+                                  {.rtol = 1e-4, .atol = 1e-5}));
   // ONNX 1.12 generated the window expectations with pi ~ 3.1415 (|error| <= 7.4e-5), so these
-  // are compared at the ONNX backend runner's own tolerance (rtol 1e-3, atol 1e-7); exact values
-  // are checked in closed form below.
-  for (const char* p : {"test_hannwindow", "test_hammingwindow", "test_blackmanwindow"})
-    for (const auto& c : test::onnxCases(p)) EXPECT_EQ(test::runOnnxNodeCase(c, 1e-3, 1e-7), "") << c;
+  // are compared at the ONNX backend runner's own tolerance only (rtol 1e-3, atol 1e-7); exact
+  // values are checked in closed form below.
+  EXPECT_TRUE(
+      runConformanceCases({"test_hannwindow", "test_hammingwindow", "test_blackmanwindow"}));
 }
 
 TEST(OpsMisc, CaseComparisonDetectsDifferences) {
-  EXPECT_EQ(test::compareExpected(f32({1.f, NAN}), f32({1.f, NAN})), "");
-  EXPECT_NE(test::compareExpected(f32({1.f, 2.f}), f32({1.f, 2.01f})), "");
-  EXPECT_NE(test::compareExpected(f32({1.f, NAN}), f32({1.f, 2.f})), "");
-  EXPECT_NE(test::compareExpected(i64({1, 2}), f32({1.f, 2.f})), "");
-  EXPECT_NE(test::compareExpected(i64({1, 2}), i64({1, 3})), "");
-  EXPECT_NE(test::compareExpected(i64({1, 2}), i64({1, 2}).reshape({2, 1})), "");
+  EXPECT_TRUE(matchesExpected(f32({1.f, NAN}), f32({1.f, NAN})));
+  EXPECT_FALSE(matchesExpected(f32({1.f, 2.f}), f32({1.f, 2.01f})));
+  EXPECT_FALSE(matchesExpected(f32({1.f, NAN}), f32({1.f, 2.f})));
+  EXPECT_FALSE(matchesExpected(i64({1, 2}), f32({1.f, 2.f})));
+  EXPECT_FALSE(matchesExpected(i64({1, 2}), i64({1, 3})));
+  EXPECT_FALSE(matchesExpected(i64({1, 2}), i64({1, 2}).reshape({2, 1})));
+  // ONNX's bounds (rtol 1e-3, atol 1e-7) and a test's tighter ones.
+  EXPECT_TRUE(matchesExpected(f32({1000.9f, 5e-8f}), f32({1000.f, 0.f})));
+  EXPECT_FALSE(matchesExpected(f32({1000.9f}), f32({1000.f}), {.rtol = 1e-4, .atol = 1e-5}));
+  EXPECT_FALSE(matchesExpected(f32({1.f + 1e-6f}), f32({1.f}), kExact));
+  EXPECT_TRUE(matchesExpected(f32({INFINITY, NAN, 2.f}), f32({INFINITY, NAN, 2.f}), kExact));
+  EXPECT_TRUE(matchesExpected(f32({2.f + 1e-6f}), f32({2.f}), {.max_rel_diff = 1e-6}));
+  EXPECT_FALSE(matchesExpected(f32({2.f + 4e-6f}), f32({2.f}), {.max_rel_diff = 1e-6}));
 }
 
 TEST(OpsMisc, ConstantAttributeForms) {
@@ -84,7 +88,7 @@ TEST(OpsMisc, NllLossReductionsWeightsAndIgnoreIndex) {
 TEST(OpsMisc, SoftmaxCrossEntropyLogProbAndGradient) {
   at::Tensor s = test::randn({3, 4, 2}, 7);
   at::Tensor y = i64({0, 3, 1, 1, 2, 0}).reshape({3, 2});
-  auto out = runNode("SoftmaxCrossEntropyLoss", {s, y}, {}, 2);
+  auto out = runOp("SoftmaxCrossEntropyLoss", {s, y}, {}, 2);
   at::Tensor sd = s.to(at::kDouble);
   at::Tensor logp = sd - sd.exp().sum(1, true).log();
   EXPECT_LT(test::maxRelDiff(out[1], logp), 1e-5);
@@ -109,8 +113,9 @@ TEST(OpsMisc, SoftmaxCrossEntropyLogProbAndGradient) {
 TEST(OpsMisc, SoftmaxCrossEntropyHalfScores) {
   at::Tensor s = test::randn({4, 3}, 8);
   at::Tensor y = i64({0, 2, 1, 1});
-  auto h = runNode("SoftmaxCrossEntropyLoss", {s.to(at::kHalf), y}, {{"reduction", "sum"}}, 2);
-  auto f = runNode("SoftmaxCrossEntropyLoss", {s.to(at::kHalf).to(at::kFloat), y}, {{"reduction", "sum"}}, 2);
+  auto h = runOp("SoftmaxCrossEntropyLoss", {s.to(at::kHalf), y}, {{"reduction", "sum"}}, 2);
+  auto f = runOp("SoftmaxCrossEntropyLoss", {s.to(at::kHalf).to(at::kFloat), y},
+                 {{"reduction", "sum"}}, 2);
   EXPECT_EQ(h[0].scalar_type(), at::kHalf);
   EXPECT_EQ(h[1].scalar_type(), at::kHalf);
   EXPECT_LT(test::maxRelDiff(h[0], f[0]), 2e-3);

@@ -4,49 +4,51 @@
 
 #include <cmath>
 
-#include "onnx_node_case.h"
-#include "test_util.h"
+#include "op_test_util.h"
+#include "runtime/executor.h"
 
 namespace gs {
 namespace {
 
-using test::runOp;
+using namespace gs::test;  // NOLINT: shared op-test helpers
 
 TEST(OpsNorm, OnnxBatchNormCases) {
-  for (const char* c :
-       {"test_batchnorm_epsilon", "test_batchnorm_example", "test_batchnorm_epsilon_training_mode",
-        "test_batchnorm_example_training_mode"})
-    test::expectOnnxNodeCase(c, 1e-5);
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCaseList(
+      {"test_batchnorm_epsilon", "test_batchnorm_example", "test_batchnorm_epsilon_training_mode",
+       "test_batchnorm_example_training_mode"},
+      {.max_rel_diff = 1e-5}));
 }
 
 TEST(OpsNorm, OnnxLayerNormCases) {
-  for (const char* c :
-       {"test_layer_normalization_2d_axis0", "test_layer_normalization_2d_axis1",
-        "test_layer_normalization_2d_axis_negative_1",
-        "test_layer_normalization_2d_axis_negative_2", "test_layer_normalization_3d_axis0_epsilon",
-        "test_layer_normalization_3d_axis1_epsilon", "test_layer_normalization_3d_axis2_epsilon",
-        "test_layer_normalization_3d_axis_negative_1_epsilon",
-        "test_layer_normalization_3d_axis_negative_2_epsilon",
-        "test_layer_normalization_3d_axis_negative_3_epsilon", "test_layer_normalization_4d_axis0",
-        "test_layer_normalization_4d_axis1", "test_layer_normalization_4d_axis2",
-        "test_layer_normalization_4d_axis3", "test_layer_normalization_4d_axis_negative_1",
-        "test_layer_normalization_4d_axis_negative_2",
-        "test_layer_normalization_4d_axis_negative_3",
-        "test_layer_normalization_4d_axis_negative_4", "test_layer_normalization_default_axis"})
-    test::expectOnnxNodeCase(c, 1e-4);
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCaseList(
+      {"test_layer_normalization_2d_axis0", "test_layer_normalization_2d_axis1",
+       "test_layer_normalization_2d_axis_negative_1", "test_layer_normalization_2d_axis_negative_2",
+       "test_layer_normalization_3d_axis0_epsilon", "test_layer_normalization_3d_axis1_epsilon",
+       "test_layer_normalization_3d_axis2_epsilon",
+       "test_layer_normalization_3d_axis_negative_1_epsilon",
+       "test_layer_normalization_3d_axis_negative_2_epsilon",
+       "test_layer_normalization_3d_axis_negative_3_epsilon", "test_layer_normalization_4d_axis0",
+       "test_layer_normalization_4d_axis1", "test_layer_normalization_4d_axis2",
+       "test_layer_normalization_4d_axis3", "test_layer_normalization_4d_axis_negative_1",
+       "test_layer_normalization_4d_axis_negative_2", "test_layer_normalization_4d_axis_negative_3",
+       "test_layer_normalization_4d_axis_negative_4", "test_layer_normalization_default_axis"},
+      {.max_rel_diff = 1e-4}));
 }
 
 TEST(OpsNorm, OnnxInstanceNormLrnMvnCases) {
-  for (const char* c : {"test_instancenorm_epsilon", "test_instancenorm_example", "test_lrn",
-                        "test_lrn_default", "test_mvn"})
-    test::expectOnnxNodeCase(c, 1e-5);
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCaseList({"test_instancenorm_epsilon", "test_instancenorm_example",
+                                      "test_lrn", "test_lrn_default", "test_mvn"},
+                                     {.max_rel_diff = 1e-5}));
 }
 
 TEST(OpsNorm, BatchNormEvalUsesRunningStats) {
   at::Tensor x = test::randn({3, 4, 5}, 1), s = test::randn({4}, 2), b = test::randn({4}, 3);
   at::Tensor m = test::randn({4}, 4), v = test::randn({4}, 5).abs() + 0.5;
-  auto y =
-      runOp("BatchNormalization", {x, s, b, m, v}, {{"epsilon", 1e-3f}}, 1, false, {1, 2, 3, 4});
+  auto y = runOp("BatchNormalization", {x, s, b, m, v}, {{"epsilon", 1e-3f}}, 1, "",
+                 {.params = {1, 2, 3, 4}});
   at::Tensor ref = (x - m.reshape({4, 1})) / (v.reshape({4, 1}) + 1e-3).sqrt() * s.reshape({4, 1}) +
                    b.reshape({4, 1});
   EXPECT_LT(test::maxRelDiff(y[0], ref), 1e-5);

@@ -5,13 +5,13 @@
 #include <cmath>
 #include <limits>
 
-#include "onnx_node_case.h"
-#include "test_util.h"
+#include "op_test_util.h"
+#include "runtime/executor.h"
 
 namespace gs {
 namespace {
 
-using test::runOp;
+using namespace gs::test;  // NOLINT: shared op-test helpers
 
 enum class PoolKind { Max, Avg, AvgIncludePad, Lp2 };
 
@@ -58,34 +58,37 @@ std::pair<at::Tensor, at::Tensor> naivePool2d(const at::Tensor& x0, PoolKind kin
 }
 
 TEST(OpsPool, OnnxMaxPoolCases) {
-  for (const char* c :
-       {"test_maxpool_1d_default", "test_maxpool_2d_ceil", "test_maxpool_2d_default",
-        "test_maxpool_2d_dilations", "test_maxpool_2d_pads", "test_maxpool_2d_precomputed_pads",
-        "test_maxpool_2d_precomputed_same_upper", "test_maxpool_2d_precomputed_strides",
-        "test_maxpool_2d_same_lower", "test_maxpool_2d_same_upper", "test_maxpool_2d_strides",
-        "test_maxpool_2d_uint8", "test_maxpool_3d_default",
-        "test_maxpool_with_argmax_2d_precomputed_pads",
-        "test_maxpool_with_argmax_2d_precomputed_strides"})
-    test::expectOnnxNodeCase(c, 0.0);
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCaseList(
+      {"test_maxpool_1d_default", "test_maxpool_2d_ceil", "test_maxpool_2d_default",
+       "test_maxpool_2d_dilations", "test_maxpool_2d_pads", "test_maxpool_2d_precomputed_pads",
+       "test_maxpool_2d_precomputed_same_upper", "test_maxpool_2d_precomputed_strides",
+       "test_maxpool_2d_same_lower", "test_maxpool_2d_same_upper", "test_maxpool_2d_strides",
+       "test_maxpool_2d_uint8", "test_maxpool_3d_default",
+       "test_maxpool_with_argmax_2d_precomputed_pads",
+       "test_maxpool_with_argmax_2d_precomputed_strides"},
+      kExact));
 }
 
 TEST(OpsPool, OnnxAveragePoolCases) {
-  for (const char* c :
-       {"test_averagepool_1d_default", "test_averagepool_2d_ceil", "test_averagepool_2d_default",
-        "test_averagepool_2d_pads", "test_averagepool_2d_pads_count_include_pad",
-        "test_averagepool_2d_precomputed_pads",
-        "test_averagepool_2d_precomputed_pads_count_include_pad",
-        "test_averagepool_2d_precomputed_same_upper", "test_averagepool_2d_precomputed_strides",
-        "test_averagepool_2d_same_lower", "test_averagepool_2d_same_upper",
-        "test_averagepool_2d_strides", "test_averagepool_3d_default"})
-    test::expectOnnxNodeCase(c, 1e-5);
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCaseList(
+      {"test_averagepool_1d_default", "test_averagepool_2d_ceil", "test_averagepool_2d_default",
+       "test_averagepool_2d_pads", "test_averagepool_2d_pads_count_include_pad",
+       "test_averagepool_2d_precomputed_pads",
+       "test_averagepool_2d_precomputed_pads_count_include_pad",
+       "test_averagepool_2d_precomputed_same_upper", "test_averagepool_2d_precomputed_strides",
+       "test_averagepool_2d_same_lower", "test_averagepool_2d_same_upper",
+       "test_averagepool_2d_strides", "test_averagepool_3d_default"},
+      {.max_rel_diff = 1e-5}));
 }
 
 TEST(OpsPool, OnnxGlobalAndUnpoolCases) {
-  for (const char* c :
-       {"test_globalaveragepool", "test_globalaveragepool_precomputed", "test_globalmaxpool",
-        "test_globalmaxpool_precomputed", "test_maxunpool_export_without_output_shape"})
-    test::expectOnnxNodeCase(c, 1e-6);
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCaseList(
+      {"test_globalaveragepool", "test_globalaveragepool_precomputed", "test_globalmaxpool",
+       "test_globalmaxpool_precomputed", "test_maxunpool_export_without_output_shape"},
+      {.max_rel_diff = 1e-6}));
 }
 
 TEST(OpsPool, MaxPoolAsymmetricPadsCeilIndicesMatchNaive) {

@@ -5,22 +5,19 @@
 #include <algorithm>
 #include <cmath>
 
-#include "single_node_case.h"
-#include "test_util.h"
+#include "op_test_util.h"
+#include "runtime/executor.h"
 
 namespace gs {
 namespace {
 
-using test::run1;
-using test::runNode;
-
-at::Tensor f32(std::vector<float> v) { return at::tensor(v, at::kFloat); }
-at::Tensor i8(std::vector<int> v) { return at::tensor(v, at::kInt).to(at::kChar); }
-at::Tensor u8(std::vector<int> v) { return at::tensor(v, at::kInt).to(at::kByte); }
+using namespace gs::test;  // NOLINT: shared op-test helpers
 
 TEST(OpsQuant, OnnxConformanceCases) {
-  GS_EXPECT_ONNX_CASES("test_quantizelinear", "test_dequantizelinear", "test_dynamicquantizelinear",
-                       "test_qlinearconv");
+  GS_REQUIRE_ONNX_NODE_CASES();
+  EXPECT_TRUE(runConformanceCases({"test_quantizelinear", "test_dequantizelinear",
+                                   "test_dynamicquantizelinear", "test_qlinearconv"},
+                                  {.rtol = 1e-4, .atol = 1e-5}));
 }
 
 TEST(OpsQuant, QuantizeLinearRoundsHalfToEven) {
@@ -89,7 +86,7 @@ TEST(OpsQuant, DequantizeLinearInt32AndScaleGradient) {
 
 /// DynamicQuantizeLinear reference written from the ONNX formula in float32.
 void checkDynamic(const at::Tensor& x) {
-  auto out = runNode("DynamicQuantizeLinear", {x}, {}, 3);
+  auto out = runOp("DynamicQuantizeLinear", {x}, {}, 3);
   at::Tensor xc = x.contiguous();
   const float* p = xc.data_ptr<float>();
   float lo = 0.f, hi = 0.f;
@@ -116,7 +113,7 @@ TEST(OpsQuant, DynamicQuantizeLinearFollowsSpecFormula) {
   checkDynamic(test::randn({7}, 3).abs() + 1);          // min adjusted to 0 -> zero point 0
   checkDynamic(-(test::randn({3, 3}, 4).abs() + 0.5));  // max adjusted to 0 -> zero point 255
   checkDynamic(f32({0.f, 2.55f, -1.0f, 0.5f}));
-  auto zeros = runNode("DynamicQuantizeLinear", {at::zeros({3})}, {}, 3);
+  auto zeros = runOp("DynamicQuantizeLinear", {at::zeros({3})}, {}, 3);
   EXPECT_EQ(zeros[1].item<float>(), 1.0f);  // empty range: ONNX Runtime's scale of 1
   EXPECT_EQ(zeros[2].item<int>(), 0);
   EXPECT_TRUE(at::equal(zeros[0], u8({0, 0, 0})));

@@ -3,12 +3,12 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "ops_shape_test_util.h"
+#include "op_test_util.h"
 
 namespace gs {
 namespace {
 
-using namespace shape_test;
+using namespace gs::test;  // NOLINT: shared op-test helpers
 
 struct Case {
   const char* op;
@@ -27,32 +27,32 @@ TEST_P(ShapeOpsDType, MatchesInt64ComputationCast) {
   at::Tensor x4s = (at::arange(48) % 3).to(st).reshape({1, 2, 4, 6});
   at::Tensor zeros_idx = at::zeros({2, 3, 4}, at::kLong);
   std::vector<Case> cases = {
-      {"Reshape", {xs, I({-1, 6})}},
+      {"Reshape", {xs, i64({-1, 6})}},
       {"Transpose", {xs}},
       {"Concat", {xs, xs.flip(1)}, {{"axis", 1}}},
-      {"Split", {xs, I({1, 3})}, {{"axis", 2}}, 2},
-      {"Slice", {xs, I({-1}), I({INT64_MIN}), I({2}), I({-1})}},
-      {"Gather", {xs, I({-1, 0})}, {{"axis", 1}}},
+      {"Split", {xs, i64({1, 3})}, {{"axis", 2}}, 2},
+      {"Slice", {xs, i64({-1}), i64({INT64_MIN}), i64({2}), i64({-1})}},
+      {"Gather", {xs, i64({-1, 0})}, {{"axis", 1}}},
       {"GatherElements", {xs, (at::arange(24) % 2).reshape({2, 3, 4})}},
-      {"GatherND", {xs, I({1, 2}).reshape({1, 2})}},
+      {"GatherND", {xs, i64({1, 2}).reshape({1, 2})}},
       {"ScatterElements", {xs, zeros_idx, xs.flip(2)}, {}, 1, true},
       {"ScatterElements", {xs, zeros_idx, xs}, {{"reduction", "add"}}, 1, true},
       {"ScatterElements", {xs, zeros_idx, xs}, {{"reduction", "mul"}}, 1, true},
-      {"ScatterND", {xs, I({1}).reshape({1, 1}), xs.slice(0, 0, 1)}, {}, 1, true},
-      {"ScatterND", {xs, I({1, 1}).reshape({2, 1}), xs}, {{"reduction", "add"}}, 1, true},
-      {"ScatterND", {xs, I({1, 1}).reshape({2, 1}), xs}, {{"reduction", "mul"}}, 1, true},
-      {"Expand", {xs, I({2, 2, 3, 4})}},
-      {"Tile", {xs, I({1, 2, 1})}},
-      {"Pad", {xs, I({0, 1, 1, 0, 1, 1})}},
-      {"Pad", {xs, I({0, 1, 2, 0, 1, 3})}, {{"mode", "reflect"}}},
-      {"Pad", {xs, I({0, -1, 1, 0, 1, 1})}, {{"mode", "edge"}}},
-      {"Pad", {x4s, I({0, 0, 1, 2, 0, 0, 3, 1})}, {{"mode", "reflect"}}},
-      {"Pad", {x4s, I({0, 0, 1, 2, 0, 0, 3, 1})}, {{"mode", "edge"}}},
+      {"ScatterND", {xs, i64({1}).reshape({1, 1}), xs.slice(0, 0, 1)}, {}, 1, true},
+      {"ScatterND", {xs, i64({1, 1}).reshape({2, 1}), xs}, {{"reduction", "add"}}, 1, true},
+      {"ScatterND", {xs, i64({1, 1}).reshape({2, 1}), xs}, {{"reduction", "mul"}}, 1, true},
+      {"Expand", {xs, i64({2, 2, 3, 4})}},
+      {"Tile", {xs, i64({1, 2, 1})}},
+      {"Pad", {xs, i64({0, 1, 1, 0, 1, 1})}},
+      {"Pad", {xs, i64({0, 1, 2, 0, 1, 3})}, {{"mode", "reflect"}}},
+      {"Pad", {xs, i64({0, -1, 1, 0, 1, 1})}, {{"mode", "edge"}}},
+      {"Pad", {x4s, i64({0, 0, 1, 2, 0, 0, 3, 1})}, {{"mode", "reflect"}}},
+      {"Pad", {x4s, i64({0, 0, 1, 2, 0, 0, 3, 1})}, {{"mode", "edge"}}},
       {"NonZero", {xs}},
       {"Trilu", {xs, at::scalar_tensor(1, at::kLong)}},
       {"Trilu", {xs}, {{"upper", 0}}},
-      {"Compress", {xs, I({1, 0, 1}).to(at::kBool)}, {{"axis", 1}}},
-      {"ReverseSequence", {xs, I({2, 1, 2})}},
+      {"Compress", {xs, i64({1, 0, 1}).to(at::kBool)}, {{"axis", 1}}},
+      {"ReverseSequence", {xs, i64({2, 1, 2})}},
       {"Unique", {xs}, {}, 4},
       {"Unique", {xs}, {{"axis", 1}, {"sorted", 0}}, 4},
   };
@@ -71,10 +71,10 @@ TEST_P(ShapeOpsDType, MatchesInt64ComputationCast) {
     }
   }
   at::Tensor one = at::ones({1}, st);
-  EXPECT_TENSOR_EQ(runOp("ConstantOfShape", {I({2, 1})}, {{"value", one}})[0],
+  EXPECT_TENSOR_EQ(runOp("ConstantOfShape", {i64({2, 1})}, {{"value", one}})[0],
                    at::ones({2, 1}, st));
-  at::Tensor oh = runOp("OneHot", {I({1, -1}), I({3}), at::cat({at::zeros({1}, st), one})})[0];
-  EXPECT_TENSOR_EQ(oh, I({0, 1, 0, 0, 0, 1}).reshape({2, 3}).to(st));
+  at::Tensor oh = runOp("OneHot", {i64({1, -1}), i64({3}), at::cat({at::zeros({1}, st), one})})[0];
+  EXPECT_TENSOR_EQ(oh, i64({0, 1, 0, 0, 0, 1}).reshape({2, 3}).to(st));
   EXPECT_TENSOR_EQ(runOp("EyeLike", {xs[0]})[0], at::eye(3, 4, at::kDouble).to(st));
 }
 

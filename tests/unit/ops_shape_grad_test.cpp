@@ -3,13 +3,13 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "ops_shape_test_util.h"
-#include "test_util.h"
+#include "op_test_util.h"
+#include "runtime/executor.h"
 
 namespace gs {
 namespace {
 
-using namespace shape_test;
+using namespace gs::test;  // NOLINT: shared op-test helpers
 
 struct GradCase {
   const char* op;
@@ -75,17 +75,17 @@ TEST(ShapeGrad, MatchesFiniteDifferences) {
   auto r = [](at::IntArrayRef s, uint64_t seed) { return test::randn(s, seed).to(at::kDouble); };
   at::Tensor x = r({2, 3, 4}, 1);
   const std::vector<GradCase> cases = {
-      {"Reshape", {x, I({4, -1})}},
+      {"Reshape", {x, i64({4, -1})}},
       {"Flatten", {x}, {{"axis", -1}}},
       {"Transpose", {x}, {{"perm", std::vector<int64_t>{1, 2, 0}}}},
-      {"Squeeze", {r({1, 3, 1}, 2), I({0})}},
-      {"Unsqueeze", {r({3, 2}, 3), I({-1, 0})}},
+      {"Squeeze", {r({1, 3, 1}, 2), i64({0})}},
+      {"Unsqueeze", {r({3, 2}, 3), i64({-1, 0})}},
       {"Concat", {r({2, 2}, 4), x.select(2, 0)}, {{"axis", 1}}},
-      {"Split", {x, I({1, 3})}, {{"axis", -1}}, 2},
-      {"Slice", {x, I({-1, 3}), I({INT64_MIN, 0}), I({0, 2}), I({-1, -2})}},
-      {"Gather", {x, I({-1, 0, 0})}, {{"axis", 1}}},  // repeated index: gradients add
+      {"Split", {x, i64({1, 3})}, {{"axis", -1}}, 2},
+      {"Slice", {x, i64({-1, 3}), i64({INT64_MIN, 0}), i64({0, 2}), i64({-1, -2})}},
+      {"Gather", {x, i64({-1, 0, 0})}, {{"axis", 1}}},  // repeated index: gradients add
       {"GatherElements", {x, (at::arange(24) % 3).reshape({2, 3, 4})}, {{"axis", 1}}},
-      {"GatherND", {x, I({2, 0, 1, 1}).reshape({2, 2, 1})}, {{"batch_dims", 1}}},
+      {"GatherND", {x, i64({2, 0, 1, 1}).reshape({2, 2, 1})}, {{"batch_dims", 1}}},
       {"ScatterElements",
        {x, (at::arange(24) % 2).reshape({2, 3, 4}), r({2, 3, 4}, 5)},
        {{"axis", 1}, {"reduction", "mul"}}},
@@ -94,18 +94,18 @@ TEST(ShapeGrad, MatchesFiniteDifferences) {
        {{"axis", 1}, {"reduction", "add"}},
        1,
        2},
-      {"ScatterND", {x, I({1, 0}).reshape({2, 1}), r({2, 3, 4}, 6)}, {{"reduction", "mul"}}},
-      {"ScatterND", {x, I({1, 2}).reshape({1, 2}), r({1, 4}, 7)}, {}, 1, 2},
-      {"Expand", {r({3, 1}, 8), I({2, 3, 2})}},
-      {"Tile", {r({2, 2}, 9), I({2, 1})}},
-      {"Pad", {x, I({0, 2, 1, 0, 3, 1})}, {{"mode", "reflect"}}},
-      {"Pad", {x, I({0, -1, 2, 1, 1, 0})}, {{"mode", "edge"}}},
-      {"Pad", {x, I({1, 0, -1, 0, 2, 1}), at::scalar_tensor(2.0, at::kDouble)}},
-      {"Pad", {r({1, 2, 3, 4}, 10), I({0, 0, 2, 1, 0, 0, 1, 3})}, {{"mode", "reflect"}}},
-      {"Compress", {x, I({1, 0, 1}).to(at::kBool)}, {{"axis", 1}}},
-      {"ReverseSequence", {x, I({2, 1, 2})}},  // time-major: T=2, B=3
+      {"ScatterND", {x, i64({1, 0}).reshape({2, 1}), r({2, 3, 4}, 6)}, {{"reduction", "mul"}}},
+      {"ScatterND", {x, i64({1, 2}).reshape({1, 2}), r({1, 4}, 7)}, {}, 1, 2},
+      {"Expand", {r({3, 1}, 8), i64({2, 3, 2})}},
+      {"Tile", {r({2, 2}, 9), i64({2, 1})}},
+      {"Pad", {x, i64({0, 2, 1, 0, 3, 1})}, {{"mode", "reflect"}}},
+      {"Pad", {x, i64({0, -1, 2, 1, 1, 0})}, {{"mode", "edge"}}},
+      {"Pad", {x, i64({1, 0, -1, 0, 2, 1}), at::scalar_tensor(2.0, at::kDouble)}},
+      {"Pad", {r({1, 2, 3, 4}, 10), i64({0, 0, 2, 1, 0, 0, 1, 3})}, {{"mode", "reflect"}}},
+      {"Compress", {x, i64({1, 0, 1}).to(at::kBool)}, {{"axis", 1}}},
+      {"ReverseSequence", {x, i64({2, 1, 2})}},  // time-major: T=2, B=3
       {"Trilu", {x, at::scalar_tensor(-1, at::kLong)}, {{"upper", 0}}},
-      {"OneHot", {I({2, -1, 0}), I({4}), r({2}, 11)}, {}, 1, 2},
+      {"OneHot", {i64({2, -1, 0}), i64({4}), r({2}, 11)}, {}, 1, 2},
   };
   for (const GradCase& c : cases) checkGrad(c);
 }
