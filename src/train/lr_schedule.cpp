@@ -96,7 +96,7 @@ ScheduleValue LrSchedule::value(int64_t step, double base) const {
       break;
     }
   }
-  GS_ASSERT(false, "unreachable schedule kind");
+  GS_FAIL("internal error: unknown lr schedule kind");
 }
 
 void LrSchedule::apply(Optimizer& opt) const {
