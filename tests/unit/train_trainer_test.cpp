@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "data/dataset.h"
+#include "io/onnx.h"
 #include "io/safetensors.h"
 #include "ir/builder.h"
 #include "runtime/executor.h"
@@ -242,6 +243,22 @@ TEST(TrainTrainer, TokenLevelLossAndPerplexity) {
   for (int64_t i = 0; i < 24; ++i)
     top5 += idx[i].eq(labels.reshape({24})[i]).any().item<bool>();
   EXPECT_DOUBLE_EQ(m.top5, top5 / 24.0);
+}
+
+TEST(TrainTrainer, TrainedGraphExportsToOnnxWithSameMetrics) {
+  auto data = teacherData(48);
+  auto g = tinyCnn(8);
+  Trainer t(*g, options(1));
+  t.fit(data);
+  Metrics before = t.evaluate(*data);
+  auto back = importOnnxBytes(exportOnnxBytes(*g), "trained");
+  Trainer t2(*back, options(1));
+  Metrics after = t2.evaluate(*data);
+  EXPECT_DOUBLE_EQ(after.top1, before.top1);
+  EXPECT_NEAR(after.loss, before.loss, 1e-6);
+  // BN running statistics travel with the export.
+  EXPECT_TRUE(at::equal(back->findValue("conv1.bn.running_var")->data(),
+                        g->findValue("conv1.bn.running_var")->data()));
 }
 
 TEST(TrainTrainer, ParamsSaveLoadAndErrors) {
