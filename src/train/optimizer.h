@@ -74,7 +74,7 @@ struct OptimizerState {
 
 /// An optimizer over the trainable floating-point parameters of a graph. Construction marks them
 /// requires_grad. Update rules are those of torch 1.13's single-tensor torch.optim.SGD / AdamW
-/// (same ATen calls in the same order, so results match bit for bit on one thread).
+/// (same ATen calls in the same order; tests check torch's results to 9 significant digits).
 class Optimizer {
  public:
   /// Throws gs::Error for a bad regex, an unknown override key or a negative lr / eps.
