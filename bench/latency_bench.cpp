@@ -107,11 +107,8 @@ std::string env(const char* name) {
 /// every core; ORT's intraOpNumThreads covers its GEMMs too, so this keeps the comparison fair.
 /// Returns whether OpenBLAS was found.
 bool setThreads(int n) {
-  at::set_num_threads(n);
-  using SetFn = void (*)(int);
-  auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (fn) fn(n);
-  return fn != nullptr;
+  gs::setIntraOpThreads(n);
+  return dlsym(RTLD_DEFAULT, "openblas_set_num_threads") != nullptr;
 }
 
 std::string loadAvg() {

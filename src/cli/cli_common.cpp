@@ -14,6 +14,7 @@
 
 #include "io/npy.h"
 #include "io/onnx.h"
+#include "runtime/executor.h"
 #include "support/error.h"
 
 namespace gs::cli {
@@ -124,11 +125,7 @@ Latency summarize(std::vector<double> ms) {
   return l;
 }
 
-void setIntraOpThreads(int n) {
-  at::set_num_threads(n);
-  using SetFn = void (*)(int);
-  if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
-}
+void setIntraOpThreads(int n) { gs::setIntraOpThreads(n); }
 
 std::string withCommas(int64_t n) {
   std::string s = std::to_string(n < 0 ? -n : n);

@@ -6,6 +6,8 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -21,6 +23,12 @@
 
 namespace gs {
 
+void setIntraOpThreads(int n) {
+  at::set_num_threads(n);
+  using SetFn = void (*)(int);
+  if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
+}
+
 void initRuntime() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -28,7 +36,7 @@ void initRuntime() {
     if (const char* env = std::getenv("OMP_NUM_THREADS")) n = std::atoi(env);
     if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
     if (n <= 0) n = 1;
-    at::set_num_threads(n);
+    setIntraOpThreads(n);
 #if defined(__GLIBC__)
     // Activations of a few hundred KB and up are malloc'd and freed on every run. With glibc's
     // defaults they come from fresh mmap()s or a heap top trimmed back to the OS after each free,

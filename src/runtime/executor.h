@@ -13,6 +13,10 @@
 
 namespace gs {
 
+/// Sets ATen's intra-op threads and OpenBLAS's pool (Debian's libopenblas0-pthread keeps its own
+/// pool sized from the core count, so without this GEMMs ignore the requested thread count).
+void setIntraOpThreads(int n);
+
 /// Sets ATen's intra-op thread count from OMP_NUM_THREADS (or all cores) and, with glibc, tunes
 /// malloc to reuse freed activation memory instead of returning it to the OS (see executor.cpp;
 /// GS_MALLOC_TUNING=0 disables); idempotent.
