@@ -16,5 +16,9 @@ struct Command {
 Command addInfoCommand(CLI::App& app);
 /// `gstick run MODEL.onnx [--input NAME=FILE.npy ...] [--output-dir D] [--repeat N] ...`.
 Command addRunCommand(CLI::App& app);
+/// `gstick train --model NAME --data SPEC --epochs N -o OUT.onnx [...]`.
+Command addTrainCommand(CLI::App& app);
+/// `gstick eval MODEL.onnx --data SPEC [--batch B] [--dump-npy DIR]`.
+Command addEvalCommand(CLI::App& app);
 
 }  // namespace gs::cli

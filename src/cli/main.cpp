@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("gstick ") + GS_VERSION);
   app.require_subcommand(1);
   app.fallthrough(false);
-  std::vector<gs::cli::Command> commands{gs::cli::addInfoCommand(app), gs::cli::addRunCommand(app)};
+  std::vector<gs::cli::Command> commands{gs::cli::addInfoCommand(app), gs::cli::addRunCommand(app),
+                                         gs::cli::addTrainCommand(app), gs::cli::addEvalCommand(app)};
 
   try {
     app.parse(argc, argv);
