@@ -38,3 +38,6 @@ node "$ORT_DIR/ort_run.js" "$OUT/cnn.onnx" --input "input=$OUT/input.npy" --out-
 
 step "Parity"
 "$BUILD/bench/demo_tool" compare "$OUT/gstick" "$OUT/ort"
+
+step "gstick eval models/lenet5-fmnist.onnx on the Fashion-MNIST test set (trained by gstick; see models/README.md)"
+"$GSTICK" eval models/lenet5-fmnist.onnx --data fashion-mnist:test
