@@ -13,6 +13,7 @@
 #include "model_zoo.h"
 #include "runtime/executor.h"
 #include "support/file_util.h"
+#include "cli_util.h"
 #include "test_util.h"
 
 namespace gs {
@@ -22,31 +23,9 @@ std::string fixturePath(const std::string& stem) {
   return std::string(GS_TEST_DIR) + "/data/models/" + stem + ".onnx";
 }
 
-struct CmdResult {
-  int code = -1;
-  std::string out, err;
-};
-
-/// Runs `gstick <args>` capturing exit code, stdout and stderr.
-CmdResult gstick(const std::string& args) {
-  std::string dir = test::tempDir("cli");
-  std::string cmd =
-      std::string("'") + GS_CLI_PATH + "' " + args + " >" + dir + "/out 2>" + dir + "/err";
-  int st = std::system(cmd.c_str());
-  CmdResult r;
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = readFile(dir + "/out");
-  r.err = readFile(dir + "/err");
-  return r;
-}
-
-/// The documented error contract: exactly one stderr line "gstick: error: ...".
-void expectOneErrorLine(const CmdResult& r, int code, const std::string& needle) {
-  EXPECT_EQ(r.code, code) << r.err;
-  EXPECT_EQ(r.err.rfind("gstick: error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
+using test::CmdResult;
+using test::expectOneErrorLine;
+using test::gstick;
 
 TEST(Cli, RunWritesExecutorOutputs) {
   std::string model = fixturePath("resnet_bn_op13");

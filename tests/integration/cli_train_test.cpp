@@ -10,35 +10,15 @@
 #include "data/dataset.h"
 #include "io/onnx.h"
 #include "support/file_util.h"
+#include "cli_util.h"
 #include "test_util.h"
 
 namespace gs {
 namespace {
 
-struct CmdResult {
-  int code = -1;
-  std::string out, err;
-};
-
-/// Runs `gstick <args>` capturing exit code, stdout and stderr.
-CmdResult gstick(const std::string& args) {
-  std::string dir = test::tempDir("cli_train");
-  std::string cmd =
-      std::string("'") + GS_CLI_PATH + "' " + args + " >" + dir + "/out 2>" + dir + "/err";
-  int st = std::system(cmd.c_str());
-  CmdResult r;
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = readFile(dir + "/out");
-  r.err = readFile(dir + "/err");
-  return r;
-}
-
-void expectOneErrorLine(const CmdResult& r, int code, const std::string& needle) {
-  EXPECT_EQ(r.code, code) << r.err;
-  EXPECT_EQ(r.err.rfind("gstick: error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
+using test::CmdResult;
+using test::expectOneErrorLine;
+using test::gstick;
 
 /// Parses "top1 NN.NN%" and "samples N" from a metrics line of train / eval output.
 struct Parsed {
