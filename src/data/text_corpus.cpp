@@ -50,7 +50,7 @@ int64_t TextCorpus::splitSize(TextSplit s) const {
 }
 
 std::string TextCorpus::fingerprint() const {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = 14695981039346656037ull;  // FNV-64 offset basis
   for (unsigned char c : bytes) {
     h ^= c;
     h *= 1099511628211ull;

@@ -68,7 +68,7 @@ TEST(Perplexity, WindowsScoreEveryTokenExactlyOnce) {
 TEST(Perplexity, UniformLogitsGiveVocabSize) {
   const int64_t V = 7;
   auto g = tableLm(at::zeros({V, V}));
-  Executor ex(g);
+  Executor ex(*g);
   at::Tensor toks = randomTokens(50, V, 1);
   for (auto [L, S] : std::vector<std::pair<int64_t, int64_t>>{{8, 8}, {8, 3}, {5, 1}, {64, 64}}) {
     PplResult r = evaluatePerplexity(ex, toks, {.context = L, .stride = S});
@@ -86,7 +86,7 @@ TEST(Perplexity, UnigramLogProbsGiveCrossEntropy) {
   // Unnormalised logits (log q + 5): log_softmax must remove the constant.
   at::Tensor row = (at::log(q) + 5.0).to(at::kFloat);
   auto g = tableLm(row.unsqueeze(0).expand({V, V}).contiguous());
-  Executor ex(g);
+  Executor ex(*g);
   at::Tensor toks = randomTokens(123, V, 4);
   const int64_t* t = toks.data_ptr<int64_t>();
   const double* qp = q.data_ptr<double>();
@@ -106,7 +106,7 @@ TEST(Perplexity, BigramModelUsesThePreviousToken) {
   const int64_t V = 5, n = 97;
   at::Tensor table = test::randn({V, V}, 5) * 2;
   auto g = tableLm(table);
-  Executor ex(g);
+  Executor ex(*g);
   at::Tensor toks = randomTokens(n, V, 6);
   const int64_t* t = toks.data_ptr<int64_t>();
   at::Tensor tab = table.to(at::kDouble).contiguous();
@@ -135,7 +135,7 @@ TEST(Perplexity, BigramModelUsesThePreviousToken) {
 
 TEST(Perplexity, MaxTokensTruncatesTheStream) {
   auto g = tableLm(at::zeros({4, 4}));
-  Executor ex(g);
+  Executor ex(*g);
   PplResult r = evaluatePerplexity(ex, randomTokens(100, 4, 7),
                                    {.context = 8, .stride = 4, .maxTokens = 30});
   EXPECT_EQ(r.tokens, 29);
@@ -144,7 +144,7 @@ TEST(Perplexity, MaxTokensTruncatesTheStream) {
 
 TEST(Perplexity, Errors) {
   auto g = tableLm(at::zeros({4, 4}));
-  Executor ex(g);
+  Executor ex(*g);
   expectError([&] { evaluatePerplexity(ex, randomTokens(10, 4, 1), {.context = 4, .stride = 5}); },
               "stride (5) <= context (4)");
   expectError([&] { slidingWindows(1, 4, 4); }, "at least 2 tokens");

