@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "ir/graph.h"
+#include "models/zoo.h"
 #include "op_test_util.h"
 #include "runtime/executor.h"
 #include "support/error.h"
@@ -131,6 +132,29 @@ TEST(Perplexity, BigramModelUsesThePreviousToken) {
     EXPECT_NE(log.str().find("ppl: step"), std::string::npos) << log.str();
     EXPECT_GE(r.seconds, 0.0);
   }
+}
+
+TEST(Perplexity, LlamaSingleWindowMatchesDirectLogSoftmax) {
+  // A real LM graph (small seeded Llama): one window of the whole stream must equal the mean
+  // next-token NLL computed here directly from one forward pass.
+  models::LlamaConfig cfg;
+  cfg.dim = 32;
+  cfg.layers = 1;
+  cfg.heads = 2;
+  cfg.kv_heads = 1;
+  cfg.ffn = 64;
+  cfg.max_seq = 64;
+  auto g = models::buildLlama(cfg, 3);
+  Executor ex(*g);
+  const int64_t n = 40;
+  at::Tensor toks = randomTokens(n, 256, 10);
+  at::Tensor logits = ex.run({toks.unsqueeze(0)})[0][0].to(at::kDouble);
+  at::Tensor lp = at::log_softmax(logits.slice(0, 0, n - 1), -1);
+  double nll = -lp.gather(1, toks.slice(0, 1, n).unsqueeze(1)).sum().item<double>();
+  PplResult r = evaluatePerplexity(ex, toks, {.context = 64, .stride = 64});
+  EXPECT_EQ(r.tokens, n - 1);
+  EXPECT_EQ(r.windows, 1);
+  EXPECT_NEAR(r.perplexity, std::exp(nll / (n - 1)), 1e-9 * std::exp(nll / (n - 1)));
 }
 
 TEST(Perplexity, MaxTokensTruncatesTheStream) {
