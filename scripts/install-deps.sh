@@ -9,7 +9,7 @@ APT_PKGS=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   nlohmann-json3-dev libcli11-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  dataset-fashion-mnist libonnx-testdata
+  dataset-fashion-mnist libonnx-testdata python3.11-doc
   clang libclang-rt-14-dev
   python3-torch python3-onnx python3-numpy
 )
