@@ -4,7 +4,6 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -124,8 +123,6 @@ Latency summarize(std::vector<double> ms) {
   l.mean_ms = std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(n);
   return l;
 }
-
-void setIntraOpThreads(int n) { gs::setIntraOpThreads(n); }
 
 std::string withCommas(int64_t n) {
   std::string s = std::to_string(n < 0 ? -n : n);

@@ -54,10 +54,6 @@ struct Latency {
 };
 Latency summarize(std::vector<double> ms);
 
-/// Sets ATen's intra-op threads and, when the process uses OpenBLAS (Debian's pthread build keeps
-/// its own pool sized to the core count), OpenBLAS's thread count to the same value.
-void setIntraOpThreads(int n);
-
 /// Thousands separators for counts ("1,234,567").
 std::string withCommas(int64_t n);
 /// Human-readable byte size ("48.2 KiB").

@@ -24,7 +24,7 @@ struct EvalOptions {
 };
 
 int runEval(const EvalOptions& o) {
-  if (o.threads > 0) setIntraOpThreads(o.threads);
+  if (o.threads > 0) gs::setIntraOpThreads(o.threads);
   auto g = loadModel(o.model);
   auto data = openDataset(o.data);
   GS_CHECK(data->hasLabels(), "data ", data->describe(), " has no labels");

@@ -26,7 +26,7 @@ struct RunOptions {
 };
 
 int runRun(const RunOptions& o) {
-  if (o.threads > 0) setIntraOpThreads(o.threads);
+  if (o.threads > 0) gs::setIntraOpThreads(o.threads);
   auto g = loadModel(o.model);
   std::vector<at::Tensor> inputs = makeInputs(*g, o.inputs);  // input errors before op errors
   Executor ex(*g);

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "data/dataset.h"
 #include "io/onnx.h"
+#include "runtime/executor.h"
 #include "models/zoo.h"
 #include "support/error.h"
 #include "train/trainer.h"
@@ -46,7 +47,7 @@ void checkWritable(const std::string& out) {
 }
 
 int runTrain(const TrainOptions& o) {
-  if (o.threads > 0) setIntraOpThreads(o.threads);
+  if (o.threads > 0) gs::setIntraOpThreads(o.threads);
   checkWritable(o.output);
   const models::ModelInfo* info = models::findModel(o.model);
   auto g = models::buildModel(o.model, {}, o.seed);  // throws for an unknown model
