@@ -40,6 +40,7 @@ void registerAllOps(OpRegistry& r) {
   registerMiscOps(r);
   registerQuantOps(r);
   registerImageOps(r);
+  registerFusedOps(r);
 }
 
 const OpRegistry& OpRegistry::global() {
