@@ -148,7 +148,8 @@ std::vector<Case> cases() {
       {"shape_inference", [](Graph& g) { return inferShapes(g).changes; }, 6},
       {"bn_fold_conv", [](Graph& g) { return foldBatchNorm(g).changes; }, 2},
       {"bn_fold_conv_transpose", [](Graph& g) { return foldBatchNorm(g).changes; }, 1},
-      {"bn_fold_gemm_matmul", [](Graph& g) { return foldBatchNorm(g).changes; }, 1},
+      // MatMul folding needs the input rank: shape inference first.
+      {"bn_fold_gemm_matmul", [](Graph& g) { return inferShapes(g).changes + 100 * foldBatchNorm(g).changes; }, 204},
       {"bn_fold_blocked", [](Graph& g) { return foldBatchNorm(g).changes; }, 0},
       {"conv_act_fusion", [](Graph& g) { return fuseConvActivation(g).changes; }, 3},
       {"pattern_residual", tagResidualBlocks, 2},
