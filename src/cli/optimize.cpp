@@ -38,7 +38,7 @@ int runOptimize(const OptimizeOptions& o) {
   auto g = loadModel(o.model);
   size_t before = g->numNodes(), params_before = g->params().size();
   auto steps = pm.run(*g);
-  std::printf("%-18s %8s %8s %8s\n", "pass", "changes", "nodes", "->");
+  std::printf("%-18s %8s %8s %8s\n", "pass", "changes", "before", "after");
   for (const auto& s : steps)
     std::printf("%-18s %8lld %8zu %8zu\n", s.result.pass.c_str(),
                 static_cast<long long>(s.result.changes), s.nodes_before, s.nodes_after);
