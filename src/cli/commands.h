@@ -20,5 +20,7 @@ Command addRunCommand(CLI::App& app);
 Command addTrainCommand(CLI::App& app);
 /// `gstick eval MODEL.onnx --data SPEC [--batch B] [--dump-npy DIR]`.
 Command addEvalCommand(CLI::App& app);
+/// `gstick algos [NAME] [--markdown]` and `gstick compress --algo NAME MODEL.onnx -o OUT.onnx`.
+Command addAlgosCommand(CLI::App& app); Command addCompressCommand(CLI::App& app);
 
 }  // namespace gs::cli
