@@ -62,5 +62,7 @@ void registerAllAlgos(AlgoRegistry& r);
 // Per-family registration functions, called from registerAllAlgos (add one line per family).
 /// `identity` (algo/identity.cpp).
 void registerIdentityAlgo(AlgoRegistry& r);
+/// `magnitude_prune` (algo/magnitude_prune.cpp).
+void registerPruneAlgos(AlgoRegistry& r);
 
 }  // namespace gs

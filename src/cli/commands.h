@@ -22,5 +22,7 @@ Command addTrainCommand(CLI::App& app);
 Command addEvalCommand(CLI::App& app);
 /// `gstick optimize MODEL.onnx -o OUT.onnx [--passes a,b,c] [--level N] [--no-verify]`.
 Command addOptimizeCommand(CLI::App& app);
+/// `gstick algos [NAME] [--markdown]` and `gstick compress --algo NAME MODEL.onnx -o OUT.onnx`.
+Command addAlgosCommand(CLI::App& app); Command addCompressCommand(CLI::App& app);
 
 }  // namespace gs::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   std::vector<gs::cli::Command> commands{gs::cli::addInfoCommand(app), gs::cli::addRunCommand(app),
                                          gs::cli::addTrainCommand(app), gs::cli::addEvalCommand(app)};
   commands.push_back(gs::cli::addOptimizeCommand(app));
+  for (auto c : {gs::cli::addAlgosCommand(app), gs::cli::addCompressCommand(app)}) commands.push_back(c);
 
   try {
     app.parse(argc, argv);
