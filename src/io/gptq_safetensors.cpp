@@ -116,7 +116,8 @@ GptqLinear fromNBits(const nbits::NBitsWeight& w, const at::Tensor& g_idx) {
 nbits::NBitsWeight toNBits(const GptqLinear& l) {
   checkBits(l.bits, "gptq::toNBits");
   const int64_t K = l.K(), N = l.N();
-  const int64_t bs = l.group_size > 0 ? l.group_size : nbits::perChannelBlockSize(K);
+  // One group over K is stored as per-channel scales repeated over ORT-runnable blocks.
+  const int64_t bs = l.group_size > 0 ? l.group_size : nbits::kPerChannelBlock;
   nbits::checkFormat(l.bits, bs, "gptq::toNBits (group_size)");
   GS_CHECK(l.scales.dim() == 2 && l.scales.size(1) == N &&
                l.scales.size(0) == numGroups(K, l.group_size),
@@ -128,8 +129,13 @@ nbits::NBitsWeight toNBits(const GptqLinear& l) {
   w.bits = l.bits;
   w.block_size = bs;
   w.B = nbits::packCodes(unpackQweight(l.qweight, l.bits).t(), l.bits, bs);
-  w.scales = l.scales.to(at::kFloat).t().contiguous();
-  w.zero_points = nbits::packZeroPoints(unpackQzeros(l.qzeros, l.bits).t(), l.bits);
+  at::Tensor s = l.scales.to(at::kFloat).t(), z = unpackQzeros(l.qzeros, l.bits).t();  // [N, G]
+  if (l.group_size <= 0) {
+    s = nbits::repeatPerChannel(s, K, bs);
+    z = nbits::repeatPerChannel(z, K, bs);
+  }
+  w.scales = s.contiguous();
+  w.zero_points = nbits::packZeroPoints(z, l.bits);
   return w;
 }
 
