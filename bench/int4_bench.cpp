@@ -104,9 +104,10 @@ int main(int argc, char** argv) {
     gs::setIntraOpThreads(threads);
     c10::InferenceMode guard;
     double bw = measureBandwidth();
-    std::printf("threads %d, K %lld, N %lld, block %lld, streaming-read bandwidth %.1f GB/s\n\n",
+    std::printf("threads %d, K %lld, N %lld, block %lld, chain of %d layers, streaming-read "
+                "bandwidth %.1f GB/s\n\n",
                 threads, static_cast<long long>(K), static_cast<long long>(N),
-                static_cast<long long>(block), bw);
+                static_cast<long long>(block), layers, bw);
 
     // Every configuration runs a chain of `layers` K x K linear layers (x -> fc1 -> ... -> fcL) in
     // one graph, so the weights (layers x size) exceed the 32 MB L3 and each layer streams its
