@@ -166,8 +166,8 @@ INSTANTIATE_TEST_SUITE_P(
                       KernelCase{8, 64, 8, 32, 0}, KernelCase{8, 100, 11, 16, 1},
                       KernelCase{8, 256, 7, 128, 2}, KernelCase{2, 96, 9, 32, 0},
                       KernelCase{2, 70, 6, 16, 1}, KernelCase{4, 512, 300, 32, 1},
-                      // GEMM with several row tiles (1 MB of fp32 per tile) and a partial last one
-                      KernelCase{4, 4096, 200, 128, 1}, KernelCase{8, 2048, 130, 64, 0}));
+                      // GEMM with several row tiles (4 MB of fp32 per tile) and a partial last one
+                      KernelCase{4, 4096, 600, 128, 1}, KernelCase{8, 2048, 1100, 64, 0}));
 
 TEST(NBitsOp, ScalarAndAvx2AgreeOnEveryBlockSize) {
   if (!nbits::hasAvx2Fma()) GTEST_SKIP() << "CPU without AVX2+FMA";
