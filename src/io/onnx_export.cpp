@@ -15,6 +15,9 @@ namespace gs {
 
 namespace fs = std::filesystem;
 
+/// Registers ONNX schemas of the contrib ops gstick exports (io/onnx_contrib_schemas.cpp).
+void registerOnnxContribSchemas();
+
 namespace {
 
 /// ONNX IR version matching opset 17 (ONNX 1.12).
@@ -95,6 +98,7 @@ struct ExternalSink {
 void inferOutputShapes(onnx::ModelProto& m);
 
 onnx::ModelProto buildModel(const Graph& g, const OnnxExportOptions& opts, ExternalSink* sink) {
+  registerOnnxContribSchemas();
   onnx::ModelProto m;
   m.set_ir_version(kIrVersion);
   m.set_producer_name(opts.producer_name);

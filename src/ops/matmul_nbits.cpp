@@ -91,8 +91,9 @@ using nbits::PackedView;
 
 /// Up to this many rows of A run as repeated GEMVs; more rows use the dequantized-tile GEMM.
 constexpr int64_t kGemvMaxRows = 2;
-/// Bytes of fp32 weight rows dequantized per GEMM tile (fits L2 with room for A's panel).
-constexpr int64_t kTileBytes = int64_t{1} << 20;
+/// Bytes of fp32 weight rows dequantized per GEMM tile: large enough that BLAS packs A rarely
+/// (A is re-packed per tile call), small enough to stay in L3.
+constexpr int64_t kTileBytes = int64_t{4} << 20;
 
 /// The packed weight in kernel-ready form, built once from constant inputs (or per run).
 struct Prepared {

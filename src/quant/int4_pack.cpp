@@ -30,6 +30,11 @@ int64_t perChannelBlockSize(int64_t K) {
   return b;
 }
 
+at::Tensor repeatPerChannel(const at::Tensor& per_channel, int64_t K, int64_t block_size) {
+  int64_t nb = (K + block_size - 1) / block_size;
+  return per_channel.reshape({-1, 1}).expand({per_channel.numel(), nb}).contiguous();
+}
+
 namespace {
 
 /// Packs `count` codes per row (rows x count, uint8 in [0, 2^bits)) into rows x ceil(count*bits/8)
@@ -206,19 +211,26 @@ NBitsWeight quantizeWithParams(const at::Tensor& W, WeightLayout layout, const a
 
 NBitsWeight quantizeRtn(const at::Tensor& W, WeightLayout layout, int bits, int64_t block_size,
                         bool symmetric) {
-  checkFormat(bits, block_size, "nbits::quantizeRtn");
   at::Tensor w = toNxK(W, layout);
-  at::Tensor blk = blocked(w, block_size);  // zero padding never widens a range that includes 0
+  const bool per_channel = block_size <= 0;
+  const int64_t range_block = per_channel ? perChannelBlockSize(w.size(1)) : block_size;
+  if (per_channel) block_size = kPerChannelBlock;
+  checkFormat(bits, block_size, "nbits::quantizeRtn");
+  // Ranges per quantization group; zero padding never widens a range that includes 0.
+  at::Tensor blk = blocked(w, range_block);
+  auto stored = [&](const at::Tensor& t) {
+    return per_channel ? repeatPerChannel(t, w.size(1), block_size) : t;
+  };
   const double qmax = (1 << bits) - 1;
   if (symmetric) {
     at::Tensor s = std::get<0>(blk.abs().max(2)) / ((1 << (bits - 1)) - 1);
-    return quantizeWithParams(w, WeightLayout::NxK, s, at::Tensor(), bits, block_size);
+    return quantizeWithParams(w, WeightLayout::NxK, stored(s), at::Tensor(), bits, block_size);
   }
   at::Tensor lo = at::clamp_max(std::get<0>(blk.min(2)), 0);
   at::Tensor hi = at::clamp_min(std::get<0>(blk.max(2)), 0);
   at::Tensor s = (hi - lo) / qmax;
   at::Tensor zp = at::where(s == 0, at::zeros_like(s), at::clamp(at::round(-lo / s), 0, qmax));
-  return quantizeWithParams(w, WeightLayout::NxK, s, zp, bits, block_size);
+  return quantizeWithParams(w, WeightLayout::NxK, stored(s), stored(zp), bits, block_size);
 }
 
 at::Tensor dequantize(const NBitsWeight& w, WeightLayout layout) {
@@ -234,6 +246,10 @@ at::Tensor dequantize(const NBitsWeight& w, WeightLayout layout) {
 Node* addMatMulNBits(Graph& g, Value* A, const NBitsWeight& w, Value* bias, const std::string& name,
                      Node* before) {
   checkWeight(w, "nbits::addMatMulNBits '" + name + "'");
+  GS_CHECK(w.block_size <= kMaxOrtBlockSize, "nbits::addMatMulNBits '", name, "': block_size ",
+           w.block_size, " > ", kMaxOrtBlockSize, " is rejected by ONNX Runtime's CPU kernel; ",
+           "store per-channel scales repeated over kPerChannelBlock-blocks (quantizeRtn with ",
+           "block_size 0)");
   GS_CHECK(A, "nbits::addMatMulNBits '", name, "': input A is null");
   auto param = [&](const char* suffix, const at::Tensor& t) {
     Value* v = g.addParam(g.uniqueValueName(name + suffix), t, /*trainable=*/false);

@@ -7,7 +7,8 @@
 //   W[k, n]   = (q[n, k] - zp[n, b]) * scale[n, b]           b = k / block_size (the K-block)
 //
 //   attributes  K, N, bits (2, 4 or 8; ORT 1.30 has no 3-bit kernel), block_size (power of two
-//               >= 16; "per-channel" = one block covering K: perChannelBlockSize(K)),
+//               >= 16; ORT's CPU kernel accepts only 16..256, so per-channel quantization is
+//               stored as kPerChannelBlock-blocks whose scales/zero points repeat along K),
 //               accuracy_level (0 = compute in the type of A; gstick always computes in fp32).
 //   B           uint8 [N, n_blocks, blob_size], n_blocks = ceil(K / block_size),
 //               blob_size = block_size * bits / 8. Row n holds output channel n's codes along K;
@@ -63,8 +64,16 @@ struct NBitsWeight {
 /// Throws gs::Error (prefixed by `what`) unless bits is 2, 4 or 8 and block_size is a power of
 /// two >= 16.
 void checkFormat(int bits, int64_t block_size, const std::string& what = "MatMulNBits");
-/// The smallest valid block size that covers K in one block (per-channel quantization).
+/// Largest block size ONNX Runtime's CPU MatMulNBits kernel accepts (it rejects larger ones).
+inline constexpr int64_t kMaxOrtBlockSize = 256;
+/// Storage block size of per-channel weights (block_size <= 0 in quantizeRtn): one scale per
+/// output channel, repeated over the K-blocks, so ONNX Runtime runs the model.
+inline constexpr int64_t kPerChannelBlock = 128;
+/// The smallest power-of-two block size >= 16 covering K in one block (gstick-only models:
+/// ONNX Runtime rejects block sizes above kMaxOrtBlockSize).
 int64_t perChannelBlockSize(int64_t K);
+/// Repeats per-channel parameters [N] or [N, 1] over the n_blocks of K at `block_size`: [N, nb].
+at::Tensor repeatPerChannel(const at::Tensor& per_channel, int64_t K, int64_t block_size);
 /// Default zero point when the zero_points input is omitted: 2^(bits-1).
 inline int defaultZeroPoint(int bits) { return 1 << (bits - 1); }
 
@@ -90,7 +99,8 @@ at::Tensor expandPerK(const at::Tensor& per_block, int64_t K, int64_t block_size
 NBitsWeight quantizeWithParams(const at::Tensor& W, WeightLayout layout, const at::Tensor& scales,
                                const at::Tensor& zero_points, int bits, int64_t block_size);
 
-/// Round-to-nearest min/max quantization. Symmetric: s = max|w| / (2^(bits-1) - 1), zp omitted
+/// Round-to-nearest min/max quantization; block_size <= 0 = per-channel (one range per output
+/// channel over all of K, stored with kPerChannelBlock-blocks). Symmetric: s = max|w| / (2^(bits-1) - 1), zp omitted
 /// (codes in [1, 2^bits - 1], the default zp in the middle). Asymmetric: the block range is
 /// widened to include 0, s = (max - min) / (2^bits - 1), zp = round(-min / s) (packed uint8).
 NBitsWeight quantizeRtn(const at::Tensor& W, WeightLayout layout, int bits, int64_t block_size,
@@ -107,7 +117,7 @@ void checkWeight(const NBitsWeight& w, const std::string& what = "MatMulNBits");
 /// Adds `Y = MatMulNBits(A, w) (+ bias)` to g before `before` (nullptr = at the end): parameters
 /// `<name>.B`, `<name>.scales`, `<name>.zero_points` (frozen), the node `name` in domain
 /// com.microsoft (opset import com.microsoft=1 is added to g.opsets), attributes K, N, bits,
-/// block_size, accuracy_level=0. The output gets dtype float32 and, when A's shape is known, shape
+/// block_size, accuracy_level=0; block_size must be <= kMaxOrtBlockSize. The output gets dtype float32 and, when A's shape is known, shape
 /// A[..., :-1] + [N] (ONNX shape inference does not know contrib ops). bias may be nullptr.
 Node* addMatMulNBits(Graph& g, Value* A, const NBitsWeight& w, Value* bias, const std::string& name,
                      Node* before = nullptr);
