@@ -125,6 +125,7 @@ int runTrain(const TrainOptions& o) {
     t.loader.hflip = true;
   }
   t.seed = o.seed;
+  if (lm) t.progressOptions.unit = "seq";
   const std::string opt = !o.optimizer.empty() ? o.optimizer : (lm ? "adamw" : "sgd");
   if (opt == "sgd") {
     double lr = o.lr > 0 ? o.lr : 0.05;
