@@ -14,7 +14,10 @@
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include "data/dataset.h"
+#include "data/text_dataset.h"
 #include "models/zoo.h"
 #include "runtime/executor.h"
 #include "support/error.h"
@@ -38,29 +41,45 @@ const gs::models::ModelOptions kLlama = {
     {"dim", 128}, {"layers", 4}, {"heads", 4}, {"kv_heads", 2}, {"ffn", 352}, {"max_seq", 128}};
 constexpr int64_t kSeq = 128;
 
-/// Records the wall time at the end of the last warm-up step and of the last step.
+/// Process CPU time (user + system, all threads), seconds.
+double cpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+/// Records wall and CPU time at the end of the last warm-up step and of the last step.
 struct StepTimer : gs::Callback {
   int64_t warmup = 0;
   Clock::time_point t0, t1;
+  double c0 = 0, c1 = 0;
   void onStepEnd(gs::TrainContext& ctx) override {
-    if (ctx.step == warmup) t0 = Clock::now();
+    if (ctx.step == warmup) {
+      t0 = Clock::now();
+      c0 = cpuSeconds();
+    }
     t1 = Clock::now();
+    c1 = cpuSeconds();
   }
 };
 
-/// gstick: samples/s of Trainer::fit over warmup + steps batches of fixed random data.
-double gstickRate(const BenchModel& m, int64_t warmup, int64_t steps) {
+/// Samples per wall-clock second and per CPU second (all threads) of one measurement.
+struct Rate {
+  double wall = 0, cpu = 0;
+};
+
+/// gstick: rates of Trainer::fit over warmup + steps batches of fixed random data.
+Rate gstickRate(const BenchModel& m, int64_t warmup, int64_t steps) {
   auto g = gs::models::buildModel(m.name, m.options, 0);
   const int64_t n = m.batch * (warmup + steps);
-  at::Tensor x, y;
-  if (m.lm) {
-    x = at::randint(0, 256, {n, kSeq}, at::kLong);
-    y = at::randint(0, 256, {n, kSeq}, at::kLong);
+  std::shared_ptr<gs::Dataset> data;
+  if (m.lm) {  // n non-overlapping next-token samples of a random byte stream
+    data = std::make_shared<gs::TokenSequenceDataset>(
+        at::randint(0, 256, {n * kSeq + 1}, at::kLong), kSeq, kSeq, "random");
   } else {
-    x = at::rand({n, 1, 28, 28});
-    y = at::randint(0, 10, {n}, at::kLong);
+    data = std::make_shared<gs::TensorDataset>(at::rand({n, 1, 28, 28}),
+                                               at::randint(0, 10, {n}, at::kLong), "random");
   }
-  auto data = std::make_shared<gs::TensorDataset>(x, y, "random");
   gs::TrainerOptions o;
   o.epochs = 1;
   o.loader.batchSize = m.batch;
@@ -75,11 +94,20 @@ double gstickRate(const BenchModel& m, int64_t warmup, int64_t steps) {
   t.addCallback(timer);
   t.fit(data);
   double s = std::chrono::duration<double>(timer->t1 - timer->t0).count();
-  return static_cast<double>(m.batch * steps) / s;
+  const double n_s = static_cast<double>(m.batch * steps);
+  return {n_s / s, n_s / (timer->c1 - timer->c0)};
 }
 
-/// PyTorch eager: runs scripts/train_bench.py and parses "samples_per_s" from its JSON line.
-double torchRate(const std::string& python, const BenchModel& m, int threads, int64_t warmup,
+/// Number after `"key": ` in a JSON line.
+double jsonNumber(const std::string& out, const std::string& key, const std::string& cmd) {
+  const std::string k = "\"" + key + "\": ";
+  size_t p = out.find(k);
+  GS_CHECK(p != std::string::npos, "no ", key, " in output of ", cmd, ": ", out);
+  return std::atof(out.c_str() + p + k.size());
+}
+
+/// PyTorch eager: runs scripts/train_bench.py and parses its JSON line.
+Rate torchRate(const std::string& python, const BenchModel& m, int threads, int64_t warmup,
                  int64_t steps) {
   std::ostringstream cmd;
   cmd << python << " " << GS_SOURCE_DIR << "/scripts/train_bench.py --model " << m.name
@@ -101,10 +129,8 @@ double torchRate(const std::string& python, const BenchModel& m, int threads, in
   while (std::fgets(buf, sizeof buf, p)) out += buf;
   int rc = ::pclose(p);
   GS_CHECK(rc == 0, "'", cmd.str(), "' failed (exit ", rc, ")");
-  const std::string key = "\"samples_per_s\": ";
-  size_t k = out.find(key);
-  GS_CHECK(k != std::string::npos, "no samples_per_s in output of ", cmd.str(), ": ", out);
-  return std::atof(out.c_str() + k + key.size());
+  return {jsonNumber(out, "samples_per_s", cmd.str()),
+          jsonNumber(out, "samples_per_cpu_s", cmd.str())};
 }
 
 std::string loadAvg() {
@@ -157,24 +183,29 @@ int main(int argc, char** argv) {
     GS_CHECK(!models.empty(), "--models selects nothing (known: lenet5, resnet20, llama-tiny)");
     std::string load_before = loadAvg();
     std::ostringstream table;
-    table << "| Model | batch | threads | gstick samples/s | PyTorch samples/s | gstick / PyTorch |\n"
-          << "|---|---|---|---|---|---|\n";
+    table << "| Model | batch | threads | gstick samples/s | PyTorch samples/s | gstick / PyTorch "
+             "| gstick samples/CPU-s | PyTorch samples/CPU-s | gstick / PyTorch (CPU) |\n"
+          << "|---|---|---|---|---|---|---|---|---|\n";
     std::printf("training throughput, %lld warm-up + %lld timed steps per run, load %s\n",
                 static_cast<long long>(warmup), static_cast<long long>(steps), load_before.c_str());
     for (const BenchModel& m : models) {
       for (int t : thread_list) {
         gs::setIntraOpThreads(t);
-        double g = gstickRate(m, warmup, steps);
-        double p = torchRate(python, m, t, warmup, steps);
-        char row[256];
-        std::snprintf(row, sizeof row, "| %s | %lld | %d | %.1f | %.1f | %.2fx |\n",
-                      m.label.c_str(), static_cast<long long>(m.batch), t, g, p, g / p);
+        Rate g = gstickRate(m, warmup, steps);
+        Rate p = torchRate(python, m, t, warmup, steps);
+        char row[320];
+        std::snprintf(row, sizeof row,
+                      "| %s | %lld | %d | %.1f | %.1f | %.2fx | %.1f | %.1f | %.2fx |\n",
+                      m.label.c_str(), static_cast<long long>(m.batch), t, g.wall, p.wall,
+                      g.wall / p.wall, g.cpu, p.cpu, g.cpu / p.cpu);
         table << row;
         std::printf("%s", row);
         std::fflush(stdout);
       }
     }
     std::printf("\n%s", table.str().c_str());
+    std::printf("samples/s: wall clock; samples/CPU-s: per second of process CPU time (all "
+                "threads), the fairer figure on a shared machine\n");
     std::printf("load average before %s, after %s; LM samples are sequences of %lld tokens\n",
                 load_before.c_str(), loadAvg().c_str(), static_cast<long long>(kSeq));
     if (!out_path.empty()) {

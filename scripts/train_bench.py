@@ -4,7 +4,8 @@
 Builds the same architecture as gstick's model zoo (LeNet-5, ResNet-20 with option-B shortcuts,
 the Llama-style byte LM), trains it for --warmup + --steps steps on fixed random batches with the
 same optimizer as gstick's bench (SGD momentum 0.9, wd 5e-4 for the CNNs; AdamW for the LM) and
-prints one JSON line: {"model", "threads", "batch", "steps", "seconds", "samples_per_s"}.
+prints one JSON line: {"model", "threads", "batch", "steps", "seconds", "samples_per_s",
+"cpu_seconds", "samples_per_cpu_s"} (CPU time of the process, all threads).
 Run with Debian's /usr/bin/python3 (torch 1.13).
 """
 import argparse
@@ -179,6 +180,7 @@ def main():
     for i in range(a.warmup + a.steps):
         if i == a.warmup:
             t0 = time.perf_counter()
+            c0 = time.process_time()
         out = model(xs)
         loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), ys.reshape(-1))
         opt.zero_grad(set_to_none=True)
@@ -186,8 +188,10 @@ def main():
         opt.step()
         loss.item()  # gstick's trainer reads the loss every step too
     dt = time.perf_counter() - t0
+    dc = time.process_time() - c0
     print(json.dumps({"model": a.model, "threads": a.threads, "batch": a.batch, "steps": a.steps,
-                      "seconds": dt, "samples_per_s": a.batch * a.steps / dt}))
+                      "seconds": dt, "samples_per_s": a.batch * a.steps / dt,
+                      "cpu_seconds": dc, "samples_per_cpu_s": a.batch * a.steps / dc}))
 
 
 if __name__ == "__main__":
