@@ -110,7 +110,10 @@ double jsonNumber(const std::string& out, const std::string& key, const std::str
 Rate torchRate(const std::string& python, const BenchModel& m, int threads, int64_t warmup,
                  int64_t steps) {
   std::ostringstream cmd;
-  cmd << python << " " << GS_SOURCE_DIR << "/scripts/train_bench.py --model " << m.name
+  // Debian's torch calls OpenBLAS (pthread build), whose pool defaults to all cores and is not
+  // resized by torch.set_num_threads: pin it to the same count gstick's setIntraOpThreads uses.
+  cmd << "OPENBLAS_NUM_THREADS=" << threads << " OMP_NUM_THREADS=" << threads << " " << python
+      << " " << GS_SOURCE_DIR << "/scripts/train_bench.py --model " << m.name
       << " --threads " << threads << " --batch " << m.batch << " --steps " << steps
       << " --warmup " << warmup << " --seq " << kSeq;
   if (m.lm) {
