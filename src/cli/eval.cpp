@@ -1,4 +1,5 @@
-// `gstick eval MODEL.onnx --data SPEC`: loss, top-1 / top-5 accuracy and latency of a classifier.
+// `gstick eval MODEL.onnx --data SPEC`: loss, top-1 / top-5 accuracy and latency of a classifier,
+// or sliding-window perplexity and the unigram baseline of a language model on text data.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -8,6 +9,7 @@
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "cli/lm_eval.h"
 #include "data/dataset.h"
 #include "io/npy.h"
 #include "runtime/executor.h"
@@ -21,12 +23,23 @@ struct EvalOptions {
   std::string model, data, dump_npy;
   int64_t batch = 256;
   int threads = 0;
+  LmEvalOptions lm;
 };
 
 int runEval(const EvalOptions& o) {
   if (o.threads > 0) gs::setIntraOpThreads(o.threads);
   auto g = loadModel(o.model);
-  auto data = openDataset(o.data);
+  DataSpec spec = parseDataSpec(o.data);
+  if (isLanguageModel(*g)) {
+    GS_CHECK(o.dump_npy.empty(), "--dump-npy applies to image data only");
+    printLmEval(*g, spec, o.lm);
+    return 0;
+  }
+  GS_CHECK(spec.kind != DataSpec::Kind::Text, o.model,
+           ": text data needs a language model (int64 token-id input)");
+  GS_CHECK(o.lm.context == 0 && o.lm.stride == 0 && o.lm.maxTokens == 0,
+           "--context/--stride/--max-tokens apply to language models only");
+  auto data = openDataset(spec);
   GS_CHECK(data->hasLabels(), "data ", data->describe(), " has no labels");
   GS_CHECK(g->inputs().size() == 1, o.model, ": eval expects a model with one input, it has ",
            g->inputs().size());
@@ -83,11 +96,24 @@ int runEval(const EvalOptions& o) {
 Command addEvalCommand(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "eval", "Evaluate an image classifier: loss, top-1/top-5 accuracy and latency per batch");
+      "eval",
+      "Evaluate an image classifier (loss, top-1/top-5 accuracy, latency per batch) or a "
+      "language model (sliding-window perplexity and the unigram baseline)");
   cmd->add_option("model", o->model, "ONNX model file")->required()->type_name("MODEL.onnx");
-  cmd->add_option("--data", o->data, "Labelled data: fashion-mnist[:train|:test][:N] or npy:DIR")
+  cmd->add_option("--data", o->data,
+                  "Labelled data: fashion-mnist[:train|:test][:N] or npy:DIR[:N]; for language "
+                  "models text[:FILE][:SPLIT][:N] (default split validation)")
       ->required()
       ->type_name("SPEC");
+  cmd->add_option("--context", o->lm.context,
+                  "Language models: perplexity window length (default the model's max_seq)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--stride", o->lm.stride,
+                  "Language models: window stride (default = context, non-overlapping)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--max-tokens", o->lm.maxTokens,
+                  "Language models: evaluate only the first N tokens of the split")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   cmd->add_option("--batch", o->batch, "Batch size")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "data/idx.h"
+#include "data/text_dataset.h"
 #include "io/npy.h"
 #include "support/error.h"
 
@@ -52,7 +53,12 @@ bool allDigits(const std::string& s) {
 }
 
 const char* kSpecForms =
-    "expected fashion-mnist[:train|:test][:N] or npy:DIR[:N] (N = use the first N samples)";
+    "expected fashion-mnist[:train|:test][:N], npy:DIR[:N] or text[:FILE][:train|:val|:test][:N] "
+    "(N = use the first N samples / tokens)";
+
+bool isTextSplitName(const std::string& s) {
+  return s == "train" || s == "val" || s == "valid" || s == "validation" || s == "test";
+}
 
 }  // namespace
 
@@ -218,10 +224,41 @@ DataSpec parseDataSpec(const std::string& spec) {
     }
     return out;
   }
+  if (spec == "text" || spec.rfind("text:", 0) == 0) {
+    out.kind = DataSpec::Kind::Text;
+    if (spec == "text") return out;
+    std::string rest = spec.substr(5);
+    GS_CHECK(!rest.empty(), "data spec '", spec, "': missing FILE or split after 'text:'; ",
+             kSpecForms);
+    std::error_code ec;
+    if (fs::is_regular_file(rest, ec)) {  // an existing file wins over any ':' parsing
+      out.dir = rest;
+      return out;
+    }
+    size_t c = rest.rfind(':');
+    std::string last = c == std::string::npos ? rest : rest.substr(c + 1);
+    if (allDigits(last)) {
+      out.limit = parseCount(last, spec);
+      rest = c == std::string::npos ? "" : rest.substr(0, c);
+      c = rest.rfind(':');
+      last = c == std::string::npos ? rest : rest.substr(c + 1);
+    }
+    if (isTextSplitName(last) && !fs::is_regular_file(rest, ec)) {
+      out.textSplit = parseTextSplit(last);
+      rest = c == std::string::npos ? "" : rest.substr(0, c);
+    }
+    out.dir = rest;
+    return out;
+  }
   GS_FAIL("data spec '", spec, "': unknown data source; ", kSpecForms);
 }
 
 std::shared_ptr<Dataset> openDataset(const DataSpec& spec) {
+  if (spec.kind == DataSpec::Kind::Text) {
+    TextData t = openTextData(spec);
+    const int64_t len = spec.seqLen > 0 ? spec.seqLen : 128;
+    return std::make_shared<TokenSequenceDataset>(t.tokens, len, len, t.describe());
+  }
   if (spec.kind == DataSpec::Kind::FashionMnist)
     return std::make_shared<FashionMnistDataset>(spec.split, spec.limit);
   auto ds = TensorDataset::fromNpy(spec.dir);

@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "data/text_corpus.h"
 
 namespace gs {
 
@@ -104,12 +107,19 @@ class FashionMnistDataset : public Dataset {
 ///   fashion-mnist[:train|:test][:N]   Fashion-MNIST split (default train), first N samples
 ///   npy:DIR[:N]                       DIR/inputs.npy [+ DIR/labels.npy]; a trailing ":N" is a
 ///                                     limit unless "DIR:N" itself is an existing directory
+///   text[:FILE][:SPLIT][:N]           byte tokens of the built-in corpus (or FILE), SPLIT one of
+///                                     train / val / validation / test, first N tokens; a FILE
+///                                     that exists is taken whole even if it contains ':'
 struct DataSpec {
-  enum class Kind { FashionMnist, Npy };
+  enum class Kind { FashionMnist, Npy, Text };
   Kind kind = Kind::FashionMnist;
   FashionMnistDataset::Split split = FashionMnistDataset::Split::Train;
-  std::string dir;    ///< npy directory
-  int64_t limit = 0;  ///< 0 = all samples
+  std::string dir;    ///< npy directory; text FILE (empty = the built-in corpus)
+  int64_t limit = 0;  ///< 0 = all samples (text: all tokens of the split)
+  std::optional<TextSplit> textSplit;  ///< text split; unset = the caller's default
+  /// Text only: tokens per training sample (openDataset cuts the split into non-overlapping
+  /// next-token samples of this length; see TokenSequenceDataset). 0 = 128.
+  int64_t seqLen = 0;
 };
 
 /// Parses a data spec; throws gs::Error quoting the spec and listing the accepted forms.

@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <mutex>
@@ -49,6 +50,7 @@ void setRngState(const at::Tensor& s) {
 
 Trainer::Trainer(Graph& g, TrainerOptions options) : g_(g), o_(std::move(options)) {
   GS_CHECK(o_.epochs >= 0, "trainer: epochs must be >= 0, got ", o_.epochs);
+  GS_CHECK(o_.maxSteps >= 0, "trainer: maxSteps must be >= 0, got ", o_.maxSteps);
   GS_CHECK(o_.evalBatchSize >= 1, "trainer: eval batch size must be >= 1");
   GS_CHECK(o_.clipGradNorm >= 0, "trainer: clip norm must be >= 0");
   GS_CHECK(o_.labelSmoothing >= 0 && o_.labelSmoothing <= 1,
@@ -78,9 +80,11 @@ void Trainer::trainEpoch(DataLoader& loader, TrainContext& ctx, TrainResult& res
   MetricAccumulator acc;
   Epoch ep = loader.epoch(ctx.epoch);
   std::optional<Progress> progress;
+  int64_t total = ctx.stepsPerEpoch;
+  if (o_.maxSteps > 0) total = std::min(total, o_.maxSteps - step_);
   if (o_.progress)
     progress.emplace("epoch " + std::to_string(ctx.epoch + 1) + "/" + std::to_string(o_.epochs),
-                     ctx.stepsPerEpoch, o_.progressOptions);
+                     total, o_.progressOptions);
   int64_t seen = 0;
   int64_t i = 0;
   double t0 = now();
@@ -120,7 +124,7 @@ void Trainer::trainEpoch(DataLoader& loader, TrainContext& ctx, TrainResult& res
     ctx.outputs = at::Tensor();
     ctx.batch = nullptr;
     ++i;
-    if (ctx.stopTraining) break;
+    if (ctx.stopTraining || (o_.maxSteps > 0 && step_ >= o_.maxSteps)) break;
   }
   res.trainSeconds += now() - t0;
   res.samples += seen;
@@ -136,7 +140,10 @@ TrainResult Trainer::fit(std::shared_ptr<const Dataset> train, std::shared_ptr<c
   const int64_t per_epoch = loader.numBatches();
   if (o_.schedule) {
     LrScheduleConfig sc = *o_.schedule;
-    if (sc.totalSteps == 0) sc.totalSteps = o_.epochs * per_epoch;
+    if (sc.totalSteps == 0) {
+      sc.totalSteps = o_.epochs * per_epoch;
+      if (o_.maxSteps > 0) sc.totalSteps = std::min(sc.totalSteps, o_.maxSteps);
+    }
     schedule_ = std::make_unique<LrSchedule>(sc);
     schedule_->setStep(step_, *opt_);
   }
@@ -157,7 +164,7 @@ TrainResult Trainer::fit(std::shared_ptr<const Dataset> train, std::shared_ptr<c
   ctx.step = step_;
   TrainResult res;
   for (auto& cb : callbacks_) cb->onTrainBegin(ctx);
-  while (epoch_ < o_.epochs && !ctx.stopTraining) {
+  while (epoch_ < o_.epochs && !ctx.stopTraining && (o_.maxSteps <= 0 || step_ < o_.maxSteps)) {
     ctx.epoch = epoch_;
     ctx.train = Metrics();
     for (auto& cb : callbacks_) cb->onEpochBegin(ctx);

@@ -23,6 +23,10 @@ class Executor;
 /// Trainer configuration.
 struct TrainerOptions {
   int64_t epochs = 1;
+  /// > 0: stop once this many optimizer steps have been taken in total (across epochs and
+  /// resumes), possibly in the middle of an epoch, which then counts as finished. Schedules with
+  /// totalSteps = 0 span min(epochs * batches per epoch, maxSteps) steps.
+  int64_t maxSteps = 0;
   /// Training loader (batch size, shuffle, augmentation, prefetch); its seed is replaced by `seed`.
   LoaderOptions loader;
   int64_t evalBatchSize = 256;

@@ -84,7 +84,7 @@ TEST(CliTrain, BadInputsFailInOneLine) {
                      1, "cannot write");
   expectOneErrorLine(gstick("train --model llama-tiny --data fashion-mnist:train:100 --epochs 1 "
                             "-o " + dir + "/m.onnx"),
-                     1, "image classifiers only");
+                     1, "is a language model: train it on text data");
   expectOneErrorLine(gstick("eval " + dir + "/missing.onnx --data fashion-mnist:test:10"), 1,
                      "missing.onnx");
   expectOneErrorLine(gstick("train --model lenet5 --epochs 1 -o " + dir + "/m.onnx"), 2,

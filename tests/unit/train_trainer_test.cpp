@@ -185,6 +185,31 @@ TEST(TrainTrainer, CallbackSequence) {
   EXPECT_EQ(r.eval->count, 10);
 }
 
+TEST(TrainTrainer, MaxStepsStopsMidEpochAndSizesTheSchedule) {
+  // 40 samples, batch 16 -> 3 batches per epoch; 4 epochs allowed but maxSteps = 4 stops after
+  // the first batch of epoch 2, and a cosine schedule with totalSteps = 0 spans those 4 steps.
+  auto data = teacherData(40);
+  auto g = tinyCnn(4);
+  TrainerOptions o = options(4);
+  o.maxSteps = 4;
+  LrScheduleConfig sc;
+  sc.kind = LrScheduleConfig::Kind::Cosine;
+  o.schedule = sc;
+  Trainer t(*g, o);
+  auto rec = std::make_shared<Recorder>();
+  t.addCallback(rec);
+  TrainResult r = t.fit(data);
+  EXPECT_EQ(r.steps, 4);
+  EXPECT_EQ(t.globalStep(), 4);
+  EXPECT_EQ(r.epochsRun, 2);
+  EXPECT_EQ(r.samples, 16 + 16 + 8 + 16);
+  ASSERT_NE(t.schedule(), nullptr);
+  EXPECT_EQ(t.schedule()->config().totalSteps, 4);
+  EXPECT_NEAR(t.optimizer().groups()[0].options.lr, 0.0, 1e-12);  // cosine reached its end
+  // A second fit() does nothing: the step budget is spent.
+  EXPECT_EQ(t.fit(data).steps, 0);
+}
+
 TEST(TrainTrainer, EvaluateMatchesIndependentComputation) {
   auto data = teacherData(50);
   auto g = tinyCnn(5);
