@@ -2,7 +2,7 @@
 // reference path) and ONNX Runtime on the same QDQ models; optional Fashion-MNIST accuracy and
 // int8 fidelity. Usage:
 //   int8_bench [--threads T] [--runs R] [--models lenet5,resnet20,mobilenetv2] [--batches 1,32]
-//              [--accuracy N] [--no-ort] [--signed] [--work DIR]
+//              [--accuracy N] [--no-ort] [--signed] [--profile] [--work DIR]
 // Trained models/<name>-fmnist.onnx are used when present, else seeded zoo models; QDQ graphs
 // come from runtime/int8_qdq_builder.h calibrated on 256 Fashion-MNIST training images (or
 // seeded uniform inputs without the dataset).
@@ -13,8 +13,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,16 +40,12 @@ double medianOf(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-double timeExecutor(gs::Executor& ex, const std::vector<at::Tensor>& in, int runs) {
-  ex.run(in);
-  ex.run(in);
-  std::vector<double> ms;
-  for (int i = 0; i < runs; ++i) {
-    auto t0 = Clock::now();
-    ex.run(in);
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-  }
-  return medianOf(ms);
+/// CPU time of the whole process (all threads) in ms: on a shared, oversubscribed machine the
+/// wall clock mostly measures how long the scheduler parks the process, CPU time the work done.
+double cpuMs() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -79,11 +77,36 @@ std::unique_ptr<gs::Executor> makeExecutor(const gs::Graph& g, bool int8) {
   return ex;
 }
 
+/// Per-step median times of the int8 plan (fused groups under their anchor node).
+void printProfile(gs::Executor& ex, const std::vector<at::Tensor>& in) {
+  ex.setProfiling(true);
+  std::map<std::string, std::vector<double>> t;
+  std::vector<std::string> order;
+  std::vector<double> wall;
+  for (int r = 0; r < 9; ++r) {
+    auto t0 = Clock::now();
+    ex.run(in);
+    wall.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    for (const auto& [node, sec] : ex.profile()) {
+      std::string k = node->name() + " (" + node->opType() + ")";
+      if (!t.count(k)) order.push_back(k);
+      t[k].push_back(sec * 1e3);
+    }
+  }
+  ex.setProfiling(false);
+  double total = 0;
+  for (const auto& k : order) {
+    total += medianOf(t[k]);
+    std::printf("    %-50s %.3f ms\n", k.c_str(), medianOf(t[k]));
+  }
+  std::printf("    sum of step medians: %.3f ms, run median %.3f ms\n", total, medianOf(wall));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
   int threads = 1, runs = 30, accuracy = 0;
-  bool ort = true, is_signed = false;
+  bool ort = true, is_signed = false, profile = false;
   std::vector<std::string> names{"lenet5", "resnet20", "mobilenetv2"};
   std::vector<int64_t> batches{1, 32};
   std::string work = "/tmp/gs_int8_bench";
@@ -102,6 +125,7 @@ int main(int argc, char** argv) try {
     } else if (a == "--accuracy") accuracy = std::stoi(next());
     else if (a == "--no-ort") ort = false;
     else if (a == "--signed") is_signed = true;
+    else if (a == "--profile") profile = true;
     else if (a == "--work") work = next();
     else GS_FAIL("unknown option '", a, "'");
   }
@@ -132,11 +156,12 @@ int main(int argc, char** argv) try {
     }
   }
 
-  std::printf("threads %d, engine %s, %d timed runs (median), activations %s\n\n", threads,
+  std::printf("threads %d, engine %s, %d interleaved timed runs (medians), activations %s\n\n", threads,
               engine.c_str(), runs, is_signed ? "int8" : "uint8");
-  std::printf("| model | batch | fp32 (ms) | QDQ float ref (ms) | int8 (ms) | int8 speed-up vs fp32 |%s\n",
-              ort ? " ORT fp32 (ms) | ORT QDQ (ms) |" : "");
-  std::printf("|---|---|---|---|---|---|%s\n", ort ? "---|---|" : "");
+  std::printf("| model | batch | fp32 CPU ms | int8 CPU ms | QDQ float-ref CPU ms | int8 speed-up (CPU) | "
+              "fp32 wall ms | int8 wall ms | speed-up (wall) | QDQ float-ref wall ms |%s\n",
+              ort ? " ORT fp32 wall ms | ORT QDQ wall ms |" : "");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|%s\n", ort ? "---|---|" : "");
   std::vector<std::string> acc_lines;
   for (const std::string& name : names) {
     std::string source;
@@ -153,17 +178,31 @@ int main(int argc, char** argv) try {
     for (int64_t batch : batches) {
       at::Generator gen = at::detail::createCPUGenerator(7);
       at::Tensor x = at::rand({batch, 1, 28, 28}, gen);
-      double t_fp32 = timeExecutor(*ex_fp32, {x}, runs);
-      double t_ref = timeExecutor(*ex_ref, {x}, std::max(5, runs / 3));
-      double t_int8 = timeExecutor(*ex_int8, {x}, runs);
-      std::printf("| %s | %lld | %.3f | %.3f | %.3f | %.2fx |", name.c_str(),
-                  static_cast<long long>(batch), t_fp32, t_ref, t_int8, t_fp32 / t_int8);
+      // Interleaved rounds (fp32, int8, reference in turn) so machine load hits all alike.
+      std::vector<gs::Executor*> exs{ex_fp32.get(), ex_int8.get(), ex_ref.get()};
+      std::vector<std::vector<double>> ms(exs.size()), cpu(exs.size());
+      for (gs::Executor* e : exs) e->run({x});
+      for (int r = 0; r < runs; ++r)
+        for (size_t k = 0; k < exs.size(); ++k) {
+          if (k == 2 && r % 3) continue;  // the float reference is slow and only for context
+          double c0 = cpuMs();
+          auto t0 = Clock::now();
+          exs[k]->run({x});
+          ms[k].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+          cpu[k].push_back(cpuMs() - c0);
+        }
+      double w_fp32 = medianOf(ms[0]), w_int8 = medianOf(ms[1]), w_ref = medianOf(ms[2]);
+      double c_fp32 = medianOf(cpu[0]), c_int8 = medianOf(cpu[1]), c_ref = medianOf(cpu[2]);
+      std::printf("| %s | %lld | %.3f | %.3f | %.3f | **%.2fx** | %.3f | %.3f | %.2fx | %.3f |",
+                  name.c_str(), static_cast<long long>(batch), c_fp32, c_int8, c_ref,
+                  c_fp32 / c_int8, w_fp32, w_int8, w_fp32 / w_int8, w_ref);
       if (ort) {
         auto of = gs::ort::runOrt(fp32_path, {{"input", x}}, work + "/ort", runs, threads, false);
         auto oq = gs::ort::runOrt(qdq_path, {{"input", x}}, work + "/ort", runs, threads, false);
         std::printf(" %.3f | %.3f |", of.median_ms, oq.median_ms);
       }
       std::printf("\n");
+      if (profile) printProfile(*ex_int8, {x});
       std::fflush(stdout);
     }
     if (test) {
