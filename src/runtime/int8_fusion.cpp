@@ -135,6 +135,7 @@ struct LinState {
   std::vector<int64_t> strides, pads, dilations;
   int64_t groups = 1;
   bool has_act = false;  // Relu or Clip present
+  bool bias_in_acc_units = false;  // QLinearConv: int32 bias added to the accumulator
   bool is_clip = false;
   bool valid = false;
   Stamps stamps;
@@ -161,9 +162,14 @@ struct LinState {
       GS_CHECK(at::all(in[kWz] == 0).item<bool>(), anchor->describe(),
                ": int8 weights must have zero point 0");
     if (in[kB].defined()) {
-      // DequantizeLinear of an int32 bias computes float(b) * scale, as here.
-      w.bias = in[kBs].defined() ? at::mul(in[kB].to(at::kFloat), in[kBs].to(at::kFloat))
-                                 : in[kB].to(at::kFloat);
+      // DequantizeLinear of an int32 bias computes float(b) * scale, as here; QLinearConv's
+      // int32 bias is in accumulator units, i.e. scaled by x_scale * w_scale.
+      if (bias_in_acc_units)
+        w.bias = in[kB].to(at::kDouble) * (static_cast<double>(xq.scale) *
+                                           in[kWs].to(at::kDouble).reshape({-1}));
+      else
+        w.bias = in[kBs].defined() ? at::mul(in[kB].to(at::kFloat), in[kBs].to(at::kFloat))
+                                   : in[kB].to(at::kFloat);
     }
     conv.reset();
     lin.reset();
@@ -217,6 +223,23 @@ bool biasInput(const Value* b, int64_t n, const Ctx& c, std::array<const Value*,
   return true;
 }
 
+/// 2-D conv attributes of `op` (Conv or QLinearConv) for weight `w` into `st`; false when the
+/// int8 engine cannot take them (auto_pad SAME, asymmetric pads, ...).
+bool convAttrs(const Node* op, const at::Tensor& w, LinState& st) {
+  std::string ap = op->attrString("auto_pad", "NOTSET");
+  if (ap != "NOTSET" && ap != "VALID") return false;
+  std::vector<int64_t> pads = op->attrInts("pads", {0, 0, 0, 0});
+  if (ap == "VALID") pads = {0, 0, 0, 0};
+  if (pads.size() != 4 || pads[0] != pads[2] || pads[1] != pads[3]) return false;
+  st.pads = {pads[0], pads[1]};
+  st.strides = op->attrInts("strides", {1, 1});
+  st.dilations = op->attrInts("dilations", {1, 1});
+  st.groups = op->attrInt("group", 1);
+  std::vector<int64_t> ks = op->attrInts("kernel_shape", {});
+  return st.strides.size() == 2 && st.dilations.size() == 2 &&
+         (ks.empty() || ks == std::vector<int64_t>{w.size(2), w.size(3)});
+}
+
 void matchLinear(const Node* op, LinKind kind, Ctx& c, std::vector<FusedGroup>& groups) {
   if (!singleOutput(op)) return;
   std::array<const Value*, kNumLinIn> io{};
@@ -231,20 +254,8 @@ void matchLinear(const Node* op, LinKind kind, Ctx& c, std::vector<FusedGroup>& 
   const Value* cur = op->output(0);
   if (kind == LinKind::kConv) {
     if (op->numInputs() < 2 || !weightDq(op, 0, c, io) || io[kW]->data().dim() != 4) return;
-    std::string ap = op->attrString("auto_pad", "NOTSET");
-    if (ap != "NOTSET" && ap != "VALID") return;
-    std::vector<int64_t> pads = op->attrInts("pads", {0, 0, 0, 0});
-    if (ap == "VALID") pads = {0, 0, 0, 0};
-    if (pads.size() != 4 || pads[0] != pads[2] || pads[1] != pads[3]) return;
-    st->pads = {pads[0], pads[1]};
-    st->strides = op->attrInts("strides", {1, 1});
-    st->dilations = op->attrInts("dilations", {1, 1});
-    st->groups = op->attrInt("group", 1);
-    std::vector<int64_t> ks = op->attrInts("kernel_shape", {});
+    if (!convAttrs(op, io[kW]->data(), *st)) return;
     const at::Tensor& w = io[kW]->data();
-    if (st->strides.size() != 2 || st->dilations.size() != 2 ||
-        (!ks.empty() && ks != std::vector<int64_t>{w.size(2), w.size(3)}))
-      return;
     if (!biasInput(op->input(2), w.size(0), c, io)) return;
   } else if (kind == LinKind::kGemm) {
     if (op->attrFloat("alpha", 1.0f) != 1.0f || op->attrFloat("beta", 1.0f) != 1.0f ||
@@ -303,6 +314,54 @@ void matchLinear(const Node* op, LinKind kind, Ctx& c, std::vector<FusedGroup>& 
     }
   };
   for (const Node* n : nodes) c.claimed.insert(n);
+  groups.push_back(std::move(fg));
+}
+
+/// An explicit QLinearConv with constant int8 weights (zero point 0) runs on the same engine:
+/// y = requant(acc + B) == requant(acc) with the float bias B * x_scale * w_scale.
+void matchQLinearConv(const Node* op, Ctx& c, std::vector<FusedGroup>& groups) {
+  if (!singleOutput(op) || op->numInputs() < 8) return;
+  std::array<const Value*, kNumLinIn> io{};
+  const Value *xs = op->input(1), *xz = op->input(2), *w = op->input(3), *ws = op->input(4),
+              *wz = op->input(5), *ys = op->input(6), *yz = op->input(7), *b = op->input(8);
+  auto perTensor = [](const Value* sc, const Value* z) {
+    return isParamOf(sc, {at::kFloat}) && sc->data().numel() == 1 &&
+           (!z || (isParamOf(z, {at::kByte, at::kChar}) && z->data().numel() == 1));
+  };
+  if (!op->input(0) || !perTensor(xs, xz) || !perTensor(ys, yz) || !yz) return;
+  if (!isParamOf(w, {at::kChar}) || w->data().dim() != 4 || !isParamOf(ws, {at::kFloat})) return;
+  const int64_t o = w->data().size(0);
+  if (ws->data().numel() != 1 && ws->data().numel() != o) return;
+  if (wz && (!isParamOf(wz, {at::kChar}) || !at::all(wz->data() == 0).item<bool>())) return;
+  if (b && (!isParamOf(b, {at::kInt}) || b->data().numel() != o)) return;
+  auto st = std::make_shared<LinState>();
+  st->kind = LinKind::kConv;
+  st->bias_in_acc_units = true;
+  if (!convAttrs(op, w->data(), *st)) return;
+  io[kX] = op->input(0);
+  io[kXs] = xs;
+  io[kXz] = xz;
+  io[kW] = w;
+  io[kWs] = ws;
+  io[kWz] = wz;
+  io[kB] = b;
+  io[kYs] = ys;
+  io[kYz] = yz;
+  FusedGroup fg;
+  fg.kind = "QLinearConv";
+  fg.anchor = op;
+  fg.nodes = {op};
+  fg.inputs.assign(io.begin(), io.end());
+  fg.outputs.push_back(op->output(0));
+  fg.kernel = [st, op](const KernelContext&, const std::vector<at::Tensor>& in,
+                       std::vector<at::Tensor>& out) {
+    st->refresh(in, op);
+    GS_CHECK(in[kX].dim() == 4, op->describe(), ": int8 conv expects a 4-D input");
+    GS_CHECK(in[kX].scalar_type() == (st->xq.is_signed ? at::kChar : at::kByte), op->describe(),
+             ": x dtype does not match x_zero_point");
+    out[0] = st->conv->run(in[kX], st->xq, st->yq, st->act);
+  };
+  c.claimed.insert(op);
   groups.push_back(std::move(fg));
 }
 
@@ -387,6 +446,7 @@ std::vector<FusedGroup> findInt8Fusions(const Graph& g) {
     else if (isOp(p, "MatMul")) matchLinear(p, LinKind::kMatMul, c, groups);
     else if (isOp(p, "Add")) matchAdd(p, c, groups);
     else if (isOp(p, "MaxPool")) matchMaxPool(p, c, groups);
+    else if (isOp(p, "QLinearConv")) matchQLinearConv(p, c, groups);
   }
   // DequantizeLinear nodes whose every consumer is an int8 group are dead in the fused plan.
   std::unordered_map<const Node*, size_t> group_of;

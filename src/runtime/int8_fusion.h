@@ -16,6 +16,7 @@ namespace gs {
 ///    [-> Relu | Clip] -> Q, with DQ(W_q) of a constant int8 weight
 ///  - DQ(a_q), DQ(b_q) -> Add [-> Relu] -> Q      (QLinearAdd, bit-identical to the float ops)
 ///  - DQ(x_q) -> MaxPool (2-D, no indices output) -> Q
+///  - an explicit QLinearConv with constant int8 weights (zero point 0), per-tensor x / y
 /// Each group reads the 8-bit tensors directly, so consecutive layers pass int8 activations
 /// (the Q of one layer feeds the next layer's DQ, which is skipped). A DequantizeLinear whose
 /// every consumer belongs to an int8 group is listed (first) in one of those groups and never

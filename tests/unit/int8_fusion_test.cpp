@@ -192,6 +192,27 @@ TEST(Int8Fusion, Int32BiasAndMaxPool) {
   EXPECT_LE(ndiff, 1);
 }
 
+TEST(Int8Fusion, QLinearConvRunsOnTheInt8Engine) {
+  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
+  QdqB b;
+  Value* xq = b.g.addInput("xq", DType::UInt8, std::vector<Dim>{2, 8, 9, 9});
+  at::Generator gen = at::detail::createCPUGenerator(61);
+  Value* w = b.g.addParam("w", at::randint(-127, 128, {12, 8, 3, 3}, gen, at::kInt).to(at::kChar), false);
+  Value* ws = b.g.addParam("ws", test::randn({12}, 62).abs() * 0.01f + 0.002f, false);
+  Value* wz = b.g.addParam("wz", at::zeros({12}, at::kChar), false);
+  Value* bias = b.g.addParam("bias", at::randint(-3000, 3000, {12}, gen, at::kInt), false);
+  Node* qc = b.g.addNode("QLinearConv", {xq, b.scalarF(0.03f), b.zp(120, false), w, ws, wz,
+                                         b.scalarF(0.2f), b.zp(-5, true), bias},
+                         1, "qconv", {{"pads", std::vector<int64_t>{1, 1, 1, 1}},
+                                      {"strides", std::vector<int64_t>{2, 2}}});
+  b.g.addOutput(qc->output(0));
+  EXPECT_EQ(kinds(b.g), std::vector<std::string>{"QLinearConv"});
+  at::Tensor x = at::randint(0, 256, {2, 8, 9, 9}, gen, at::kInt).to(at::kByte);
+  auto [worst, ndiff] = compareFused(b.g, {x});
+  EXPECT_LE(worst, 1.0);
+  EXPECT_LE(ndiff, 1);  // of 2*12*5*5 = 600
+}
+
 TEST(Int8Fusion, UnsupportedPatternsFallBackToFloatKernels) {
   if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   QdqB b;
