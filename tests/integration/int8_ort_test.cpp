@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "io/onnx.h"
@@ -55,7 +56,7 @@ void checkAgainstOrt(const Graph& fp32, const std::string& tag, bool is_signed, 
   ASSERT_TRUE(dq && dq->opType() == "DequantizeLinear");
   double step = dq->input(1)->data().item<double>();
   at::Tensor d = (ours - r).abs() / step;
-  double max_steps = d.max().item<double>();
+  double max_steps = std::nearbyint(d.max().item<double>());  // dequantized: k steps +- float error
   double exact = d.lt(0.5).to(at::kDouble).mean().item<double>();
   double agree = ours.argmax(1).eq(r.argmax(1)).to(at::kDouble).mean().item<double>();
   std::printf("[%s] vs ORT: max %.0f steps, %.1f%% logits identical, top-1 agreement %.1f%%\n",
