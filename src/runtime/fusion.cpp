@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "runtime/int8_fusion.h"
 #include "support/error.h"
 
 namespace gs {
@@ -268,7 +269,10 @@ void matchGelu(const Node* erf, MatchContext& mc, std::vector<FusedGroup>& group
 std::vector<FusedGroup> findFusions(const Graph& g) {
   MatchContext mc;
   for (const Value* v : g.outputs()) mc.graph_outputs.insert(v);
-  std::vector<FusedGroup> groups;
+  // QDQ islands first: their Conv/Gemm/MatMul nodes run as int8 kernels (runtime/int8_fusion.h).
+  std::vector<FusedGroup> groups = findInt8Fusions(g);
+  for (const FusedGroup& fg : groups)
+    for (const Node* n : fg.nodes) mc.claimed.insert(n);
   for (const auto& n : g.nodes()) {
     if (mc.claimed.count(n.get())) continue;
     if (isOp(n.get(), "Conv")) matchConv(n.get(), mc, groups);

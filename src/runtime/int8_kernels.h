@@ -1,0 +1,87 @@
+// Real int8 kernels for the eval-time QDQ fusions: conv/linear through ATen's quantized engine
+// (oneDNN: exact int32 accumulation, float requantization), residual add and max pooling on
+// 8-bit tensors. Activations are plain uint8/int8 at::Tensors with per-tensor (scale, zero point).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gs::int8 {
+
+/// Per-tensor affine quantization of an activation: real = (q - zero_point) * scale, with q
+/// uint8 (is_signed false) or int8.
+struct QParams {
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+  bool is_signed = false;
+  int32_t qmin() const { return is_signed ? -128 : 0; }
+  int32_t qmax() const { return is_signed ? 127 : 255; }
+};
+
+/// True when ATen offers a quantized engine with int8 conv/linear (oneDNN, else QNNPACK); the
+/// fusions are not formed without one. `name` receives the engine used ("onednn").
+bool engineAvailable(std::string* name = nullptr);
+
+/// Activation applied to the float result before requantization, folded into the integer
+/// output as a clamp (Relu: q >= Q(0); Clip(lo, hi): Q(lo) <= q <= Q(hi)), which is exact
+/// because quantization is monotone.
+struct Activation {
+  enum Kind { kNone, kRelu, kClip } kind = kNone;
+  float lo = 0.0f, hi = 0.0f;  // kClip bounds (real values)
+};
+
+/// Weight of a conv or linear layer: int8 values (symmetric, zero point 0), float scale per
+/// output channel (size O) or per tensor (one element), optional float bias of size O.
+struct QWeight {
+  at::Tensor w;      // int8: conv [O, I/g, kh, kw]; linear [O, K]
+  at::Tensor scale;  // float, numel 1 or O
+  at::Tensor bias;   // float [O] or undefined
+};
+
+/// A 2-D convolution with prepacked int8 weights: y_q = requant(sum (x_q - x_zp) * w_q + bias').
+class QConv2d {
+ public:
+  /// Packs the weight for the engine; `pads` = {top, left} (symmetric padding only).
+  QConv2d(const QWeight& w, std::vector<int64_t> strides, std::vector<int64_t> pads,
+          std::vector<int64_t> dilations, int64_t groups);
+  ~QConv2d();
+  /// x: uint8/int8 [N, C, H, W] (any dense layout; channels-last avoids a reorder). Returns
+  /// y as uint8/int8 (per `y.is_signed`), channels-last, saturated, ties rounded to even.
+  at::Tensor run(const at::Tensor& x, const QParams& xq, const QParams& yq, const Activation& act) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// A linear layer (y = x W^T + b) with prepacked int8 weights [O, K]; x has shape [..., K].
+class QLinear {
+ public:
+  explicit QLinear(const QWeight& w);
+  ~QLinear();
+  at::Tensor run(const at::Tensor& x, const QParams& xq, const QParams& yq, const Activation& act) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// QLinearAdd with the reference's float rounding: y = Q(act(DQ(a) + DQ(b))), computed per element
+/// as float((a - za) * sa) + float((b - zb) * sb), divided by sy, rounded half to even, plus zy,
+/// saturated: bit-identical to DequantizeLinear, Add, [Relu], QuantizeLinear run as float ops.
+/// Shapes may broadcast (slow path); equal shapes run one fused AVX2 pass.
+at::Tensor add(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
+               const QParams& yq, bool relu);
+
+/// MaxPool2d on the 8-bit values (max commutes with the monotone dequantization; the caller
+/// guarantees input and output quantization parameters are equal). `pads` = {top, left, bottom,
+/// right}.
+at::Tensor maxPool2d(const at::Tensor& x, const QParams& xq, std::vector<int64_t> kernel,
+                     std::vector<int64_t> strides, std::vector<int64_t> pads,
+                     std::vector<int64_t> dilations, bool ceil_mode);
+
+}  // namespace gs::int8
