@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <string_view>
 
 #include "io/safetensors.h"
 #include "support/error.h"
@@ -156,7 +157,7 @@ HfLlama loadHfLlama(const std::string& dir, int64_t max_seq) {
     v->setData(st == at::kFloat ? t : t.to(at::kFloat));
   }
   for (const auto& [n, p] : where) {
-    const bool ignorable = n.size() >= 20 && n.compare(n.size() - 20, 20, "rotary_emb.inv_freq") == 0;
+    const bool ignorable = std::string_view(n).ends_with("rotary_emb.inv_freq");
     GS_CHECK(expected.count(n) || ignorable, "HF checkpoint '", dir, "': unexpected tensor '", n,
              "' (not a Llama weight for this config.json)");
   }

@@ -178,7 +178,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
   for (int64_t bi = 0; bi < nblocks; ++bi) {
     const double t_block = now();
     blocks = findDecoderBlocks(g);
-    const DecoderBlock& blk = blocks[bi];
+    const DecoderBlock blk = blocks[bi];  // a copy: `blocks` is recomputed after insertions
     struct Lin {
       LinearRef ref;
       std::optional<WeightQuantSpec> spec;
