@@ -28,6 +28,8 @@ std::vector<const OpSchema*> OpRegistry::all() const {
   return v;
 }
 
+void registerMatmulNBitsOps(OpRegistry& r);  // com.microsoft MatMulNBits (ops/matmul_nbits.cpp)
+
 void registerAllOps(OpRegistry& r) {
   registerElementwiseOps(r);
   registerActivationOps(r);
@@ -40,6 +42,8 @@ void registerAllOps(OpRegistry& r) {
   registerMiscOps(r);
   registerQuantOps(r);
   registerImageOps(r);
+  registerFusedOps(r);
+  registerMatmulNBitsOps(r);
 }
 
 const OpRegistry& OpRegistry::global() {
