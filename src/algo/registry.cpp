@@ -9,6 +9,7 @@ namespace gs {
 
 void registerAllAlgos(AlgoRegistry& r) {
   registerIdentityAlgo(r);
+  registerLlmPtqAlgo(r);
 }
 
 const AlgoRegistry& AlgoRegistry::global() {

@@ -62,5 +62,7 @@ void registerAllAlgos(AlgoRegistry& r);
 // Per-family registration functions, called from registerAllAlgos (add one line per family).
 /// `identity` (algo/identity.cpp).
 void registerIdentityAlgo(AlgoRegistry& r);
+/// `llm_ptq` (llm/llm_ptq_algo.cpp).
+void registerLlmPtqAlgo(AlgoRegistry& r);
 
 }  // namespace gs
