@@ -17,7 +17,7 @@ struct AwqConfig {
   bool duo_scaling = true;  ///< s = mean|x|^a / mean|w|^(1-a) instead of mean|x|^a
   int64_t clip_grid = 20;   ///< shrink ratios 1 - k/clip_grid ...
   double max_shrink = 0.5;  ///< ... down to 1 - max_shrink
-  int64_t max_tokens = 4096;  ///< calibration rows used for scoring (strided subsample)
+  int64_t max_tokens = 2048;  ///< calibration rows used for scoring (strided subsample)
 };
 
 /// Result of the scale search for one group of linear layers sharing an input.

@@ -215,7 +215,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     std::map<std::string, ChannelAbsMax> amax;
     std::map<std::string, at::Tensor> kv_amax;
     const int64_t rows_per_chunk =
-        (cfg.awq_grid > 0 ? 4096 : 0) / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
+        AwqConfig{}.max_tokens / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
     {
       Subgraph sub = extractSubgraph(g, blk.nodes);
       Executor ex(*sub.graph);
