@@ -3,7 +3,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "io/onnx.h"
 #include "support/error.h"

@@ -2,6 +2,7 @@
 #include "algo/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <sstream>
 
@@ -325,6 +326,8 @@ std::string didYouMean(const std::string& name, const std::vector<std::string>& 
         cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
       std::swap(prev, cur);
     }
+    // A prefix of a longer name ("magnitude" -> "magnitude_prune") counts as close.
+    if (a.size() >= 3 && b.compare(0, a.size(), a) == 0 && b.size() > a.size()) prev[b.size()] = 1;
     if (prev[b.size()] < best_d) {
       best_d = prev[b.size()];
       best = c;

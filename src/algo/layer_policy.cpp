@@ -66,8 +66,7 @@ LayerPolicies::LayerPolicies(const Config& cfg, const ConfigSchema& schema) {
                                         return s;
                                       }() + ")");
         }
-        r.overrides[kv.key()] =
-            validateField(*f, kv.value(), "layer_policies." + r.pattern + "." + kv.key());
+        r.overrides[kv.key()] = validateField(*f, kv.value(), kv.key(), where);
       }
       GS_CHECK(!(r.skip && !r.overrides.empty()), where, ": 'skip' together with settings");
     }
@@ -77,9 +76,19 @@ LayerPolicies::LayerPolicies(const Config& cfg, const ConfigSchema& schema) {
 
 bool LayerPolicies::isLayer(const Node& n) {
   for (auto* v : n.inputs())
+    if (v && v->isParam() && v->data().defined() && v->data().is_floating_point() &&
+        v->data().dim() >= 2)
+      return true;
+  return false;
+}
+
+namespace {
+bool hasParamInput(const Node& n) {
+  for (auto* v : n.inputs())
     if (v && v->isParam()) return true;
   return false;
 }
+}  // namespace
 
 LayerPolicy LayerPolicies::policyFor(const Node& n) const {
   LayerPolicy p;
@@ -142,7 +151,8 @@ std::vector<std::pair<const Node*, LayerPolicy>> LayerPolicies::resolve(
     const Node& n = *up;
     for (size_t i = 0; i < rules_.size(); ++i)
       if (!used[i] && std::regex_match(n.name(), rules_[i].re)) used[i] = true;
-    if (!isLayer(n) || (!ops.empty() && !ops.count(n.opType()))) continue;
+    bool layer = ops.empty() ? isLayer(n) : ops.count(n.opType()) && hasParamInput(n);
+    if (!layer) continue;
     out.emplace_back(&n, policyFor(n));
   }
   for (size_t i = 0; i < rules_.size(); ++i)

@@ -47,13 +47,15 @@ class LayerPolicies {
   /// Effective policy of `n` (rules above). Throws gs::Error on conflicting regexes.
   LayerPolicy policyFor(const Node& n) const;
 
-  /// Every "layer" of `g` (nodes with at least one parameter input, see isLayer) whose op type is
-  /// in `ops` (empty = all op types), in graph order, with its policy. Throws gs::Error on the
-  /// first conflict, or if a layer_policies regex matches no node at all of `g` (a typo guard).
+  /// Every layer of `g` in graph order with its policy: with `ops` non-empty, the nodes of those
+  /// op types that have a parameter input; with `ops` empty, the nodes with a weight (isLayer).
+  /// Throws gs::Error on the first conflict, or if a layer_policies regex matches no node at all
+  /// of `g` (a typo guard).
   std::vector<std::pair<const Node*, LayerPolicy>> resolve(const Graph& g,
                                                            const std::set<std::string>& ops) const;
 
-  /// A node with at least one parameter (initializer) input: Conv, Gemm, MatMul with weights ...
+  /// A node with a weight: a floating-point parameter input of rank >= 2 (Conv / Gemm / MatMul
+  /// weights; not biases, BatchNorm vectors or scalar constants).
   static bool isLayer(const Node& n);
 
  private:

@@ -9,6 +9,7 @@ namespace gs {
 
 void registerAllAlgos(AlgoRegistry& r) {
   registerIdentityAlgo(r);
+  registerPruneAlgos(r);
   registerLlmPtqAlgo(r);
 }
 
@@ -61,7 +62,14 @@ ConfigSchema AlgoRegistry::schemaOf(const std::string& name) const {
 
 Config AlgoRegistry::validate(const std::string& name, const Json& user) const {
   const AlgoInfo& info = get(name);
-  return validateConfig(schemaOf(name), user, name + " config", info.check);
+  ConfigSchema schema = schemaOf(name);
+  Config c = validateConfig(schema, user, name + " config", info.check);
+  try {
+    LayerPolicies check(c, schema);  // regexes and per-layer keys of layer_policies
+  } catch (const Error& e) {
+    throw Error(name + " config: " + e.what());
+  }
+  return c;
 }
 
 std::unique_ptr<CompAlgo> AlgoRegistry::create(const std::string& name, const Json& user) const {

@@ -62,6 +62,8 @@ void registerAllAlgos(AlgoRegistry& r);
 // Per-family registration functions, called from registerAllAlgos (add one line per family).
 /// `identity` (algo/identity.cpp).
 void registerIdentityAlgo(AlgoRegistry& r);
+/// `magnitude_prune` (algo/magnitude_prune.cpp).
+void registerPruneAlgos(AlgoRegistry& r);
 /// `llm_ptq` (llm/llm_ptq_algo.cpp).
 void registerLlmPtqAlgo(AlgoRegistry& r);
 

@@ -22,5 +22,9 @@ Command addTrainCommand(CLI::App& app);
 Command addEvalCommand(CLI::App& app);
 /// `gstick optimize MODEL.onnx -o OUT.onnx [--passes a,b,c] [--level N] [--no-verify]`.
 Command addOptimizeCommand(CLI::App& app);
+/// `gstick algos [NAME] [--markdown]`: the algorithm registry.
+Command addAlgosCommand(CLI::App& app);
+/// `gstick compress --algo NAME [--config CFG.json] MODEL.onnx -o OUT.onnx [--data SPEC ...]`.
+Command addCompressCommand(CLI::App& app);
 
 }  // namespace gs::cli

@@ -22,8 +22,10 @@ std::vector<std::string> splitList(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
+  while (std::getline(ss, item, ',')) {
+    auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
   return out;
 }
 
@@ -38,7 +40,7 @@ int runOptimize(const OptimizeOptions& o) {
   auto g = loadModel(o.model);
   size_t before = g->numNodes(), params_before = g->params().size();
   auto steps = pm.run(*g);
-  std::printf("%-18s %8s %8s %8s\n", "pass", "changes", "nodes", "->");
+  std::printf("%-18s %8s %8s %8s\n", "pass", "changes", "before", "after");
   for (const auto& s : steps)
     std::printf("%-18s %8lld %8zu %8zu\n", s.result.pass.c_str(),
                 static_cast<long long>(s.result.changes), s.nodes_before, s.nodes_after);

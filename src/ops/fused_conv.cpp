@@ -38,16 +38,18 @@ Kernel makeFusedConv(const Node& n) {
     ck(ctx, cin, out);
     at::Tensor y = out[0];
     if (in.size() > 3 && in[3].defined()) y = y + in[3];
+    // y is a fresh conv result: eval mode may update it in place (autograd needs the copy).
+    const bool inplace = !ctx.training;
     if (act == "Relu") {
-      y = at::relu(y);
+      y = inplace ? y.relu_() : at::relu(y);
     } else if (act == "Tanh") {
-      y = at::tanh(y);
+      y = inplace ? y.tanh_() : at::tanh(y);
     } else if (act == "Sigmoid") {
-      y = at::sigmoid(y);
+      y = inplace ? y.sigmoid_() : at::sigmoid(y);
     } else if (act == "LeakyRelu") {
-      y = at::leaky_relu(y, p[0]);
+      y = inplace ? at::leaky_relu_(y, p[0]) : at::leaky_relu(y, p[0]);
     } else if (act == "Clip") {
-      y = at::clamp(y, p[0], p[1]);
+      y = inplace ? y.clamp_(p[0], p[1]) : at::clamp(y, p[0], p[1]);
     } else if (act == "HardSigmoid") {
       y = at::clamp(y * p[0] + p[1], 0.0, 1.0);
     }

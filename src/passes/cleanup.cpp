@@ -14,8 +14,7 @@ PassResult eliminateDeadCode(Graph& g, RewriteListener* listener) {
   for (auto it = names.rbegin(); it != names.rend(); ++it) {
     Node* n = g.findNode(*it);
     if (!n || !isDead(*n)) continue;
-    GS_ASSERT(rw.eraseNode(n) >= 1);
-    ++res.changes;
+    res.changes += rw.eraseNode(n);  // counts dead producers erased with it
   }
   std::vector<Value*> dead;
   for (Value* p : g.params())

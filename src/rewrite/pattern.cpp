@@ -318,9 +318,16 @@ std::optional<Match> Pattern::matchAt(Node* n, std::string* why) const {
     mt.nodes.push_back(result.nodes[i]);
     if (!nodes_[i].capture.empty()) mt.captured_nodes[nodes_[i].capture] = result.nodes[i];
   }
-  for (size_t i = 0; i < values_.size(); ++i)
+  for (size_t i = 0; i < values_.size(); ++i) {
+    // Outputs nobody in the pattern reads (e.g. the root's) are bound through their node.
+    if (!result.value_bound[i] && values_[i].kind == ValueKind::NodeOutput) {
+      result.values[i] = result.nodes[static_cast<size_t>(values_[i].node)]->output(
+          static_cast<size_t>(values_[i].index));
+      result.value_bound[i] = 1;
+    }
     if (!values_[i].capture.empty() && result.value_bound[i])
       mt.captured_values[values_[i].capture] = result.values[i];
+  }
   return mt;
 }
 

@@ -148,7 +148,8 @@ std::vector<Case> cases() {
       {"shape_inference", [](Graph& g) { return inferShapes(g).changes; }, 6},
       {"bn_fold_conv", [](Graph& g) { return foldBatchNorm(g).changes; }, 2},
       {"bn_fold_conv_transpose", [](Graph& g) { return foldBatchNorm(g).changes; }, 1},
-      {"bn_fold_gemm_matmul", [](Graph& g) { return foldBatchNorm(g).changes; }, 1},
+      // MatMul folding needs the input rank: shape inference first.
+      {"bn_fold_gemm_matmul", [](Graph& g) { return inferShapes(g).changes + 100 * foldBatchNorm(g).changes; }, 204},
       {"bn_fold_blocked", [](Graph& g) { return foldBatchNorm(g).changes; }, 0},
       {"conv_act_fusion", [](Graph& g) { return fuseConvActivation(g).changes; }, 3},
       {"pattern_residual", tagResidualBlocks, 2},
@@ -237,6 +238,50 @@ TEST(PassesGoldenReasons, UnfuseRestoresStandardOps) {
   auto in = seeded(*before, 5);
   Executor e0(*before), e1(*g);
   EXPECT_LE(test::maxRelDiff(e1.run(in)[0], e0.run(in)[0]), 1e-6);
+}
+
+// Constant-folding options: the size limit and keeping trainable structure.
+TEST(PassesOptions, ConstantFoldingLimits) {
+  const std::string text = readText(caseDir() / "constant_folding.before.gsir");
+  {
+    auto g = parseGraph(text);
+    ConstantFoldingOptions o;
+    o.fold_trainable = false;  // Transpose(%w) and everything after it read the trainable %w
+    PassResult r = foldConstants(*g, o);
+    EXPECT_EQ(r.changes, 1);  // only Add(%one, %two)
+    EXPECT_EQ(g->findNode("three"), nullptr);
+    EXPECT_NE(g->findNode("wt"), nullptr);
+    Value* three = g->findValue("three");
+    ASSERT_TRUE(three && three->isParam());
+    EXPECT_FALSE(three->trainable());
+    EXPECT_EQ(three->data().item<float>(), 3.0f);
+  }
+  {
+    auto g = parseGraph(text);
+    ConstantFoldingOptions o;
+    o.max_output_elements = 4;  // the 6-element weight products stay
+    PassResult r = foldConstants(*g, o);
+    EXPECT_EQ(r.changes, 1);
+    ASSERT_FALSE(r.notes.empty());
+    EXPECT_NE(r.notes[0].find("node 'wt' (Transpose): not folded"), std::string::npos) << r.notes[0];
+  }
+}
+
+// Shape inference reports (does not throw) when the graph cannot run on probe inputs.
+TEST(PassesOptions, ShapeInferenceDoesNotApplyNote) {
+  auto g = parseGraph(R"(graph "bad" {
+  opset "" 17
+  input %x: f32[N,3]
+  param frozen %shape: i64[2] = tensor<i64[2]>[5, 7]
+  %y = Reshape(%x, %shape) @r
+  output %y
+}
+)");
+  PassResult r = inferShapes(*g);
+  EXPECT_EQ(r.changes, 0);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_EQ(r.notes[0].rfind("does not apply: the graph does not run on probe inputs: ", 0), 0u)
+      << r.notes[0];
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ TEST(Rewriter, ReplaceNodeErasesDeadProducersAndParams) {
   Node* r = g->findNode("r");
   Node* nr = rw.insertBefore(r, "Relu", {g->inputs()[0]}, 1, "r2");
   rw.replaceNode(r, {nr->output(0)});
-  EXPECT_EQ(nodeNames(*g), (std::vector<std::string>{"r"}));
+  EXPECT_EQ(nodeNames(*g), (std::vector<std::string>{"r2"}));
   EXPECT_TRUE(g->params().empty());
   // The graph output keeps its name: the replacement inherits "r", and its node is named r2.
   ASSERT_EQ(g->outputs().size(), 1u);

@@ -190,8 +190,8 @@ TEST(SubgraphRewriter, RejectsMalformedTexts) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   };
-  expectError("graph \"p\" { input %x\n %y = Relu(%x\n output %y }", kIdentity, "t pattern:");
-  expectError(kDoubleTranspose, "graph \"r\" { input %zz\n %i = Identity(%zz)\n output %i }",
+  expectError("graph \"p\" {\n input %x\n %y = Relu(%x\n output %y\n}", kIdentity, "t pattern:");
+  expectError(kDoubleTranspose, "graph \"r\" {\n input %zz\n %i = Identity(%zz)\n output %i\n}",
               "replacement: input 'zz' is not a pattern input");
   expectError(R"(graph "p" {
   input %x
@@ -199,7 +199,7 @@ TEST(SubgraphRewriter, RejectsMalformedTexts) {
   %b = Neg(%x)
   output %b
 })", kIdentity, "pattern: node 'Relu' does not feed the last node");
-  expectError(kDoubleTranspose, "graph \"r\" { input %x\n output %x\n output %x }",
+  expectError(kDoubleTranspose, "graph \"r\" {\n input %x\n output %x\n output %x\n}",
               "pattern has 1 outputs, replacement has 2");
 }
 
