@@ -10,6 +10,7 @@ namespace gs {
 void registerAllAlgos(AlgoRegistry& r) {
   registerIdentityAlgo(r);
   registerPruneAlgos(r);
+  registerLlmPtqAlgo(r);
 }
 
 const AlgoRegistry& AlgoRegistry::global() {

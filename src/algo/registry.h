@@ -64,5 +64,7 @@ void registerAllAlgos(AlgoRegistry& r);
 void registerIdentityAlgo(AlgoRegistry& r);
 /// `magnitude_prune` (algo/magnitude_prune.cpp).
 void registerPruneAlgos(AlgoRegistry& r);
+/// `llm_ptq` (llm/llm_ptq_algo.cpp).
+void registerLlmPtqAlgo(AlgoRegistry& r);
 
 }  // namespace gs

@@ -1,0 +1,120 @@
+// AWQ scale and clip search (AutoAWQ's auto_scale / auto_clip, scored on the layer group).
+#include "llm/awq.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+
+#include "support/error.h"
+
+namespace gs::llm {
+
+at::Tensor subsampleRows(const at::Tensor& x, int64_t max_rows) {
+  at::Tensor r = x.reshape({-1, x.size(-1)}).to(at::kFloat);
+  if (max_rows <= 0 || r.size(0) <= max_rows) return r;
+  at::Tensor idx = at::linspace(0, r.size(0) - 1, max_rows, at::kDouble).round().to(at::kLong);
+  return r.index_select(0, idx);
+}
+
+namespace {
+
+double outputMse(const at::Tensor& x, const at::Tensor& ref, const at::Tensor& wq) {
+  return (at::matmul(x, wq.t()) - ref).square().mean().item<double>();
+}
+
+}  // namespace
+
+AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tensor>& weights,
+                               const AwqConfig& cfg) {
+  GS_CHECK(!weights.empty(), "AWQ: no weights to scale");
+  GS_CHECK(cfg.grid > 0, "AWQ: grid must be positive");
+  at::Tensor x = subsampleRows(x0, cfg.max_tokens);
+  const int64_t in = x.size(1);
+  std::vector<at::Tensor> refs;
+  at::Tensor w_all;
+  for (const at::Tensor& w : weights) {
+    GS_CHECK(w.dim() == 2 && w.size(1) == in, "AWQ: weight [", w.size(0), ", ", w.size(1),
+             "] does not take ", in, " inputs");
+    refs.push_back(at::matmul(x, w.to(at::kFloat).t()));
+  }
+  // mean |x| per channel and the group-normalised mean |w| per channel (AutoAWQ's get_act_scale
+  // and w_mean).
+  at::Tensor x_mean = x.abs().mean(0);
+  std::vector<at::Tensor> wn;
+  for (const at::Tensor& w : weights) {
+    at::Tensor wf = w.to(at::kFloat).abs();
+    const int64_t gc = cfg.spec.groupCols(in);
+    at::Tensor g = padColumns(wf, cfg.spec).reshape({wf.size(0), -1, gc});
+    g = g / at::clamp_min(std::get<0>(g.max(2, true)), 1e-12);
+    wn.push_back(g.reshape({wf.size(0), -1}).narrow(1, 0, in));
+  }
+  at::Tensor w_mean = at::cat(wn, 0).mean(0);
+
+  auto score = [&](const at::Tensor& s) {
+    double e = 0;
+    for (size_t k = 0; k < weights.size(); ++k) {
+      at::Tensor wf = weights[k].to(at::kFloat);
+      at::Tensor wq = rtnFakeQuant(wf * s, cfg.spec) / s;
+      e += outputMse(x, refs[k], wq);
+    }
+    return e;
+  };
+
+  AwqScaleResult best;
+  best.scales = at::ones({in}, at::kFloat);
+  best.error_rtn = score(best.scales);
+  best.error = best.error_rtn;
+  best.alpha = -1;
+  for (int64_t k = 0; k <= cfg.grid; ++k) {
+    const double a = static_cast<double>(k) / cfg.grid;
+    at::Tensor s = cfg.duo_scaling
+                       ? at::pow(x_mean, a) / at::clamp_min(at::pow(w_mean, 1.0 - a), 1e-4)
+                       : at::pow(x_mean, a);
+    s = at::clamp_min(s, 1e-4);
+    s = s / at::sqrt(s.max() * s.min());
+    const double e = score(s);
+    if (e < best.error) {
+      best.error = e;
+      best.alpha = a;
+      best.scales = s;
+    }
+  }
+  return best;
+}
+
+at::Tensor awqClip(const at::Tensor& x0, const at::Tensor& w, const AwqConfig& cfg) {
+  GS_CHECK(cfg.clip_grid > 0 && cfg.max_shrink >= 0 && cfg.max_shrink < 1,
+           "AWQ: clip_grid must be positive and max_shrink in [0, 1)");
+  at::Tensor x = subsampleRows(x0, std::min<int64_t>(cfg.max_tokens, 512));
+  const int64_t out = w.size(0), in = w.size(1);
+  GS_CHECK(x.size(1) == in, "AWQ clip: input has ", x.size(1), " features, weight takes ", in);
+  const int64_t gc = cfg.spec.groupCols(in), ng = cfg.spec.numGroups(in);
+  // Zero-padded ragged last group: zero columns add nothing to outputs and ranges contain 0.
+  at::Tensor wg = padColumns(w.to(at::kFloat), cfg.spec).reshape({out, ng, gc});  // [out, ng, gc]
+  at::Tensor xg = padColumns(x, cfg.spec).reshape({x.size(0), ng, gc}).permute({1, 0, 2});
+  // Reference per-group outputs: [ng, n, out] = x_g w_g^T.
+  at::Tensor ref = at::bmm(xg, wg.permute({1, 2, 0}));
+  at::Tensor lo0 = std::get<0>(wg.min(2, true)), hi0 = std::get<0>(wg.max(2, true));
+  at::Tensor best_err = at::full({out, ng, 1}, std::numeric_limits<float>::infinity());
+  at::Tensor best_lo = lo0.clone(), best_hi = hi0.clone();
+  const int64_t steps = static_cast<int64_t>(std::floor(cfg.max_shrink * cfg.clip_grid));
+  WeightQuantSpec per_row{cfg.spec.bits, 0, cfg.spec.symmetric};
+  for (int64_t k = 0; k <= steps; ++k) {
+    const double r = 1.0 - static_cast<double>(k) / cfg.clip_grid;
+    at::Tensor lo = lo0 * r, hi = hi0 * r;
+    QuantParams p = paramsFromRange(lo, hi, per_row);
+    at::Tensor wq = dequantizeValues(quantizeValues(at::clamp(wg, lo, hi), p.scale, p.zero,
+                                                    per_row.maxq()),
+                                     p.scale, p.zero);
+    at::Tensor o = at::bmm(xg, wq.permute({1, 2, 0}));                  // [ng, n, out]
+    at::Tensor err = (o - ref).square().mean(1).t().unsqueeze(2);        // [out, ng, 1]
+    at::Tensor better = err < best_err;
+    best_err = at::where(better, err, best_err);
+    best_lo = at::where(better, lo, best_lo);
+    best_hi = at::where(better, hi, best_hi);
+  }
+  return at::clamp(wg, best_lo, best_hi).reshape({out, ng * gc}).narrow(1, 0, in).to(w.scalar_type());
+}
+
+}  // namespace gs::llm

@@ -1,0 +1,47 @@
+// AWQ (Lin et al., 2023): activation-aware per-input-channel weight scaling searched over a grid
+// of alpha, then a per-group clipping search, both scored by output reconstruction error.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "llm/quantizer.h"
+
+namespace gs::llm {
+
+/// AWQ options (as AutoAWQ's defaults).
+struct AwqConfig {
+  WeightQuantSpec spec;
+  int64_t grid = 20;        ///< alpha in {0, 1/grid, ..., 1}
+  bool duo_scaling = true;  ///< s = mean|x|^a / mean|w|^(1-a) instead of mean|x|^a
+  int64_t clip_grid = 20;   ///< shrink ratios 1 - k/clip_grid ...
+  double max_shrink = 0.5;  ///< ... down to 1 - max_shrink
+  int64_t max_tokens = 2048;  ///< calibration rows used for scoring (strided subsample)
+};
+
+/// Result of the scale search for one group of linear layers sharing an input.
+struct AwqScaleResult {
+  at::Tensor scales;      ///< float [in]; the layers' inputs are divided by it, W columns * it
+  double alpha = 0;       ///< best grid point (-1 = identity scales won)
+  double error = 0;       ///< output MSE at the best point (summed over the layers)
+  double error_rtn = 0;   ///< output MSE of plain RTN (scales = 1)
+};
+
+/// Searches s for layers W_k [out_k, in] fed by the same input x [n, in]: for each alpha, with
+/// s = mean|x|^a / mean|w|^(1-a) (duo; w normalised per group) or mean|x|^a, normalised by
+/// sqrt(max s * min s), scores sum_k mean((x W_k^T - (x / s) Q(W_k * s)^T)^2). The identity
+/// (plain RTN) is also a candidate, so the result never scores worse than RTN.
+AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor>& weights,
+                               const AwqConfig& cfg);
+
+/// Per-(row, group) clip search for W [out, in] with input x [n, in]: for every shrink ratio r,
+/// ranges [min * r, max * r] per group; keeps, per row and group, the r minimising the group's
+/// output error mean_n((x_g w_g^T - x_g Q(w_g)^T)^2). Returns the clipped W (not yet quantized;
+/// RTN of it under the same spec reproduces the chosen ranges).
+at::Tensor awqClip(const at::Tensor& x, const at::Tensor& w, const AwqConfig& cfg);
+
+/// At most `max_rows` rows of x [..., in] flattened to [n, in], evenly strided.
+at::Tensor subsampleRows(const at::Tensor& x, int64_t max_rows);
+
+}  // namespace gs::llm

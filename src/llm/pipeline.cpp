@@ -1,0 +1,394 @@
+// Block-by-block PTQ driver (see pipeline.h): calibration, outlier scales, weight quantization,
+// activation / KV fake-quant insertion, propagation of quantized activations to the next block.
+#include "llm/pipeline.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <unordered_set>
+
+#include "io/safetensors.h"
+#include "llm/awq.h"
+#include "llm/decoder.h"
+#include "llm/gptq.h"
+#include "llm/smoothquant.h"
+#include "runtime/executor.h"
+#include "support/error.h"
+#include "support/file_util.h"
+
+namespace gs::llm {
+
+namespace {
+
+bool fileExists(const std::string& p) { return std::filesystem::exists(p); }
+
+int64_t procStatusKb(const char* key) {
+  std::ifstream f("/proc/self/status");
+  if (!f) return -1;
+  std::string line;
+  const std::string k = std::string(key) + ":";
+  while (std::getline(f, line))
+    if (line.rfind(k, 0) == 0) return std::stoll(line.substr(k.size()));
+  return -1;
+}
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// mean_x ||D x||^2 for D [out, in] given H = 2/n sum x x^T: trace(D H D^T) / 2.
+double outputError(const at::Tensor& d, const at::Tensor& h) {
+  at::Tensor dd = d.to(at::kDouble);
+  return (dd.mm(h.to(at::kDouble)) * dd).sum().item<double>() / 2.0;
+}
+
+using Chunk = std::map<std::string, at::Tensor>;
+
+/// Runs `sub` on every chunk, taking inputs by name from the chunk.
+template <typename F>
+void runChunks(const Subgraph& sub, std::vector<Chunk>& chunks, Executor& ex, F&& on_outputs) {
+  for (Chunk& c : chunks) {
+    std::vector<at::Tensor> in;
+    for (const std::string& n : sub.inputs) {
+      auto it = c.find(n);
+      GS_CHECK(it != c.end(), "PTQ: block input '", n, "' is not available (is the graph a "
+               "chain of decoder blocks?)");
+      in.push_back(it->second);
+    }
+    on_outputs(c, ex.run(in));
+  }
+}
+
+/// Cached hyper-parameters (see PipelineOptions::cache_path).
+struct Cache {
+  nlohmann::json j = nlohmann::json::object();
+  std::map<std::string, at::Tensor> gptq;
+  bool valid = false;
+
+  static std::string gptqPath(const std::string& p) { return p + ".gptq.safetensors"; }
+  void load(const std::string& path, const nlohmann::json& cfg) {
+    if (path.empty() || !fileExists(path)) return;
+    nlohmann::json k = nlohmann::json::parse(readFile(path), nullptr, false);
+    if (k.is_discarded() || !k.is_object() || k.value("config", nlohmann::json()) != cfg) return;
+    j = k;
+    if (fileExists(gptqPath(path))) {
+      for (auto& [n, t] : readSafetensors(gptqPath(path)).tensors) gptq[n] = t.clone();
+    }
+    valid = true;
+  }
+  std::optional<at::Tensor> vec(const std::string& section, const std::string& key) const {
+    if (!valid || !j.contains(section) || !j[section].contains(key)) return std::nullopt;
+    std::vector<float> v = j[section][key].get<std::vector<float>>();
+    return at::tensor(v, at::kFloat);
+  }
+  void putVec(const std::string& section, const std::string& key, const at::Tensor& t) {
+    at::Tensor c = t.to(at::kFloat).contiguous().reshape({-1});
+    j[section][key] = std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+  std::optional<QuantizedWeight> weight(const std::string& name, const WeightQuantSpec& s) const {
+    if (!valid || !gptq.count(name + ".q")) return std::nullopt;
+    QuantizedWeight w;
+    w.spec = s;
+    w.q = gptq.at(name + ".q");
+    w.scale = gptq.at(name + ".scale");
+    w.zero = gptq.at(name + ".zero");
+    w.g_idx = gptq.at(name + ".g_idx");
+    return w;
+  }
+  void save(const std::string& path, const nlohmann::json& cfg) {
+    if (path.empty()) return;
+    j["config"] = cfg;
+    writeFileAtomic(path, j.dump(1));
+    if (!gptq.empty()) writeSafetensors(gptqPath(path), gptq);
+  }
+};
+
+}  // namespace
+
+int64_t peakRssKb() { return procStatusKb("VmHWM"); }
+int64_t currentRssKb() { return procStatusKb("VmRSS"); }
+
+at::Tensor calibrationWindows(const at::Tensor& tokens, int64_t samples, int64_t seq) {
+  GS_CHECK(tokens.dim() == 1, "calibration: token stream must be 1-D");
+  const int64_t n = tokens.size(0);
+  GS_CHECK(samples > 0 && seq > 0 && n >= seq, "calibration: need a stream of at least ", seq,
+           " tokens for ", samples, " windows, got ", n);
+  std::vector<at::Tensor> rows;
+  for (int64_t i = 0; i < samples; ++i) {
+    const int64_t off = samples == 1 ? 0 : (n - seq) * i / (samples - 1);
+    rows.push_back(tokens.narrow(0, off, seq).to(at::kLong));
+  }
+  return at::stack(rows);
+}
+
+PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cfg,
+                          const PipelineOptions& opts) {
+  cfg.validate();
+  GS_CHECK(calib.dim() == 2 && calib.scalar_type() == at::kLong,
+           "PTQ: calibration ids must be int64 [samples, T]");
+  const double t_start = now();
+  const nlohmann::json cfg_json = ptqConfigToJson(cfg);
+  Cache cache;
+  cache.load(opts.cache_path, cfg_json);
+  PtqResult res;
+
+  // ---- prefix: everything the blocks need that no block computes (embedding, rotary, mask).
+  std::vector<DecoderBlock> blocks = findDecoderBlocks(g);
+  const int64_t nblocks = static_cast<int64_t>(blocks.size());
+  std::vector<Node*> block_nodes;
+  for (const DecoderBlock& b : blocks) block_nodes.insert(block_nodes.end(), b.nodes.begin(), b.nodes.end());
+  std::unordered_set<const Node*> in_block(block_nodes.begin(), block_nodes.end());
+  std::vector<Value*> needed;
+  for (Node* n : block_nodes)
+    for (Value* v : n->inputs())
+      if (v && !v->isParam() && (!v->producer() || !in_block.count(v->producer())))
+        needed.push_back(v);
+  Subgraph pre = extractSubgraph(g, backwardSlice(g, needed, block_nodes));
+  std::vector<Chunk> chunks;
+  {
+    std::vector<at::Tensor> ids;
+    for (int64_t c = 0; c < calib.size(0); c += cfg.calib_batch)
+      ids.push_back(calib.narrow(0, c, std::min(cfg.calib_batch, calib.size(0) - c)));
+    for (const at::Tensor& t : ids) {
+      Chunk c;
+      for (Value* in : g.inputs()) c[in->name()] = t;
+      chunks.push_back(std::move(c));
+    }
+    Executor pe(*pre.graph);
+    runChunks(pre, chunks, pe, [&](Chunk& c, std::vector<at::Tensor> outs) {
+      for (size_t k = 0; k < outs.size(); ++k) c[pre.outputs[k]] = outs[k];
+    });
+  }
+  std::set<std::string> side(pre.outputs.begin(), pre.outputs.end());
+  for (Value* in : g.inputs()) side.insert(in->name());
+
+  const bool gptq = cfg.recovery == PrecisionRecovery::Gptq;
+  const bool awq = cfg.outlier == OutlierSuppression::Awq;
+  const bool smooth = cfg.outlier == OutlierSuppression::Smooth;
+  const bool need_h = gptq || cfg.measure_error;
+  const bool need_amax = smooth || (cfg.act_bits && cfg.act_granularity == ActGranularity::PerTensor);
+
+  for (int64_t bi = 0; bi < nblocks; ++bi) {
+    const double t_block = now();
+    blocks = findDecoderBlocks(g);
+    const DecoderBlock blk = blocks[bi];  // a copy: `blocks` is recomputed after insertions
+    struct Lin {
+      LinearRef ref;
+      std::optional<WeightQuantSpec> spec;
+      std::string in_name;
+    };
+    std::vector<Lin> lins;
+    std::vector<std::string> group_order;
+    std::map<std::string, std::vector<size_t>> groups;
+    std::map<std::string, std::string> first_of_group;  // first linear of a group -> input
+    for (const LinearRef& l : blk.linears) {
+      Lin x{l, cfg.weightSpecFor(l.name()), l.input()->name()};
+      if (x.spec) x.spec->validate(l.inFeatures());
+      if (!groups.count(x.in_name)) {
+        group_order.push_back(x.in_name);
+        first_of_group[l.name()] = x.in_name;
+      }
+      groups[x.in_name].push_back(lins.size());
+      lins.push_back(x);
+    }
+    // KV-cache values: K after rotary, V after the head split (zoo / HF-import naming).
+    std::vector<std::string> kv_values;
+    if (cfg.kv_bits) {
+      for (const char* suffix : {".self_attn.k_rotary.add", ".self_attn.v_proj.transpose"}) {
+        Node* n = g.findNode(blk.prefix + suffix);
+        GS_CHECK(n, "PTQ: kv-cache quantization needs node '", blk.prefix + suffix,
+                 "' (K after rotary / V heads) in block '", blk.prefix, "'");
+        kv_values.push_back(n->output(0)->name());
+      }
+    }
+
+    // ---- calibration statistics of the float block (inputs from the quantized blocks before).
+    std::map<std::string, HessianAccumulator> hess;
+    std::map<std::string, std::vector<at::Tensor>> xs;
+    std::map<std::string, ChannelAbsMax> amax;
+    std::map<std::string, at::Tensor> kv_amax;
+    const int64_t rows_per_chunk =
+        AwqConfig{}.max_tokens / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
+    {
+      Subgraph sub = extractSubgraph(g, blk.nodes);
+      Executor ex(*sub.graph);
+      std::set<std::string> kv_set(kv_values.begin(), kv_values.end());
+      ex.setObserver([&](const Node& n, const std::vector<at::Tensor>& in,
+                         const std::vector<at::Tensor>& out) {
+        if (kv_set.count(n.output(0)->name())) {
+          at::Tensor m = std::get<0>(std::get<0>(out[0].detach().abs().max(2)).max(0));  // [kv, hd]
+          at::Tensor& a = kv_amax[n.output(0)->name()];
+          a = a.defined() ? at::maximum(a, m) : m;
+        }
+        auto it = first_of_group.find(n.name());
+        if (it == first_of_group.end()) return;  // statistics once per shared input
+        const std::string& key = it->second;
+        const at::Tensor& x = in[0];
+        if (need_h) hess.try_emplace(key, x.size(-1)).first->second.add(x);
+        if (awq) xs[key].push_back(subsampleRows(x, rows_per_chunk));
+        if (need_amax) amax[key].add(x);
+      });
+      runChunks(sub, chunks, ex, [](Chunk&, std::vector<at::Tensor>) {});
+    }
+    std::map<std::string, at::Tensor> X;
+    for (auto& [k, v] : xs) X[k] = at::cat(v, 0);
+    xs.clear();
+    std::map<std::string, at::Tensor> H;
+    for (auto& [k, h] : hess) H[k] = h.hessian();
+    hess.clear();
+
+    std::map<std::string, LayerReport> reps;
+    for (const Lin& l : lins) {
+      LayerReport r;
+      r.name = l.ref.name();
+      r.scheme = l.spec ? l.spec->describe() : "float";
+      r.method = l.spec ? (gptq ? "GPTQ" : "RTN") : "-";
+      if (l.spec && awq) r.method = "AWQ+" + r.method;
+      if (l.spec && smooth) r.method = "SQ+" + r.method;
+      if (l.spec && H.count(l.in_name)) {
+        at::Tensor w = l.ref.weightOI();
+        r.err_rtn = outputError(w - rtnFakeQuant(w, *l.spec), H[l.in_name]);
+      }
+      reps[r.name] = r;
+    }
+
+    // ---- phase 1: outlier scales (computed on float weights, folded before quantization).
+    if (awq || smooth) {
+      for (const std::string& key : group_order) {
+        std::vector<size_t>& idx = groups[key];
+        std::vector<at::Tensor> ws;
+        std::optional<WeightQuantSpec> spec;
+        for (size_t i : idx) {
+          ws.push_back(lins[i].ref.weightOI());
+          if (!spec && lins[i].spec) spec = lins[i].spec;
+        }
+        if (!spec) continue;
+        FoldTarget ft = findFoldTarget(g, g.findValue(key));
+        if (ft.kind == FoldTarget::None) continue;
+        std::optional<at::Tensor> s = cache.vec("scales", key);
+        if (!s) {
+          if (awq) {
+            s = awqSearchScales(X.at(key), ws, cfg.awqConfig(*spec)).scales;
+          } else {
+            s = smoothQuantScales(amax.at(key).value(), ws, cfg.smooth_alpha);
+          }
+        }
+        cache.putVec("scales", key, *s);
+        foldInverseScales(ft, *s);
+        for (size_t k = 0; k < idx.size(); ++k) lins[idx[k]].ref.setWeightOI(ws[k] * *s);
+        if (X.count(key)) X[key] = X[key] / *s;
+        if (H.count(key)) H[key] = H[key] / at::outer(*s, *s);
+        if (amax.count(key)) {
+          ChannelAbsMax m;
+          m.add((amax[key].value() / *s).unsqueeze(0));
+          amax[key] = m;
+        }
+        for (size_t i : idx) reps[lins[i].ref.name()].fold = ft.describe();
+      }
+    }
+
+    // ---- phase 2: weights.
+    for (const Lin& l : lins) {
+      if (!l.spec) continue;
+      const double t0 = now();
+      at::Tensor w = l.ref.weightOI();
+      QuantizedWeight qw;
+      std::optional<QuantizedWeight> cached = gptq ? cache.weight(l.ref.name(), *l.spec) : std::nullopt;
+      if (cached) {
+        qw = *cached;
+      } else {
+        at::Tensor wc = w;
+        const bool qk = l.ref.name().find("q_proj") != std::string::npos ||
+                        l.ref.name().find("k_proj") != std::string::npos;
+        if (awq && cfg.awq_clip && !qk) wc = awqClip(X.at(l.in_name), w, cfg.awqConfig(*l.spec));
+        qw = gptq ? gptqQuantize(wc, H.at(l.in_name), cfg.gptqConfig(*l.spec)).weight
+                  : rtnQuantize(wc, *l.spec);
+      }
+      at::Tensor dq = qw.dequantize();
+      LayerReport& r = reps[l.ref.name()];
+      if (H.count(l.in_name)) r.err = outputError(w - dq, H[l.in_name]);
+      l.ref.setWeightOI(dq);
+      if (gptq) {
+        cache.gptq[l.ref.name() + ".q"] = qw.q;
+        cache.gptq[l.ref.name() + ".scale"] = qw.scale;
+        cache.gptq[l.ref.name() + ".zero"] = qw.zero;
+        cache.gptq[l.ref.name() + ".g_idx"] = qw.g_idx;
+      }
+      res.weights[l.ref.name()] = std::move(qw);
+      r.seconds = now() - t0;
+    }
+
+    // ---- phase 3: activation and KV-cache fake quant nodes (in the block's name scope).
+    if (cfg.act_bits) {
+      for (const std::string& key : group_order) {
+        bool all = true;
+        for (size_t i : groups[key]) all = all && lins[i].spec.has_value();
+        if (!all) continue;
+        const std::string name = lins[groups[key].front()].ref.name() + ".act_quant";
+        Value* x = g.findValue(key);
+        if (cfg.act_granularity == ActGranularity::PerTensor) {
+          std::optional<at::Tensor> cs = cache.vec("act_scales", key);
+          const float sc = cs ? (*cs)[0].item<float>()
+                              : std::max(amax.at(key).value().max().item<float>() / 127.0f, 1e-12f);
+          cache.putVec("act_scales", key, at::tensor({sc}));
+          res.act_scales[lins[groups[key].front()].ref.name()] = sc;
+          insertQdq(g, x, sc, name);
+        } else {
+          insertFakeQuant(g, x, at::Tensor(), name);
+        }
+      }
+    }
+    for (size_t k = 0; k < kv_values.size(); ++k) {
+      const std::string name = blk.prefix + (k == 0 ? ".self_attn.k_cache_quant" : ".self_attn.v_cache_quant");
+      at::Tensor scale;
+      if (cfg.kv_granularity == ActGranularity::PerChannel) {
+        std::optional<at::Tensor> cs = cache.vec("kv_scales", kv_values[k]);
+        at::Tensor m = kv_amax.at(kv_values[k]);  // [kv, hd]
+        scale = cs ? cs->reshape(m.sizes()) : at::clamp_min(m / 127.0, 1e-12);
+        cache.putVec("kv_scales", kv_values[k], scale);
+        scale = scale.unsqueeze(0).unsqueeze(2);  // [1, kv, 1, hd]
+      }
+      insertFakeQuant(g, g.findValue(kv_values[k]), scale, name);
+    }
+
+    // ---- phase 4: the quantized block produces the next block's inputs.
+    blocks = findDecoderBlocks(g);
+    {
+      Subgraph sub = extractSubgraph(g, blocks[bi].nodes);
+      Executor ex(*sub.graph);
+      runChunks(sub, chunks, ex, [&](Chunk& c, std::vector<at::Tensor> outs) {
+        for (auto it = c.begin(); it != c.end();)
+          it = side.count(it->first) ? std::next(it) : c.erase(it);
+        for (size_t k = 0; k < outs.size(); ++k) c[sub.outputs[k]] = outs[k];
+      });
+    }
+    for (const Lin& l : lins) res.layers.push_back(reps[l.ref.name()]);
+    if (opts.progress) {
+      double sum_rtn = 0, sum = 0;
+      for (const Lin& l : lins) {
+        sum_rtn += std::max(0.0, reps[l.ref.name()].err_rtn);
+        sum += std::max(0.0, reps[l.ref.name()].err);
+      }
+      *opts.progress << "ptq: block " << (bi + 1) << "/" << nblocks << " " << blk.prefix << " ("
+                     << lins.size() << " linears) " << cfg.describe();
+      if (cfg.measure_error) *opts.progress << " | err " << sum << " (RTN " << sum_rtn << ")";
+      *opts.progress << " | " << static_cast<int>((now() - t_block) * 1000) << " ms | RSS "
+                     << currentRssKb() / 1024 << " MB\n";
+      opts.progress->flush();
+    }
+  }
+  cache.save(opts.cache_path, cfg_json);
+  res.blocks = nblocks;
+  res.seconds = now() - t_start;
+  res.peak_rss_kb = peakRssKb();
+  return res;
+}
+
+}  // namespace gs::llm

@@ -1,0 +1,69 @@
+// Sequential block-by-block PTQ driver for decoder LMs: calibration tokens go through the
+// embedding, then block i is calibrated, transformed (SmoothQuant / AWQ scales folded), quantized
+// (RTN / GPTQ) and re-run to produce the inputs of block i+1.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "llm/ptq_config.h"
+#include "llm/quantizer.h"
+
+namespace gs::llm {
+
+/// What happened to one linear layer.
+struct LayerReport {
+  std::string name;
+  std::string scheme;   ///< "W4 g128 asym" or "float"
+  std::string method;   ///< "RTN", "GPTQ", "AWQ+RTN", "SQ+RTN", ...
+  std::string fold;     ///< where outlier scales were folded ("norm '...'", "linear '...'", "")
+  /// Mean squared output error per token, mean_x ||W x - Q(W) x||^2 over calibration inputs of
+  /// this layer (computed from its Hessian), for plain RTN and for the method used; -1 when
+  /// not measured.
+  double err_rtn = -1, err = -1;
+  double seconds = 0;
+};
+
+/// Result of quantizeDecoder.
+struct PtqResult {
+  std::vector<LayerReport> layers;
+  /// Quantized weights by linear node name (codes + scales, for export).
+  std::map<std::string, QuantizedWeight> weights;
+  /// Static activation scales by linear node name (W8A8 per-tensor) and KV scales by value name.
+  std::map<std::string, float> act_scales;
+  double seconds = 0;
+  int64_t peak_rss_kb = 0;  ///< VmHWM of the process after quantization
+  int64_t blocks = 0;
+};
+
+/// Options for the driver beyond the recipe.
+struct PipelineOptions {
+  std::ostream* progress = nullptr;  ///< per-block progress lines if set
+  /// JSON file caching searched hyper-parameters (AWQ / SmoothQuant scales, activation and KV
+  /// scales) and, in "<cache>.gptq.safetensors", GPTQ codes. Reused when the recipe matches.
+  std::string cache_path;
+};
+
+/// Quantizes decoder graph `g` in place following `cfg`. `calib` holds int64 token ids
+/// [samples, T]. Blocks are found by name scope (findDecoderBlocks); nodes outside blocks
+/// (embedding, final norm, lm_head) stay float. Weight-only results are stored as fake-quantized
+/// float weights in the graph (the function the quantized model computes) plus the codes in
+/// PtqResult::weights; activation and KV-cache quantization insert fake-quant / QDQ nodes in the
+/// block scopes. Only one block's calibration activations are alive at a time.
+PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cfg,
+                          const PipelineOptions& opts = {});
+
+/// Peak resident set size of this process (VmHWM, kB), or -1 where /proc is unavailable.
+int64_t peakRssKb();
+/// Current resident set size (VmRSS, kB), or -1.
+int64_t currentRssKb();
+
+/// Calibration set from a token stream: `samples` windows of `seq` tokens at evenly spaced
+/// offsets, as int64 [samples, seq]. Throws gs::Error if the stream is shorter than seq.
+at::Tensor calibrationWindows(const at::Tensor& tokens, int64_t samples, int64_t seq);
+
+}  // namespace gs::llm

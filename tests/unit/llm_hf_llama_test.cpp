@@ -1,0 +1,161 @@
+// Hugging Face Llama checkpoints: write a seeded gstick Llama as config.json + safetensors (single
+// and sharded, f32/f16/bf16), load it back memory-mapped and compare logits; config and error cases.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/safetensors.h"
+#include "llm/hf_llama.h"
+#include "runtime/executor.h"
+#include "support/error.h"
+#include "support/file_util.h"
+#include "test_util.h"
+
+namespace gs::llm {
+namespace {
+
+namespace fs = std::filesystem;
+
+models::LlamaConfig smallConfig(bool tie) {
+  models::LlamaConfig c;
+  c.vocab = 64;
+  c.dim = 32;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.ffn = 48;
+  c.max_seq = 16;
+  c.rms_eps = 1e-6;
+  c.tie_embeddings = tie;
+  return c;
+}
+
+at::Tensor logits(const Graph& g) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  at::Tensor ids = at::randint(64, {2, 16}, gen, at::kLong);
+  Executor ex(g);
+  return ex.run({ids})[0];
+}
+
+// Makes the norm weights non-trivial so that every tensor matters for the logits.
+void perturbNorms(Graph& g) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+  for (Value* p : g.params())
+    if (p->name().find("norm.weight") != std::string::npos)
+      p->setData(1.0 + 0.1 * at::randn(p->data().sizes(), gen));
+}
+
+TEST(LlmHfLlama, Float32RoundTripIsExactAndMapped) {
+  for (bool tie : {false, true}) {
+    models::LlamaConfig c = smallConfig(tie);
+    auto g = models::buildLlama(c, 3);
+    perturbNorms(*g);
+    const std::string dir = test::tempDir("hf_f32");
+    std::vector<std::string> files = saveHfLlama(*g, c, dir);
+    EXPECT_EQ(files.size(), 2u);
+    HfLlama m = loadHfLlama(dir);
+    EXPECT_EQ(m.dtype, "F32");
+    EXPECT_EQ(m.config.kv_heads, 2);
+    EXPECT_EQ(m.config.tie_embeddings, tie);
+    EXPECT_TRUE(at::equal(logits(*m.graph), logits(*g)));
+    // f32 weights are views of the file mapping (no copy): the data pointer lies in the mapping,
+    // i.e. not in any tensor of the source graph, and equals the file bytes.
+    SafetensorsFile f(dir + "/model.safetensors");
+    at::Tensor q = m.graph->findValue("model.layers.1.self_attn.q_proj.weight")->data();
+    EXPECT_TRUE(at::equal(q, f.tensor("model.layers.1.self_attn.q_proj.weight")));
+    EXPECT_NE(q.data_ptr(), g->findValue("model.layers.1.self_attn.q_proj.weight")->data().data_ptr());
+    const int64_t n = static_cast<int64_t>(hfLlamaTensorNames(c).size());
+    EXPECT_EQ(n, 1 + 2 * 9 + 1 + (tie ? 0 : 1));
+  }
+}
+
+TEST(LlmHfLlama, ShardedHalfAndBfloat16) {
+  models::LlamaConfig c = smallConfig(false);
+  auto g = models::buildLlama(c, 4);
+  perturbNorms(*g);
+  for (at::ScalarType dt : {at::kHalf, at::kBFloat16}) {
+    const std::string dir = test::tempDir("hf_shard");
+    std::vector<std::string> files = saveHfLlama(*g, c, dir, dt, 8 * 1024);
+    ASSERT_GT(files.size(), 4u);  // config, >= 3 shards, index
+    nlohmann::json idx = nlohmann::json::parse(readFile(dir + "/model.safetensors.index.json"));
+    EXPECT_EQ(idx["weight_map"]["lm_head.weight"].get<std::string>().rfind("model-0000", 0), 0u);
+    HfLlama m = loadHfLlama(dir);
+    EXPECT_EQ(m.dtype, dt == at::kHalf ? "F16" : "BF16");
+    EXPECT_GT(m.files.size(), 2u);
+    // Reference: the source model with every HF weight rounded through the storage dtype.
+    auto r = g->clone(true);
+    for (const std::string& n : hfLlamaTensorNames(c)) {
+      Value* v = r->findValue(n);
+      v->setData(v->data().to(dt).to(at::kFloat));
+    }
+    EXPECT_TRUE(at::equal(logits(*m.graph), logits(*r))) << dt;
+    EXPECT_GT((logits(*m.graph) - logits(*g)).abs().max().item<float>(), 0);  // really rounded
+  }
+}
+
+TEST(LlmHfLlama, ConfigParsingAndErrors) {
+  nlohmann::json j = llamaConfigToHf(smallConfig(false), "float32");
+  models::LlamaConfig c = llamaConfigFromHf(j);
+  EXPECT_EQ(c.ffn, 48);
+  EXPECT_EQ(c.rms_eps, 1e-6);
+  nlohmann::json k = j;
+  k.erase("num_key_value_heads");
+  EXPECT_EQ(llamaConfigFromHf(k).kv_heads, 4);  // HF default: MHA
+  auto bad = [&](nlohmann::json x, const char* needle) {
+    try {
+      llamaConfigFromHf(x);
+      ADD_FAILURE() << x.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  nlohmann::json x = j;
+  x["model_type"] = "mistral";
+  bad(x, "model_type 'mistral'");
+  x = j;
+  x["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  bad(x, "rope_scaling");
+  x = j;
+  x.erase("hidden_size");
+  bad(x, "missing 'hidden_size'");
+
+  // Missing tensor / wrong shape / stray tensor, each named in the message.
+  models::LlamaConfig sc = smallConfig(false);
+  auto g = models::buildLlama(sc, 1);
+  const std::string dir = test::tempDir("hf_bad");
+  saveHfLlama(*g, sc, dir);
+  SafetensorsFile f(dir + "/model.safetensors");
+  TensorFile all = f.readAll();
+  auto expectLoadError = [&](std::map<std::string, at::Tensor> t, const char* needle) {
+    const std::string d2 = test::tempDir("hf_bad2");
+    fs::copy_file(dir + "/config.json", d2 + "/config.json");
+    writeSafetensors(d2 + "/model.safetensors", t);
+    try {
+      loadHfLlama(d2);
+      ADD_FAILURE() << "loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  auto t = all.tensors;
+  t.erase("model.layers.1.mlp.down_proj.weight");
+  expectLoadError(t, "'model.layers.1.mlp.down_proj.weight' is missing");
+  t = all.tensors;
+  t["model.norm.weight"] = at::ones({31});
+  expectLoadError(t, "'model.norm.weight' has shape");
+  t = all.tensors;
+  t["model.layers.2.mlp.up_proj.weight"] = at::ones({2, 2});
+  expectLoadError(t, "unexpected tensor 'model.layers.2.mlp.up_proj.weight'");
+  t = all.tensors;
+  t["model.layers.0.self_attn.rotary_emb.inv_freq"] = at::ones({4});  // older HF files: ignored
+  const std::string d3 = test::tempDir("hf_ok");
+  fs::copy_file(dir + "/config.json", d3 + "/config.json");
+  writeSafetensors(d3 + "/model.safetensors", t);
+  EXPECT_NO_THROW(loadHfLlama(d3));
+}
+
+}  // namespace
+}  // namespace gs::llm
