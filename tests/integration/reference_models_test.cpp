@@ -57,7 +57,9 @@ TEST_P(ReferenceModel, AccuracyInGstickAndOrt) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ReferenceModel,
-                         ::testing::Values(RefModel{"lenet5-fmnist.onnx", 90.0}));
+                         ::testing::Values(RefModel{"lenet5-fmnist.onnx", 90.0},
+                                           RefModel{"resnet20-fmnist.onnx", 93.0},
+                                           RefModel{"mobilenetv2-fmnist.onnx", 92.0}));
 
 }  // namespace
 }  // namespace gs
