@@ -25,6 +25,7 @@ double since(Clock::time_point t0) {
 
 /// Running per-channel sum of a layer's input (channel dim 1), for bias correction.
 struct ChannelMean {
+  size_t act_index = 0;  // the layer input whose mean is taken
   at::Tensor sum;
   double count = 0;
   void add(const at::Tensor& x) {
@@ -77,6 +78,10 @@ std::vector<Quantizer> ptqQuantize(Graph& g, const std::vector<LayerQuantConfig>
   InsertOptions io;
   io.act_enable = act_enable;
   io.weight_enable = w_enable;
+  std::map<std::string, size_t> act_index;  // roles are read before quantizers hide the weights
+  for (const auto& l : layers)
+    if (Node* n = g.findNode(l.node))
+      if (auto lio = quantizableLayer(*n)) act_index[l.node] = static_cast<size_t>(lio->act_index);
   std::vector<Quantizer> qs = insertQuantizers(g, layers, io);
   std::map<std::string, const LayerQuantConfig*> cfg_of;
   for (const auto& l : layers) cfg_of[l.node] = &l;
@@ -89,7 +94,7 @@ std::vector<Quantizer> ptqQuantize(Graph& g, const std::vector<LayerQuantConfig>
   std::unordered_map<const Node*, ChannelMean> means;
   if (opts.bias_correction)
     for (const Quantizer& q : qs)
-      if (q.is_weight) means[g.findNode(q.layer)];
+      if (q.is_weight) means[g.findNode(q.layer)].act_index = act_index.at(q.layer);
   bool need_data = !obs.empty() || !means.empty();
   GS_CHECK(!need_data || num_batches > 0,
            "post-training quantization needs calibration data (static activations or bias "
@@ -102,7 +107,7 @@ std::vector<Quantizer> ptqQuantize(Graph& g, const std::vector<LayerQuantConfig>
       auto it = obs.find(&n);
       if (it != obs.end()) it->second->observe(in[0]);
       auto mt = means.find(&n);
-      if (mt != means.end()) mt->second.add(in[static_cast<size_t>(quantizableLayer(n)->act_index)]);
+      if (mt != means.end()) mt->second.add(in[mt->second.act_index]);
     });
     for (int64_t b = 0; b < num_batches; ++b) ex.run(batch(b));
     rep.batches = num_batches;
