@@ -106,4 +106,44 @@ inline OrtResult runOrt(const std::string& model, const std::map<std::string, at
   return r;
 }
 
+/// Result of ort_eval.js: a classifier evaluated on a labelled .npy dataset in ORT.
+struct OrtEvalResult {
+  int64_t samples = 0, correct = 0;
+  double median_ms = 0;  ///< per batch
+};
+
+/// Evaluates classifier `model` in ORT on inputs/labels .npy files (batch `batch`); writes all
+/// logits to `logits_npy` when non-empty. Throws gs::Error with ORT's stderr line on failure.
+inline OrtEvalResult evalOrt(const std::string& model, const std::string& inputs_npy,
+                             const std::string& labels_npy, const std::string& logits_npy = "",
+                             int batch = 256, int threads = 2) {
+  std::string why = ortMissingReason();
+  GS_CHECK(why.empty(), why);
+  std::string err_file = inputs_npy + ".ort_stderr.txt";
+  std::string cmd = "node " + shellQuote(ortDir() + "/ort_eval.js") + " " + shellQuote(model) +
+                    " --inputs " + shellQuote(inputs_npy) + " --labels " + shellQuote(labels_npy) +
+                    " --batch " + std::to_string(batch) + " --threads " + std::to_string(threads) +
+                    (logits_npy.empty() ? "" : " --logits " + shellQuote(logits_npy)) + " 2>" +
+                    shellQuote(err_file);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  GS_CHECK(p, "cannot start node");
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = ::pclose(p);
+  if (status != 0) {
+    std::ifstream ef(err_file);
+    std::string line;
+    std::getline(ef, line);
+    GS_FAIL("ONNX Runtime failed on ", model, ": ",
+            line.empty() ? "exit status " + std::to_string(status) : line);
+  }
+  auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  OrtEvalResult r;
+  r.samples = j.at("samples").get<int64_t>();
+  r.correct = j.at("correct").get<int64_t>();
+  r.median_ms = j.at("median_ms").get<double>();
+  return r;
+}
+
 }  // namespace gs::ort

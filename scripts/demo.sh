@@ -39,5 +39,25 @@ node "$ORT_DIR/ort_run.js" "$OUT/cnn.onnx" --input "input=$OUT/input.npy" --out-
 step "Parity"
 "$BUILD/bench/demo_tool" compare "$OUT/gstick" "$OUT/ort"
 
-step "gstick eval models/lenet5-fmnist.onnx on the Fashion-MNIST test set (trained by gstick; see models/README.md)"
-"$GSTICK" eval models/lenet5-fmnist.onnx --data fashion-mnist:test
+# The reference models trained by gstick (see models/README.md for the commands that regenerate
+# them): accuracy on the 10,000 Fashion-MNIST test images in gstick and in ONNX Runtime, file size
+# and latency per batch of 32.
+step "Reference models: gstick eval vs ONNX Runtime on the Fashion-MNIST test set"
+"$GSTICK" eval models/lenet5-fmnist.onnx --data fashion-mnist:test --batch 32 --dump-npy "$OUT/fmnist" >/dev/null
+printf '%-26s %9s %9s %12s %12s %14s %12s\n' model params size "gstick top1" "ORT top1" "gstick ms/32" "ORT ms/32"
+for f in models/*-fmnist.onnx; do
+  ours=$("$GSTICK" eval "$f" --data fashion-mnist:test --batch 32)
+  info=$("$GSTICK" info "$f" --json)
+  theirs=$(node "$ORT_DIR/ort_eval.js" "$f" --inputs "$OUT/fmnist/inputs.npy" --labels "$OUT/fmnist/labels.npy" --batch 32)
+  node -e '
+    const [file, ours, info, theirs] = process.argv.slice(1);
+    const top1 = /top1 ([0-9.]+)%/.exec(ours)[1];
+    const ms = /latency: median ([0-9.]+) ms/.exec(ours)[1];
+    const t = JSON.parse(theirs), i = JSON.parse(info);
+    const size = require("fs").statSync(file).size;
+    console.log([file.replace("models/", "").padEnd(26), String(i.parameters.count).padStart(9),
+      ((size / 1e6).toFixed(2) + " MB").padStart(9), (top1 + "%").padStart(12),
+      ((100 * t.top1).toFixed(2) + "%").padStart(12), Number(ms).toFixed(2).padStart(14),
+      t.median_ms.toFixed(2).padStart(12)].join(" "));
+  ' "$f" "$ours" "$info" "$theirs"
+done

@@ -20,5 +20,7 @@ Command addRunCommand(CLI::App& app);
 Command addTrainCommand(CLI::App& app);
 /// `gstick eval MODEL.onnx --data SPEC [--batch B] [--dump-npy DIR]`.
 Command addEvalCommand(CLI::App& app);
+/// `gstick optimize MODEL.onnx -o OUT.onnx [--passes a,b,c] [--level N] [--no-verify]`.
+Command addOptimizeCommand(CLI::App& app);
 
 }  // namespace gs::cli

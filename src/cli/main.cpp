@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
   std::vector<gs::cli::Command> commands{gs::cli::addInfoCommand(app), gs::cli::addRunCommand(app),
                                          gs::cli::addTrainCommand(app), gs::cli::addEvalCommand(app)};
+  commands.push_back(gs::cli::addOptimizeCommand(app));
 
   try {
     app.parse(argc, argv);

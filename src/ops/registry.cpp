@@ -29,6 +29,8 @@ std::vector<const OpSchema*> OpRegistry::all() const {
   return v;
 }
 
+void registerMatmulNBitsOps(OpRegistry& r);  // com.microsoft MatMulNBits (ops/matmul_nbits.cpp)
+
 void registerAllOps(OpRegistry& r) {
   registerElementwiseOps(r);
   registerActivationOps(r);
@@ -41,6 +43,8 @@ void registerAllOps(OpRegistry& r) {
   registerMiscOps(r);
   registerQuantOps(r);
   registerImageOps(r);
+  registerFusedOps(r);
+  registerMatmulNBitsOps(r);
   registerGsQuantOps(r);
 }
 

@@ -105,6 +105,8 @@ void registerMatmulOps(OpRegistry& r);
 void registerMiscOps(OpRegistry& r);
 void registerQuantOps(OpRegistry& r);
 void registerImageOps(OpRegistry& r);
+/// ONNX Runtime contrib ops gstick emits for deployment (com.microsoft::FusedConv).
+void registerFusedOps(OpRegistry& r);
 /// The central, explicit list of op families.
 void registerAllOps(OpRegistry& r);
 
