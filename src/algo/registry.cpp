@@ -3,12 +3,14 @@
 
 #include <algorithm>
 
+#include "quant/quant_algos.h"
 #include "support/error.h"
 
 namespace gs {
 
 void registerAllAlgos(AlgoRegistry& r) {
   registerIdentityAlgo(r);
+  registerQuantAlgos(r);
 }
 
 const AlgoRegistry& AlgoRegistry::global() {
