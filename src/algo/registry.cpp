@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "quant/quant_algos.h"
 #include "support/error.h"
 
 namespace gs {
@@ -11,6 +12,7 @@ void registerAllAlgos(AlgoRegistry& r) {
   registerIdentityAlgo(r);
   registerPruneAlgos(r);
   registerLlmPtqAlgo(r);
+  registerQuantAlgos(r);
 }
 
 const AlgoRegistry& AlgoRegistry::global() {

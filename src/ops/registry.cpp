@@ -1,6 +1,7 @@
 // Op registry and the central list of op families.
 #include "ops/registry.h"
 
+#include "quant/fake_quant_ops.h"
 #include "support/error.h"
 
 namespace gs {
@@ -44,6 +45,7 @@ void registerAllOps(OpRegistry& r) {
   registerImageOps(r);
   registerFusedOps(r);
   registerMatmulNBitsOps(r);
+  registerGsQuantOps(r);
 }
 
 const OpRegistry& OpRegistry::global() {

@@ -1,0 +1,30 @@
+// Lowering of gs fake quantizers to standard ONNX QDQ (QuantizeLinear / DequantizeLinear).
+#pragma once
+#include <cstdint>
+
+#include "ir/graph.h"
+
+namespace gs::quant {
+
+/// What lowerToQdq produced.
+struct QdqReport {
+  int64_t weights = 0;      ///< weight quantizers stored as int8 / uint8 initializers + DQ
+  int64_t activations = 0;  ///< activation quantizers lowered to (Clip ->) Q -> DQ
+  int64_t dynamic = 0;      ///< dynamic per-token quantizers lowered to a standard-op subgraph
+  int64_t weight_bytes = 0; ///< bytes of the integer weight initializers
+};
+
+/// Replaces every gs::FakeQuant / gs::LsqQuant of `g` (which must be parameters-only on their
+/// scale / zero-point / step inputs) by standard ops, in place:
+///  - parameter input (weights): the integer codes become an int8 (signed grid) or uint8
+///    initializer `<quantizer>.quantized`, read by DequantizeLinear(codes, scale, zp, axis);
+///    per-group weights become per-axis DQ over a [C/g * rest, g] view followed by Reshape.
+///  - other inputs: QuantizeLinear -> DequantizeLinear with int8 / uint8 zero points (per tensor
+///    or per axis); grids narrower than the 8-bit type get a Clip / Min-Max to the grid's range
+///    first, so the result equals the fake quantizer's exactly.
+///  - dynamic_per_token: Reduce{Min,Max} over the last axis and elementwise ops computing the
+///    same scale / zero point / rounding.
+/// Disabled quantizers (enable = 0) are removed. The "gs" opset is dropped when unused.
+QdqReport lowerToQdq(Graph& g);
+
+}  // namespace gs::quant

@@ -1,0 +1,170 @@
+// Quantizer placement: gs::FakeQuant / gs::LsqQuant insertion and redundant-quantizer removal.
+#include "quant/quantizer.h"
+
+#include <ATen/ATen.h>
+
+#include <unordered_map>
+
+#include "support/error.h"
+
+namespace gs::quant {
+
+bool isQuantizer(const Node& n) {
+  return n.domain() == "gs" && (n.opType() == "FakeQuant" || n.opType() == "LsqQuant");
+}
+
+std::optional<LayerIO> quantizableLayer(const Node& n) {
+  if (!n.domain().empty()) return std::nullopt;
+  const std::string& op = n.opType();
+  auto isParam = [&](size_t i) { return n.input(i) && n.input(i)->isParam(); };
+  if (op == "Conv" && isParam(1)) return LayerIO{1, 0, 0, 1};
+  if (op == "ConvTranspose" && isParam(1)) return LayerIO{1, 0, 1, 0};
+  if (op == "Gemm" && isParam(1) && !isParam(0))
+    return n.attrInt("transB", 0) ? LayerIO{1, 0, 0, 1} : LayerIO{1, 0, 1, 0};
+  if (op == "MatMul" && isParam(1) && !isParam(0)) return LayerIO{1, 0, -1, -2};
+  if (op == "MatMul" && isParam(0) && !isParam(1)) return LayerIO{0, 1, -2, -1};
+  return std::nullopt;
+}
+
+namespace {
+
+Attribute attrOf(int64_t v) { return Attribute(v); }
+
+std::map<std::string, Attribute> fqAttrs(const QuantSpec& s) {
+  std::map<std::string, Attribute> a{{"quant_min", attrOf(s.qmin())},
+                                     {"quant_max", attrOf(s.qmax())},
+                                     {"symmetric", attrOf(s.symmetric ? 1 : 0)}};
+  if (s.granularity != Granularity::PerTensor) a["axis"] = attrOf(s.axis);
+  if (s.granularity == Granularity::PerGroup) a["group_size"] = attrOf(s.group_size);
+  return a;
+}
+
+/// Scale / zero point to start from: the tensor's min-max for weights, a unit grid for acts.
+QParams initialParams(const Value* x, const QuantSpec& s, bool is_weight) {
+  if (is_weight && x->isParam()) {
+    auto [mn, mx] = reduceMinMax(x->data(), s);
+    return computeQParams(mn, mx, s);
+  }
+  QParams p = computeQParams(at::scalar_tensor(-1.0f), at::scalar_tensor(1.0f), s);
+  return p;
+}
+
+Quantizer makeQuantizer(Graph& g, Value* x, const QuantSpec& spec, FqKind kind, bool is_weight,
+                        const std::string& base, Node* before, Value* enable,
+                        const InsertOptions& opts) {
+  Quantizer q;
+  q.is_weight = is_weight;
+  q.spec = spec;
+  q.kind = kind;
+  std::string name = g.uniqueNodeName(base);
+  if (kind == FqKind::Lsq) {
+    at::Tensor step = is_weight && x->isParam() ? lsqInitStep(x->data(), spec)
+                                : at::ones(spec.granularity == Granularity::PerTensor
+                                               ? at::IntArrayRef{}
+                                               : at::IntArrayRef{1});
+    q.scale = g.addParam(g.uniqueValueName(name + ".step"), step.to(at::kFloat), true);
+    auto attrs = fqAttrs(spec);
+    if (!is_weight) attrs["per_sample"] = Attribute(int64_t{1});
+    q.node = g.addNode("LsqQuant", {x, q.scale, enable}, 1, name, attrs, before, "gs");
+    return q;
+  }
+  QParams p = initialParams(x, spec, is_weight);
+  q.scale = g.addParam(g.uniqueValueName(name + ".scale"), p.scale.to(at::kFloat), false);
+  q.zero_point = g.addParam(g.uniqueValueName(name + ".zero_point"), p.zero_point.to(at::kFloat), false);
+  auto attrs = fqAttrs(spec);
+  std::vector<Value*> ins{x, q.scale, q.zero_point, enable};
+  if (kind == FqKind::Train) {
+    if (is_weight) {
+      attrs["observer"] = Attribute("minmax");
+    } else {
+      attrs["observer"] = Attribute("ema");
+      attrs["averaging_constant"] = Attribute(opts.averaging_constant);
+      at::Tensor z = at::zeros_like(p.scale);
+      ins.push_back(g.addParam(g.uniqueValueName(name + ".running_min"), z.clone(), false));
+      ins.push_back(g.addParam(g.uniqueValueName(name + ".running_max"), z.clone(), false));
+    }
+  } else if (kind == FqKind::Dynamic) {
+    GS_CHECK(!is_weight, "dynamic quantization applies to activations only");
+    attrs["observer"] = Attribute("dynamic_per_token");
+  }
+  while (!ins.empty() && ins.back() == nullptr) ins.pop_back();
+  q.node = g.addNode("FakeQuant", ins, 1, name, attrs, before, "gs");
+  return q;
+}
+
+}  // namespace
+
+std::vector<Quantizer> insertQuantizers(Graph& g, const std::vector<LayerQuantConfig>& layers,
+                                        const InsertOptions& opts) {
+  std::vector<Quantizer> res;
+  std::unordered_map<Value*, size_t> act_q;  // quantized value -> index in res
+  if (!g.opsets.count("gs")) g.opsets["gs"] = 1;
+  for (const LayerQuantConfig& lc : layers) {
+    Node* n = g.findNode(lc.node);
+    GS_CHECK(n, "quantize: no node named '", lc.node, "'");
+    auto io = quantizableLayer(*n);
+    GS_CHECK(io, n->describe(), ": not a quantizable layer (Conv, ConvTranspose, Gemm or MatMul "
+                                "with a parameter weight)");
+    if (lc.quant_weight) {
+      Value* w = n->input(static_cast<size_t>(io->weight_index));
+      QuantSpec ws = lc.weight;
+      ws.validate(n->describe() + " weight");
+      if (ws.granularity != Granularity::PerTensor) {
+        ws.axis = ws.granularity == Granularity::PerChannel ? io->weight_axis : io->in_axis;
+        ws.axis = ws.axis < 0 ? ws.axis + w->data().dim() : ws.axis;
+      }
+      Quantizer q = makeQuantizer(g, w, ws, lc.weight_kind, true, n->name() + ".weight_fq", n,
+                                  opts.weight_enable, opts);
+      q.layer = n->name();
+      q.layers.push_back(n->name());
+      n->setInput(static_cast<size_t>(io->weight_index), q.node->output(0));
+      res.push_back(q);
+    }
+    if (lc.quant_act) {
+      size_t ai = static_cast<size_t>(io->act_index);
+      Value* x = n->input(ai);
+      if (x->producer() && isQuantizer(*x->producer())) continue;  // already quantized
+      auto it = act_q.find(x);
+      if (it != act_q.end()) {
+        n->setInput(ai, res[it->second].node->output(0));
+        res[it->second].layers.push_back(n->name());
+        continue;
+      }
+      QuantSpec as = lc.act;
+      as.validate(n->describe() + " activation");
+      Quantizer q = makeQuantizer(g, x, as, lc.act_kind, false, n->name() + ".input_fq", n,
+                                  opts.act_enable, opts);
+      q.layer = n->name();
+      q.layers.push_back(n->name());
+      n->setInput(ai, q.node->output(0));
+      act_q[x] = res.size();
+      res.push_back(q);
+    }
+  }
+  return res;
+}
+
+int64_t removeRedundantQuantizers(Graph& g) {
+  std::vector<Node*> dead;
+  for (const auto& up : g.nodes()) {
+    Node* n = up.get();
+    if (!isQuantizer(*n)) continue;
+    Node* p = n->input(0)->producer();
+    if (!p || !isQuantizer(*p) || p->opType() != n->opType() || p->attrs() != n->attrs()) continue;
+    if (n->attrString("observer", "none") != "none") continue;
+    bool same = n->numInputs() == p->numInputs();
+    for (size_t i = 1; same && i < n->numInputs(); ++i) {
+      const Value *a = n->input(i), *b = p->input(i);
+      same = a == b || (a && b && a->isParam() && b->isParam() && a->data().sizes() == b->data().sizes() &&
+                        at::equal(a->data(), b->data()));
+    }
+    if (!same) continue;
+    g.replaceAllUsesWith(n->output(0), p->output(0));
+    dead.push_back(n);
+  }
+  for (Node* n : dead) g.eraseNode(n);
+  g.removeDeadValues();
+  return static_cast<int64_t>(dead.size());
+}
+
+}  // namespace gs::quant
