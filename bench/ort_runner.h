@@ -62,6 +62,26 @@ struct OrtResult {
   std::vector<double> times_ms;  // every timed run
 };
 
+/// Runs a node script command line (stderr already redirected to `err_file`) and parses the JSON
+/// line it prints. Throws gs::Error with the script's first stderr line when it fails.
+inline nlohmann::json runNodeJson(const std::string& cmd, const std::string& err_file,
+                                  const std::string& model) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  GS_CHECK(p, "cannot start node");
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = ::pclose(p);
+  if (status != 0) {
+    std::ifstream ef(err_file);
+    std::string line;
+    std::getline(ef, line);
+    GS_FAIL("ONNX Runtime failed on ", model, ": ",
+            line.empty() ? "exit status " + std::to_string(status) : line);
+  }
+  return nlohmann::json::parse(out.substr(out.find('{')));
+}
+
 /// Runs `model` in ORT on `inputs` (written as .npy into work_dir/in), reads outputs from
 /// work_dir/out. Throws gs::Error with ORT's stderr line on failure.
 inline OrtResult runOrt(const std::string& model, const std::map<std::string, at::Tensor>& inputs,
@@ -82,20 +102,7 @@ inline OrtResult runOrt(const std::string& model, const std::map<std::string, at
   }
   std::string err_file = work_dir + "/ort_stderr.txt";
   cmd += " 2>" + shellQuote(err_file);
-  FILE* p = ::popen(cmd.c_str(), "r");
-  GS_CHECK(p, "cannot start node");
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = ::pclose(p);
-  if (status != 0) {
-    std::ifstream ef(err_file);
-    std::string line;
-    std::getline(ef, line);
-    GS_FAIL("ONNX Runtime failed on ", model, ": ",
-            line.empty() ? "exit status " + std::to_string(status) : line);
-  }
-  auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  auto j = runNodeJson(cmd, err_file, model);
   OrtResult r;
   r.median_ms = j.at("median_ms").get<double>();
   r.mean_ms = j.at("mean_ms").get<double>();
@@ -125,20 +132,7 @@ inline OrtEvalResult evalOrt(const std::string& model, const std::string& inputs
                     " --batch " + std::to_string(batch) + " --threads " + std::to_string(threads) +
                     (logits_npy.empty() ? "" : " --logits " + shellQuote(logits_npy)) + " 2>" +
                     shellQuote(err_file);
-  FILE* p = ::popen(cmd.c_str(), "r");
-  GS_CHECK(p, "cannot start node");
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = ::pclose(p);
-  if (status != 0) {
-    std::ifstream ef(err_file);
-    std::string line;
-    std::getline(ef, line);
-    GS_FAIL("ONNX Runtime failed on ", model, ": ",
-            line.empty() ? "exit status " + std::to_string(status) : line);
-  }
-  auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  auto j = runNodeJson(cmd, err_file, model);
   OrtEvalResult r;
   r.samples = j.at("samples").get<int64_t>();
   r.correct = j.at("correct").get<int64_t>();

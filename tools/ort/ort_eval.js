@@ -5,13 +5,10 @@
 // X: float32 [N, ...] (fed to the model's first input), Y: int64/int32 [N]. Prints one JSON line:
 // {"model", "samples", "correct", "top1", "batch", "threads", "median_ms", "mean_ms"}.
 'use strict';
-const fs = require('fs');
 const { readNpy, writeNpy } = require('./npy');
+const { makeDie, median, openSession, firstLine } = require('./common');
 
-function die(msg, code = 1) {
-  process.stderr.write(`ort_eval: error: ${msg}\n`);
-  process.exit(code);
-}
+const die = makeDie('ort_eval');
 
 function parseArgs(argv) {
   const a = { model: null, inputs: null, labels: null, batch: 256, threads: 2, logits: null };
@@ -38,21 +35,8 @@ function parseArgs(argv) {
   return a;
 }
 
-function median(xs) {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  let ort;
-  try {
-    ort = require('onnxruntime-node');
-  } catch (e) {
-    die(`onnxruntime-node is not installed in ${__dirname}/node_modules: run scripts/install-deps.sh`);
-  }
-  if (!fs.existsSync(args.model)) die(`${args.model}: no such file`);
   let x, y;
   try {
     x = readNpy(args.inputs);
@@ -64,17 +48,7 @@ async function main() {
   const n = x.dims[0];
   if (y.dims.length !== 1 || y.dims[0] !== n) die(`${args.labels}: expected ${n} labels, got shape [${y.dims}]`);
   const per = x.dims.slice(1).reduce((p, d) => p * d, 1);
-  let session;
-  try {
-    session = await ort.InferenceSession.create(args.model, {
-      intraOpNumThreads: args.threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-    });
-  } catch (e) {
-    die(`${args.model}: ${String(e.message || e).split('\n')[0]}`);
-  }
+  const { ort, session } = await openSession(args.model, args.threads, die);
   const inName = session.inputNames[0];
   const outName = session.outputNames[0];
   let correct = 0;
@@ -111,4 +85,4 @@ async function main() {
   }) + '\n');
 }
 
-main().catch((e) => die(String(e && e.message ? e.message : e).split('\n')[0]));
+main().catch((e) => die(firstLine(e)));

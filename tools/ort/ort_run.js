@@ -7,11 +7,9 @@
 const fs = require('fs');
 const path = require('path');
 const { readNpy, writeNpy } = require('./npy');
+const { makeDie, median, openSession, firstLine } = require('./common');
 
-function die(msg, code = 1) {
-  process.stderr.write(`ort_run: error: ${msg}\n`);
-  process.exit(code);
-}
+const die = makeDie('ort_run');
 
 /** Output file stem: the same rule as gstick's (chars outside [A-Za-z0-9._-] become '_'). */
 function fileStem(name) {
@@ -47,32 +45,9 @@ function parseArgs(argv) {
   return a;
 }
 
-function median(xs) {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  let ort;
-  try {
-    ort = require('onnxruntime-node');
-  } catch (e) {
-    die(`onnxruntime-node is not installed in ${__dirname}/node_modules: run scripts/install-deps.sh`);
-  }
-  if (!fs.existsSync(args.model)) die(`${args.model}: no such file`);
-  let session;
-  try {
-    session = await ort.InferenceSession.create(args.model, {
-      intraOpNumThreads: args.threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-    });
-  } catch (e) {
-    die(`${args.model}: ${String(e.message || e).split('\n')[0]}`);
-  }
+  const { ort, session } = await openSession(args.model, args.threads, die);
   const feeds = {};
   for (const [name, file] of args.inputs) {
     if (!session.inputNames.includes(name)) die(`'${name}' is not an input of ${args.model} (inputs: ${session.inputNames.join(', ')})`);
@@ -112,4 +87,4 @@ async function main() {
   }) + '\n');
 }
 
-main().catch((e) => die(String(e && e.message ? e.message : e).split('\n')[0]));
+main().catch((e) => die(firstLine(e)));
