@@ -6,6 +6,7 @@
 // Trained models/<name>-fmnist.onnx are used when present, else seeded zoo models; QDQ graphs
 // come from runtime/int8_qdq_builder.h calibrated on 256 Fashion-MNIST training images (or
 // seeded uniform inputs without the dataset).
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 
 #include <algorithm>

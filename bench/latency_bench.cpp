@@ -1,6 +1,7 @@
 // Latency benchmark: gstick Executor vs ONNX Runtime on the same ONNX files (LeNet-5, ResNet-20,
 // transformer block; batch 1 and 32) plus the executor's per-node overhead; writes a markdown
 // table. Usage: latency_bench [--out FILE.md] [--threads T[,T...]] [--quick] [--no-fuse]
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>

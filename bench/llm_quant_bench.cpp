@@ -2,6 +2,7 @@
 // KV-cache int8, the SmoothQuant outlier experiment, and GPTQ time + peak RSS on a 4096x4096 layer.
 // Usage: llm_quant_bench [--model PATH(.onnx | HF dir)] [--eval-tokens N] [--calib N] [--seq T]
 //                        [--sections ppl,outlier,gptq-layer] [--gptq-tokens N] [--threads N]
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 
 #include <chrono>

@@ -1,6 +1,7 @@
 // Runs an ONNX model in ONNX Runtime via tools/ort/ort_run.js (node) and reads its outputs back;
 // shared by the ORT parity tests, the latency benchmark and the demo.
 #pragma once
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <sys/wait.h>
 

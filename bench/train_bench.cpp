@@ -1,6 +1,7 @@
 // Training throughput benchmark: gstick's Trainer vs PyTorch eager (scripts/train_bench.py, run by
 // Debian's /usr/bin/python3) on the same architectures, batch sizes, optimizers and thread
 // counts, measured alternately in one run; prints a table with the gstick/PyTorch ratio.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 

@@ -1,5 +1,6 @@
 // Golden IR texts: every tests/golden/ir/*.gsir prints back byte-identically, and a builder-made
 // CNN prints exactly as tests/golden/expected/builder_small_cnn.txt (GS_UPDATE_GOLDEN=1 rewrites).
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

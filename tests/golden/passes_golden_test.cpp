@@ -2,6 +2,7 @@
 // tests/golden/expected/passes/<case>.before.gsir is transformed and printed, and must equal
 // <case>.after.gsir (GS_UPDATE_GOLDEN=1 rewrites them); the graph before and after must compute
 // the same outputs on seeded inputs (except the lossy Q/DQ demo).
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

@@ -1,5 +1,6 @@
 // optimize() on every zoo model and the imported ONNX fixtures: the verifier passes after each
 // pass and outputs before/after agree on seeded inputs.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

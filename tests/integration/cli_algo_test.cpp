@@ -1,6 +1,7 @@
 // End-to-end tests of `gstick algos` and `gstick compress`: registry listing, docs in sync with
 // the registry, magnitude pruning of the committed LeNet-5 with policies, summaries, fine-tuning
 // with export at training end, and one-line errors.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

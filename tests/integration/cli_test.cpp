@@ -1,5 +1,6 @@
 // End-to-end tests of the `gstick` binary: run/info results against the Executor and closed forms,
 // the one-line error contract and exit codes, --help generated from the option tables.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>

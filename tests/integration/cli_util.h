@@ -1,5 +1,6 @@
 // Helpers for end-to-end tests of the `gstick` binary: run it, capture output, check error lines.
 #pragma once
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 

@@ -1,5 +1,6 @@
 // ONNX Runtime parity: gstick's Executor vs ORT on C++-built models exported to ONNX and on the
 // torch-exported fixtures in tests/data/models.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

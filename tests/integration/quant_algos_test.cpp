@@ -1,6 +1,7 @@
 // Quantization algorithms through the CompAlgo registry: ptq on the trained LeNet-5 (summary,
 // convert, ORT), SimQAT BN variants (one-conv fold / no fold: fake-quant graph == converted QDQ
 // graph) and a short SimQAT / LSQ fine-tuning on a Fashion-MNIST subset with stated accuracies.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

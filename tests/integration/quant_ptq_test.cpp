@@ -1,6 +1,7 @@
 // Quantization end to end: BN folding equivalence, static / dynamic PTQ of the trained LeNet-5,
 // lowering to ONNX QDQ (fake-quant graph == QDQ graph), ONNX checker-valid export run by ONNX
 // Runtime with matching logits.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

@@ -1,6 +1,7 @@
 // The trained reference models committed under models/: each must reach its documented
 // Fashion-MNIST test accuracy in gstick, and ONNX Runtime must give the same accuracy (to 0.01%,
 // i.e. at most one of the 10,000 predictions may differ) on the exported file.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

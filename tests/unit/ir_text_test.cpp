@@ -1,4 +1,5 @@
 // IR text form: exact round trips (all dtypes, bit patterns, names, attributes) and parse errors.
+#include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
