@@ -80,12 +80,33 @@ double klThreshold(const at::Tensor& abs_counts, double bin_width, int64_t level
   int64_t last = nbins;
   while (last > 0 && h[last - 1] == 0) --last;
   if (last <= levels) return static_cast<double>(std::max<int64_t>(last, 1)) * bin_width;
+  // Point masses (a constant image background through the first convolutions gives one per
+  // channel) land within half a step on any grid that covers them, but the chunk averaging below
+  // smears them and makes the search prefer one bin per level, i.e. heavy clipping. Replace each
+  // spike by its neighbours' level and keep the threshold above it.
+  std::vector<double> hv(h, h + nbins);
+  double total = 0;
+  for (int64_t k = 0; k < nbins; ++k) total += hv[k];
+  int64_t min_i = levels;
+  for (int64_t k = 0; k < last; ++k) {
+    double nsum = 0;
+    int64_t n = 0;
+    for (int64_t j = std::max<int64_t>(0, k - 2); j <= std::min(last - 1, k + 2); ++j)
+      if (j != k) nsum += h[j], ++n;
+    double nmean = n > 0 ? nsum / static_cast<double>(n) : 0.0;
+    if (h[k] > 0.002 * total && h[k] > 8 * nmean) {
+      hv[k] = nmean;
+      min_i = std::max(min_i, k + 1);
+    }
+  }
+  h = hv.data();
+  if (min_i > last) return static_cast<double>(last) * bin_width;
   std::vector<double> suffix(static_cast<size_t>(nbins) + 1, 0.0);
   for (int64_t i = nbins - 1; i >= 0; --i) suffix[i] = suffix[i + 1] + h[i];
   std::vector<double> p, q;
   double best = std::numeric_limits<double>::infinity();
   int64_t best_i = last;
-  for (int64_t i = levels; i <= last; ++i) {
+  for (int64_t i = min_i; i <= last; ++i) {
     p.assign(h, h + i);
     p[i - 1] += suffix[i];  // outliers clipped into the last bin
     q.assign(static_cast<size_t>(i), 0.0);
@@ -276,7 +297,12 @@ class KlObserver : public Observer {
     double mn = std::get<0>(mm).item<double>(), mx = std::get<1>(mm).item<double>();
     dmin_ = count_ == 0 ? mn : std::min(dmin_, mn);
     dmax_ = count_ == 0 ? mx : std::max(dmax_, mx);
-    abs_.add(xd.abs());
+    // Exact zeros (ReLU outputs: often half the mass) are representable by every grid, so they
+    // carry no quantization error. Left in the histogram they form a spike in the first bin that
+    // any chunk wider than one bin smears, and the KL search then prefers one bin per level,
+    // i.e. clipping at levels/nbins of the range (observed: 25-45 % of max on ResNet-20).
+    at::Tensor nz = xd.masked_select(xd != 0);
+    if (nz.numel() > 0) abs_.add(nz.abs());
     ++count_;
   }
   std::pair<at::Tensor, at::Tensor> range() const override {
@@ -285,7 +311,9 @@ class KlObserver : public Observer {
     // One-sided data on an asymmetric grid uses every level on [0, t]; otherwise half of them.
     bool one_sided = dmin_ >= 0 && !spec_.symmetric;
     int64_t levels = one_sided ? grid : grid / 2;
-    double t = klThreshold(abs_.counts(), abs_.binWidth(), levels);
+    // All observed values zero: nothing to clip.
+    double t = abs_.empty() ? std::max(std::abs(dmin_), std::abs(dmax_))
+                            : klThreshold(abs_.counts(), abs_.binWidth(), levels);
     double lo = std::max(dmin_, -t), hi = std::min(dmax_, t);
     return {at::scalar_tensor(lo, at::kFloat), at::scalar_tensor(hi, at::kFloat)};
   }

@@ -147,6 +147,26 @@ TEST(Observer, KlClipsOutliersButKeepsTheBulk) {
   EXPECT_GE(u->range().first.item<double>(), 0.0);
 }
 
+TEST(Observer, KlIgnoresExactZerosAndPointMasses) {
+  // ReLU output: half the mass is exactly zero. Zeros are exact on any grid, so the threshold must
+  // be the one of the positive part alone (it was ~0.35 of it when zeros formed a spike).
+  at::Tensor g = test::randn({200000}, 21).abs();
+  at::Tensor relu = at::cat({g, at::zeros({200000})});
+  auto pos = makeObserver("kl", u8asym());
+  pos->observe(g);
+  auto withz = makeObserver("kl", u8asym());
+  withz->observe(relu);
+  double tp = pos->range().second.item<double>(), tz = withz->range().second.item<double>();
+  EXPECT_DOUBLE_EQ(tz, tp);
+  EXPECT_GT(tp, 3.0);  // |N(0,1)| with 256 levels keeps nearly all of the bulk
+  // A constant background (40 % of the values at 2.5) plus a Gaussian bulk: the point mass is kept
+  // inside the range instead of pulling the threshold down to one bin per level.
+  at::Tensor bg = at::cat({test::randn({60000}, 22).abs() * 0.8, at::full({40000}, 2.5f)});
+  auto b = makeObserver("kl", u8asym());
+  b->observe(bg);
+  EXPECT_GE(b->range().second.item<double>(), 2.5 * (1 - 1e-3));
+}
+
 TEST(Observer, KlThresholdOnHandHistogram) {
   // Flat mass in the first 256 bins, nothing after: the best threshold is the end of the mass.
   at::Tensor h = at::zeros({1024}, at::kDouble);
