@@ -4,8 +4,9 @@
 //   int8_bench [--threads T] [--runs R] [--models lenet5,resnet20,mobilenetv2] [--batches 1,32]
 //              [--accuracy N] [--no-ort] [--signed] [--profile] [--work DIR]
 // Trained models/<name>-fmnist.onnx are used when present, else seeded zoo models; QDQ graphs
-// come from runtime/int8_qdq_builder.h calibrated on 256 Fashion-MNIST training images (or
-// seeded uniform inputs without the dataset).
+// are what `gstick compress --algo ptq` writes (static min-max W8A8, per-channel weights, int32
+// biases), calibrated on 256 Fashion-MNIST training images (or seeded uniform inputs without the
+// dataset).
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 
@@ -23,13 +24,13 @@
 #include <string>
 #include <vector>
 
+#include "algo/registry.h"
 #include "data/dataset.h"
 #include "io/onnx.h"
 #include "models/zoo.h"
 #include "ort_runner.h"
 #include "runtime/executor.h"
 #include "runtime/int8_kernels.h"
-#include "runtime/int8_qdq_builder.h"
 #include "support/error.h"
 
 namespace {
@@ -175,14 +176,10 @@ int main(int argc, char** argv) try {
   } catch (const gs::Error& e) {
     std::cerr << "int8_bench: no Fashion-MNIST (" << e.what() << "): calibrating on uniform noise\n";
   }
-  std::vector<std::vector<at::Tensor>> calib;
-  for (int b = 0; b < 4; ++b) {
-    if (train) {
-      calib.push_back({train->images().slice(0, b * 64, (b + 1) * 64).to(at::kFloat) / 255.0f});
-    } else {
-      at::Generator gen = at::detail::createCPUGenerator(b + 1);
-      calib.push_back({at::rand({64, 1, 28, 28}, gen)});
-    }
+  std::shared_ptr<const gs::Dataset> calib_ds = train;
+  if (!train) {
+    at::Generator gen = at::detail::createCPUGenerator(1);
+    calib_ds = std::make_shared<gs::TensorDataset>(at::rand({256, 1, 28, 28}, gen));
   }
 
   std::printf("threads %d, engine %s, %d interleaved timed runs (medians), activations %s\n\n", threads,
@@ -195,9 +192,12 @@ int main(int argc, char** argv) try {
   for (const std::string& name : names) {
     std::string source;
     auto fp32 = loadModel(name, &source);
-    gs::int8::QdqBuildOptions qo;
-    qo.signed_activations = is_signed;
-    auto qdq = gs::int8::buildQdqGraph(*fp32, calib, qo);
+    // The product path: the ptq algorithm, then convert() to ONNX QDQ.
+    auto algo = gs::AlgoRegistry::global().create("ptq", gs::Json{{"act_signed", is_signed}});
+    gs::AlgoContext actx;
+    actx.calibration = gs::CalibrationData{calib_ds, 4, 64};
+    algo->setContext(actx);
+    auto qdq = std::make_unique<gs::Graph>(algo->convert(algo->apply(std::move(*fp32->clone()))));
     std::string fp32_path = work + "/" + name + "-fp32.onnx", qdq_path = work + "/" + name + "-qdq.onnx";
     gs::exportOnnxFile(*fp32, fp32_path);
     gs::exportOnnxFile(*qdq, qdq_path);
@@ -247,9 +247,12 @@ int main(int argc, char** argv) try {
       auto agree = [&](const at::Tensor& a, const at::Tensor& b) {
         return 100.0 * a.argmax(1).eq(b.argmax(1)).sum().item<double>() / labels.numel();
       };
-      // Logit differences in output quantization steps (the output DQ's scale).
+      // Logit differences in output quantization steps: the output DQ's scale, or for a float
+      // output the step of a uint8 min-max quantizer over the fp32 test logits.
       const gs::Node* out_dq = qdq->outputs()[0]->producer();
-      double step = out_dq && out_dq->opType() == "DequantizeLinear" ? out_dq->input(1)->data().item<double>() : 0;
+      double step = out_dq && out_dq->opType() == "DequantizeLinear"
+                        ? out_dq->input(1)->data().item<double>()
+                        : (lf.max() - lf.min()).item<double>() / 255.0;
       auto steps = [&](const at::Tensor& a, const at::Tensor& b) {
         return step > 0 ? ((a - b).abs() / step).max().item<double>() : -1.0;
       };

@@ -27,7 +27,8 @@ namespace {
 
 struct Row {
   std::string config;
-  double acc = 0, acc_qdq = -1, acc_ort = -1, agree = -1, seconds = 0;
+  double acc = 0, acc_qdq = -1, acc_ort = -1, agree = -1, agree_fq = -1, seconds = 0;
+  double dfq = -1, dort = -1;  // max |logit difference| in output quantization steps
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -88,6 +89,8 @@ int main(int argc, char** argv) {
     }
     at::Tensor lf = logitsOf(*fp, tb.inputs);
     double acc_fp = acc(lf, tb.labels);
+    // The step of a uint8 min-max quantizer on the logits: the unit of the fidelity columns.
+    const double out_step = (lf.max() - lf.min()).item<double>() / 255.0;
     std::vector<Row> rows;
     rows.push_back({"fp32", acc_fp});
     auto calib_ds = std::make_shared<FashionMnistDataset>(FashionMnistDataset::Split::Train, calib);
@@ -98,6 +101,8 @@ int main(int argc, char** argv) {
       Graph d = algo.convert(std::move(*q.clone(true)));
       at::Tensor ld = logitsOf(d, tb.inputs);
       r.acc_qdq = acc(ld, tb.labels);
+      r.agree_fq = lq.argmax(1).eq(ld.argmax(1)).to(at::kDouble).mean().item<double>() * 100;
+      r.dfq = (lq - ld).abs().max().item<double>() / out_step;
       if (ort) {
         std::string path = out_dir + "/" + tag + ".onnx", lo = out_dir + "/" + tag + ".ort_logits.npy";
         exportOnnxFile(d, path);
@@ -105,6 +110,7 @@ int main(int argc, char** argv) {
         r.acc_ort = 100.0 * e.correct / e.samples;
         at::Tensor lort = readNpy(lo);
         r.agree = lort.argmax(1).eq(ld.argmax(1)).to(at::kDouble).mean().item<double>() * 100;
+        r.dort = (lort - ld).abs().max().item<double>() / out_step;
       }
       rows.push_back(r);
       std::printf("%-34s %7.2f%%\n", r.config.c_str(), r.acc);
@@ -165,8 +171,10 @@ int main(int argc, char** argv) {
 
     std::printf("\nmodel %s, test %lld, calibration %lld train images\n", model.c_str(),
                 static_cast<long long>(ntest), static_cast<long long>(calib));
-    std::printf("| config | top-1 fake-quant | top-1 QDQ (gstick) | top-1 ORT | drop vs fp32 | ORT top-1 agreement | seconds |\n");
-    std::printf("|---|---|---|---|---|---|---|\n");
+    std::printf("| config | top-1 fake-quant | top-1 int8 (gstick) | top-1 ORT (QDQ) | top-1 change vs fp32 | "
+                "agreement fake-quant / int8 | agreement int8 / ORT | max logit diff fake-quant / int8 | "
+                "max logit diff int8 / ORT | seconds |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
     for (const Row& r : rows) {
       auto f = [](double v, const char* unit) {
         if (v < 0) return std::string("-");
@@ -174,11 +182,15 @@ int main(int argc, char** argv) {
         std::snprintf(b, sizeof b, "%.2f%s", v, unit);
         return std::string(b);
       };
-      std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", r.config.c_str(), f(r.acc, "").c_str(),
-                  f(r.acc_qdq, "").c_str(), f(r.acc_ort, "").c_str(),
-                  r.config == "fp32" ? "-" : f(acc_fp - r.acc_qdq, "").c_str(), f(r.agree, "%").c_str(),
-                  f(r.seconds, "").c_str());
+      char drop[32] = "-";
+      if (r.config != "fp32") std::snprintf(drop, sizeof drop, "%+.2f", r.acc_qdq - acc_fp);
+      std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.config.c_str(),
+                  f(r.acc, "").c_str(), f(r.acc_qdq, "").c_str(), f(r.acc_ort, "").c_str(), drop,
+                  f(r.agree_fq, "%").c_str(), f(r.agree, "%").c_str(), f(r.dfq, " steps").c_str(),
+                  f(r.dort, " steps").c_str(), f(r.seconds, "").c_str());
     }
+    std::printf("\nlogit differences are in output quantization steps: (max - min of the fp32 test logits) / 255 "
+                "= %.4f\n", out_step);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "quant_bench: %s\n", e.what());

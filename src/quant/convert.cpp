@@ -150,9 +150,70 @@ void lowerDynamic(Graph& g, Node* n, const QuantSpec& s, QdqReport& rep) {
   ++rep.dynamic;
 }
 
+/// Per-tensor float scale of a DequantizeLinear fed by QuantizeLinear (an activation), else
+/// undefined.
+at::Tensor activationScale(const Value* v) {
+  const Node* dq = v ? v->producer() : nullptr;
+  if (!dq || dq->opType() != "DequantizeLinear" || !dq->input(0) || dq->input(0)->isParam()) return {};
+  const Value* s = dq->input(1);
+  if (!s || !s->isParam() || s->data().numel() != 1) return {};
+  return s->data().to(at::kFloat).reshape({});
+}
+
+/// Output-channel scales (n of them, or one) of a DequantizeLinear of integer weight
+/// parameters feeding `layer` as its weight, else undefined.
+at::Tensor weightScale(const Node& layer, int64_t n) {
+  const Node* dq = layer.input(1) ? layer.input(1)->producer() : nullptr;
+  if (!dq || dq->opType() != "DequantizeLinear" || !dq->input(0)->isParam()) return {};
+  const at::Tensor& codes = dq->input(0)->data();
+  const at::Tensor& s = dq->input(1)->data();
+  if (s.numel() == 1) return s.to(at::kFloat).reshape({1});
+  // Per channel along the output-channel axis of the weight as the layer reads it.
+  int64_t rank = codes.dim(), axis = dq->attrInt("axis", 1);
+  if (axis < 0) axis += rank;
+  int64_t out_axis = 0;
+  if (layer.opType() == "Gemm" && layer.attrInt("transB", 0) == 0) out_axis = 1;
+  if (axis != out_axis || s.numel() != n) return {};
+  return s.to(at::kFloat).reshape({n});
+}
+
+int64_t quantizeBiases(Graph& g) {
+  int64_t count = 0;
+  std::vector<Node*> layers;
+  for (const auto& n : g.nodes())
+    if ((n->opType() == "Conv" || n->opType() == "Gemm") && n->numInputs() > 2 && n->input(2) &&
+        n->input(2)->isParam())
+      layers.push_back(n.get());
+  for (Node* n : layers) {
+    if (n->opType() == "Gemm" && (n->attrFloat("alpha", 1.0f) != 1.0f || n->attrFloat("beta", 1.0f) != 1.0f ||
+                                  n->attrInt("transA", 0) != 0))
+      continue;
+    Value* b = n->input(2);
+    at::Tensor bias = b->data().detach().to(at::kFloat);
+    if (bias.dim() != 1) continue;
+    at::Tensor xs = activationScale(n->input(0));
+    at::Tensor ws = weightScale(*n, bias.numel());
+    if (!xs.defined() || !ws.defined()) continue;
+    at::Tensor bs = (ws * xs).expand({bias.numel()}).contiguous();
+    at::Tensor codes = at::round(bias / bs);
+    // Out of int32 range only for degenerate scales: keep the float bias then.
+    if (!at::all(codes.abs() < 2147483520.0).item<bool>()) continue;
+    std::string base = n->name() + ".bias";
+    Value* qv = param(g, base + ".quantized", codes.to(at::kInt));
+    Value* sv = param(g, base + ".scale_q", bs);
+    Value* zv = param(g, base + ".zp_q", at::zeros({bias.numel()}, at::kInt));
+    Node* dq = g.addNode("DequantizeLinear", {qv, sv, zv}, 1, g.uniqueNodeName(base + ".dq"),
+                         {{"axis", Attribute(int64_t{0})}}, n);
+    dq->output(0)->setDType(DType::Float32);
+    n->setInput(2, dq->output(0));
+    ++count;
+  }
+  return count;
+}
+
 }  // namespace
 
-QdqReport lowerToQdq(Graph& g) {
+QdqReport lowerToQdq(Graph& g, const QdqOptions& opts) {
   QdqReport rep;
   std::vector<Node*> qs;
   for (const auto& n : g.nodes())
@@ -176,6 +237,7 @@ QdqReport lowerToQdq(Graph& g) {
     }
     g.eraseNode(n);
   }
+  if (opts.int32_bias) rep.int32_biases = quantizeBiases(g);
   g.removeDeadValues();
   bool gs_left = false;
   for (const auto& n : g.nodes()) gs_left = gs_left || n->domain() == "gs";

@@ -12,6 +12,16 @@ struct QdqReport {
   int64_t activations = 0;  ///< activation quantizers lowered to (Clip ->) Q -> DQ
   int64_t dynamic = 0;      ///< dynamic per-token quantizers lowered to a standard-op subgraph
   int64_t weight_bytes = 0; ///< bytes of the integer weight initializers
+  int64_t int32_biases = 0; ///< biases stored as int32 accumulator-unit initializers
+};
+
+/// Options of lowerToQdq.
+struct QdqOptions {
+  /// Conv / Gemm biases whose input and weight are both quantized become
+  /// DequantizeLinear(int32 round(b / (x_scale * w_scale)), x_scale * w_scale) (zero point 0,
+  /// per output channel), the form ONNX Runtime's quantizer writes: runtimes then add the bias
+  /// in the int32 accumulator and run integer-only kernels (QLinearConv / QGemm).
+  bool int32_bias = false;
 };
 
 /// Replaces every gs::FakeQuant / gs::LsqQuant of `g` (which must be parameters-only on their
@@ -25,6 +35,6 @@ struct QdqReport {
 ///  - dynamic_per_token: Reduce{Min,Max} over the last axis and elementwise ops computing the
 ///    same scale / zero point / rounding.
 /// Disabled quantizers (enable = 0) are removed. The "gs" opset is dropped when unused.
-QdqReport lowerToQdq(Graph& g);
+QdqReport lowerToQdq(Graph& g, const QdqOptions& opts = {});
 
 }  // namespace gs::quant

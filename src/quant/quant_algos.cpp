@@ -46,6 +46,20 @@ void forQuantizable(const CompAlgo& algo, const Graph& g, F f) {
 
 // ============================================================================================ ptq
 
+/// The convert (QDQ export) field every quantization algorithm shares.
+FieldSpec int32BiasField() {
+  return FieldSpec::boolean("int32_bias", true,
+                            "convert: Conv / Gemm biases as int32 in accumulator units "
+                            "(x_scale * w_scale), as ONNX Runtime's quantizer writes them; false "
+                            "keeps float biases");
+}
+
+QdqOptions qdqOptions(const Config& c) {
+  QdqOptions o;
+  o.int32_bias = c.getBool("int32_bias");
+  return o;
+}
+
 class PtqAlgo : public CompAlgo {
  public:
   using CompAlgo::CompAlgo;
@@ -92,7 +106,7 @@ class PtqAlgo : public CompAlgo {
   }
 
   Graph convertImpl(Graph g) override {
-    qdq_ = lowerToQdq(g);
+    qdq_ = lowerToQdq(g, qdqOptions(config()));
     return g;
   }
 
@@ -149,6 +163,7 @@ ConfigSchema ptqFields() {
       FieldSpec::integer("bins", 2048, 64, 1 << 16, "histogram observers: bins"),
       FieldSpec::boolean("bias_correction", true, "subtract E[(Wq - W) x] from Conv / Gemm biases"),
       FieldSpec::boolean("fold_bn", true, "fold Conv -> BatchNormalization before quantizing"),
+      int32BiasField(),
   };
 }
 
@@ -228,7 +243,7 @@ class SimQatAlgo : public CompAlgo {
     finishOneConvFold(g, folds_);
     foldBatchNormsThroughQuantizers(g);
     foldBatchNorms(g);
-    lowerToQdq(g);
+    lowerToQdq(g, qdqOptions(config()));
     return g;
   }
 
@@ -274,6 +289,7 @@ ConfigSchema simqatFields() {
                          "two-conv fold: steps before switching to running statistics"),
       FieldSpec::real("averaging_constant", 0.01, 0, 1,
                       "activation EMA observers: weight of each new batch (gstick setting)"),
+      int32BiasField(),
   };
 }
 
@@ -369,7 +385,7 @@ class LsqAlgo : public CompAlgo {
   }
 
   Graph convertImpl(Graph g) override {
-    lowerToQdq(g);
+    lowerToQdq(g, qdqOptions(config()));
     return g;
   }
 
@@ -403,6 +419,7 @@ ConfigSchema lsqFields() {
                                                      "activation steps"),
       FieldSpec::boolean("fold_bn", true, "fold BatchNormalization before training (the folded "
                                           "network is trained)"),
+      int32BiasField(),
   };
 }
 

@@ -53,10 +53,30 @@ TEST(QuantAlgos, PtqThroughRegistrySummaryConvertAndOrt) {
   EXPECT_EQ(s.rows[0].policy, "W8-per_channel-A8-per_tensor minmax/percentile");
   // fc1 [120, 400] fp32 weight + bias: int8 codes + per-channel scale / zp + bias.
   EXPECT_EQ(s.rows[2].bytesAfter, 120 * 400 + 120 * 4 * 2 + 120 * 4);
+  // Float biases (int32_bias=false): the QDQ graph computes exactly what the fake-quant graph did.
+  auto float_bias = AlgoRegistry::global().create("ptq", Json{{"act_observer", "percentile"}, {"int32_bias", false}});
+  float_bias->setContext(ctx);
+  Graph df = float_bias->convert(float_bias->apply(std::move(*fp->clone())));
+  EXPECT_EQ(countOps(df, "", "DequantizeLinear"), 10);
+  EXPECT_EQ(accuracy(df, tb), acc_q);
+  // Default: the 5 biases become int32 codes in accumulator units (x_scale * w_scale per output
+  // channel), ONNX Runtime's quantizer format; rounding them moves logits by < 0.5 * x_scale * w_scale.
   Graph d = algo->convert(std::move(q));
   EXPECT_EQ(countOps(d, "gs"), 0);
-  EXPECT_EQ(countOps(d, "", "DequantizeLinear"), 10);
-  EXPECT_EQ(accuracy(d, tb), acc_q);
+  EXPECT_EQ(countOps(d, "", "DequantizeLinear"), 15);
+  int64_t int32_biases = 0;
+  for (const auto& n : d.nodes())
+    if (n->opType() == "DequantizeLinear" && n->input(0)->isParam() && n->input(0)->data().scalar_type() == at::kInt) {
+      ++int32_biases;
+      const Node* layer = n->output(0)->uses()[0].user;
+      const Node* xdq = layer->input(0)->producer();
+      const Node* wdq = layer->input(1)->producer();
+      at::Tensor want = wdq->input(1)->data().reshape({-1}) * xdq->input(1)->data().reshape({});
+      EXPECT_TRUE(at::allclose(n->input(1)->data().reshape({-1}), want.expand({n->input(0)->data().numel()})))
+          << layer->describe();
+    }
+  EXPECT_EQ(int32_biases, 5);
+  EXPECT_NEAR(accuracy(d, tb), acc_q, 0.1);
   std::string dir = test::tempDir("quant_algos_ptq");
   exportOnnxFile(d, dir + "/m.onnx");
   auto r = ort::runOrt(dir + "/m.onnx", {{"input", tb.inputs.slice(0, 0, 200)}}, dir + "/ort");
@@ -163,7 +183,7 @@ TEST(QuantAlgos, LsqLeNetW4A4OneEpochOnFourThousandImages) {
   auto fp = importOnnxFile(kLenet);
   Batch tb = testBatch(2000);
   double acc_fp = accuracy(*fp, tb);
-  auto algo = AlgoRegistry::global().create("lsq", Json{{"first_last_bits", 0}});
+  auto algo = AlgoRegistry::global().create("lsq", Json{{"first_last_bits", 0}, {"int32_bias", false}});
   AlgoContext ctx;
   ctx.trainData = std::make_shared<FashionMnistDataset>(FashionMnistDataset::Split::Train, 256);
   algo->setContext(ctx);
