@@ -44,20 +44,45 @@ step "Parity"
 # and latency per batch of 32.
 step "Reference models: gstick eval vs ONNX Runtime on the Fashion-MNIST test set"
 "$GSTICK" eval models/lenet5-fmnist.onnx --data fashion-mnist:test --batch 32 --dump-npy "$OUT/fmnist" >/dev/null
-printf '%-26s %9s %9s %12s %12s %14s %12s\n' model params size "gstick top1" "ORT top1" "gstick ms/32" "ORT ms/32"
-for f in models/*-fmnist.onnx; do
+# One table row: params, file size, top-1 in gstick and in ONNX Runtime, latency per batch of 32.
+table_header() {
+  printf '%-30s %9s %9s %12s %12s %14s %12s\n' model params size "gstick top1" "ORT top1" "gstick ms/32" "ORT ms/32"
+}
+table_row() {  # FILE [LABEL]
+  local f=$1 label=${2:-$(basename "$1")}
+  local ours info theirs
   ours=$("$GSTICK" eval "$f" --data fashion-mnist:test --batch 32)
   info=$("$GSTICK" info "$f" --json)
   theirs=$(node "$ORT_DIR/ort_eval.js" "$f" --inputs "$OUT/fmnist/inputs.npy" --labels "$OUT/fmnist/labels.npy" --batch 32)
   node -e '
-    const [file, ours, info, theirs] = process.argv.slice(1);
+    const [file, label, ours, info, theirs] = process.argv.slice(1);
     const top1 = /top1 ([0-9.]+)%/.exec(ours)[1];
     const ms = /latency: median ([0-9.]+) ms/.exec(ours)[1];
     const t = JSON.parse(theirs), i = JSON.parse(info);
     const size = require("fs").statSync(file).size;
-    console.log([file.replace("models/", "").padEnd(26), String(i.parameters.count).padStart(9),
+    console.log([label.padEnd(30), String(i.parameters.count).padStart(9),
       ((size / 1e6).toFixed(2) + " MB").padStart(9), (top1 + "%").padStart(12),
       ((100 * t.top1).toFixed(2) + "%").padStart(12), Number(ms).toFixed(2).padStart(14),
       t.median_ms.toFixed(2).padStart(12)].join(" "));
-  ' "$f" "$ours" "$info" "$theirs"
+  ' "$f" "$label" "$ours" "$info" "$theirs"
+}
+table_header
+for f in models/*-fmnist.onnx; do
+  table_row "$f"
 done
+
+# Quantization of the reference ResNet-20 (docs/quantization.md): static PTQ int8 calibrated on
+# 2048 training images, and SimQAT (simulated quantization-aware training) fine-tuned for one
+# epoch on 10,000 training images. Both are converted to ONNX QDQ (int8 weights, int32 biases);
+# gstick runs them with real int8 kernels, ONNX Runtime with its QDQ fusions.
+step "gstick compress --algo ptq models/resnet20-fmnist.onnx (static int8, 2048 calibration images)"
+"$GSTICK" compress --algo ptq --data fashion-mnist:train:2048 --calib-batches 64 \
+  models/resnet20-fmnist.onnx -o "$OUT/resnet20-ptq-int8.onnx"
+step "gstick compress --algo simqat models/resnet20-fmnist.onnx (1 epoch on 10,000 images)"
+"$GSTICK" compress --algo simqat --data fashion-mnist:train:10000 --epochs 1 --lr 0.001 --batch 64 \
+  models/resnet20-fmnist.onnx -o "$OUT/resnet20-simqat-int8.onnx" | tail -n 8
+step "ResNet-20: fp32 vs int8 (gstick runtime and ONNX Runtime, Fashion-MNIST test set)"
+table_header
+table_row models/resnet20-fmnist.onnx "resnet20 fp32"
+table_row "$OUT/resnet20-ptq-int8.onnx" "resnet20 PTQ int8"
+table_row "$OUT/resnet20-simqat-int8.onnx" "resnet20 SimQAT int8"

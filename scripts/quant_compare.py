@@ -1,17 +1,20 @@
 #!/usr/bin/python3
-"""PyTorch FX post-training quantization of a gstick zoo ONNX model, for side-by-side tables.
+"""PyTorch FX quantization vs gstick on the same trained ONNX model, in one run.
 
 Loads the ONNX initializers into an equivalent torch.nn.Module (the op subset of the zoo's image
 classifiers), evaluates fp32, then runs torch.ao.quantization FX PTQ (prepare_fx / calibrate /
-convert_fx) with the chosen engine and observer set, and prints accuracy, calibration seconds and
-int8 / fp32 latency. Optionally runs `gstick compress --algo ptq` + `gstick eval` on the same
-model and data so both appear in one run.
+convert_fx) with the chosen engine and observer set, and FX QAT (prepare_qat_fx / fine-tune /
+convert_fx). With --gstick it runs `gstick compress --algo ptq` (per observer) and
+`--algo simqat` on the same model, calibration images and fine-tuning schedule, evaluates the
+converted int8 models with `gstick eval` and times them with `gstick run`. Prints one table:
+accuracy, calibration seconds, int8 latency at batch 1 and 32.
 
   /usr/bin/python3 scripts/quant_compare.py models/resnet20-fmnist.onnx --calib 2048 \
-      --engine onednn --gstick build/gstick
+      --engine onednn --qat-epochs 1 --gstick build/gstick
 """
 import argparse
 import gzip
+import re
 import json
 import os
 import subprocess
@@ -199,6 +202,49 @@ def fx_ptq(net, engine, observer, calib, bs):
     return convert_fx(prepared), secs
 
 
+def fx_qat(net, engine, xtrain, ytrain, epochs, lr, bs):
+    """FX QAT with the engine's default QAT qconfig (fused Conv-BN(-ReLU), per-channel weights),
+    SGD momentum 0.9, constant lr; returns the converted int8 model and the training seconds."""
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
+    torch.backends.quantized.engine = engine
+    prepared = prepare_qat_fx(net.train(), get_default_qat_qconfig_mapping(engine), (xtrain[:1],))
+    opt = torch.optim.SGD(prepared.parameters(), lr=lr, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xtrain), generator=g)
+        for i in range(0, len(xtrain), bs):
+            idx = perm[i:i + bs]
+            loss = F.cross_entropy(prepared(xtrain[idx]), ytrain[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    secs = time.perf_counter() - t0
+    return convert_fx(prepared.eval()), secs
+
+
+def gstick_latency(gstick, model, threads, work):
+    """Median latency (ms) of `gstick run` at batch 1 and 32."""
+    out = []
+    for bs in (1, 32):
+        x = os.path.join(work, f"x{bs}.npy")
+        if not os.path.exists(x):
+            np.save(x, np.random.default_rng(0).random((bs, 1, 28, 28), dtype=np.float32))
+        r = subprocess.run([gstick, "run", model, "-i", f"input={x}", "-n", "50", "--threads", str(threads)],
+                           capture_output=True, text=True)
+        m = re.search(r"latency: median ([0-9.]+) ms", r.stdout + r.stderr)
+        out.append(float(m.group(1)) if m else float("nan"))
+    return out
+
+
+def gstick_eval(gstick, model, ntest):
+    ev = subprocess.run([gstick, "eval", model, "--data", f"fashion-mnist:test:{ntest}"],
+                        capture_output=True, text=True)
+    m = re.search(r"top1 ([0-9.]+)%", ev.stdout + ev.stderr)
+    return float(m.group(1)) if m else float("nan")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
@@ -210,6 +256,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gstick", default="", help="gstick binary: also run gstick ptq per observer")
     ap.add_argument("--gstick-observers", default="minmax,ema,percentile,mse,kl")
+    ap.add_argument("--qat-epochs", type=int, default=1, help="QAT fine-tuning epochs (0 = no QAT rows)")
+    ap.add_argument("--qat-lr", type=float, default=0.001)
+    ap.add_argument("--qat-batch", type=int, default=64)
+    ap.add_argument("--train", type=int, default=60000, help="QAT training images")
     ap.add_argument("--json", default="", help="write the rows as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -226,33 +276,59 @@ def main():
         acc = accuracy(q, xt, yt)
         rows.append({"impl": "pytorch-fx-" + args.engine, "config": "W8A8 " + obs, "acc": acc,
                      "drop": fp - acc, "calib_s": secs, "lat1_ms": latency_ms(q, 1), "lat32_ms": latency_ms(q, 32)})
+    if args.qat_epochs > 0:
+        xtr, ytr = fmnist("train", args.train)
+        q, secs = fx_qat(OnnxNet(onnx.load(args.model)), args.engine, xtr, ytr, args.qat_epochs,
+                         args.qat_lr, args.qat_batch)
+        acc = accuracy(q, xt, yt)
+        rows.append({"impl": "pytorch-fx-" + args.engine, "config": f"QAT W8A8 {args.qat_epochs} ep",
+                     "acc": acc, "drop": fp - acc, "calib_s": secs, "lat1_ms": latency_ms(q, 1),
+                     "lat32_ms": latency_ms(q, 32)})
     if args.gstick:
-        out_dir = "/tmp/quant_compare"
-        os.makedirs(out_dir, exist_ok=True)
+        work = "/tmp/quant_compare"
+        os.makedirs(work, exist_ok=True)
+        base = os.path.basename(args.model)
+        l1, l32 = gstick_latency(args.gstick, args.model, args.threads, work)
+        rows.append({"impl": "gstick", "config": "fp32", "acc": gstick_eval(args.gstick, args.model, args.test),
+                     "drop": 0.0, "calib_s": 0.0, "lat1_ms": l1, "lat32_ms": l32})
         for obs in args.gstick_observers.split(","):
-            out = os.path.join(out_dir, f"{os.path.basename(args.model)}.{obs}.int8.onnx")
+            out = os.path.join(work, f"{base}.{obs}.int8.onnx")
             cmd = [args.gstick, "compress", "--algo", "ptq", "--data", f"fashion-mnist:train:{args.calib}",
+                   "--calib-batches", str((args.calib + args.batch - 1) // args.batch),
+                   "--calib-batch-size", str(args.batch), "--threads", str(args.threads),
                    "--set", f"act_observer={obs}", args.model, "-o", out]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                print(" ".join(cmd), "\n", r.stderr, file=sys.stderr)
+                continue
+            m = re.search(r"calibration: \d+ batches, ([0-9.]+) s", r.stdout + r.stderr)
+            acc = gstick_eval(args.gstick, out, args.test)
+            l1, l32 = gstick_latency(args.gstick, out, args.threads, work)
+            rows.append({"impl": "gstick", "config": "W8A8 " + obs, "acc": acc, "drop": fp - acc,
+                         "calib_s": float(m.group(1)) if m else float("nan"), "lat1_ms": l1, "lat32_ms": l32})
+        if args.qat_epochs > 0:
+            out = os.path.join(work, f"{base}.simqat.int8.onnx")
+            cmd = [args.gstick, "compress", "--algo", "simqat", "--data", f"fashion-mnist:train:{args.train}",
+                   "--epochs", str(args.qat_epochs), "--lr", str(args.qat_lr), "--batch", str(args.qat_batch),
+                   "--threads", str(args.threads), args.model, "-o", out]
             t0 = time.perf_counter()
             r = subprocess.run(cmd, capture_output=True, text=True)
             secs = time.perf_counter() - t0
             if r.returncode != 0:
                 print(" ".join(cmd), "\n", r.stderr, file=sys.stderr)
-                continue
-            ev = subprocess.run([args.gstick, "eval", out, "--data", f"fashion-mnist:test:{args.test}"],
-                                capture_output=True, text=True)
-            acc = None
-            for tok in ev.stdout.replace("%", " ").split():
-                pass
-            import re
-            m = re.search(r"top1 ([0-9.]+)%", ev.stdout + ev.stderr)
-            acc = float(m.group(1)) if m else float("nan")
-            rows.append({"impl": "gstick", "config": "W8A8 " + obs, "acc": acc, "drop": fp - acc,
-                         "calib_s": secs, "lat1_ms": float("nan"), "lat32_ms": float("nan")})
-    print(f"{'implementation':<22} {'config':<20} {'top1 %':>8} {'drop':>6} {'calib s':>8} {'b1 ms':>7} {'b32 ms':>7}")
+            else:
+                acc = gstick_eval(args.gstick, out, args.test)
+                l1, l32 = gstick_latency(args.gstick, out, args.threads, work)
+                rows.append({"impl": "gstick", "config": f"SimQAT W8A8 {args.qat_epochs} ep", "acc": acc,
+                             "drop": fp - acc, "calib_s": secs, "lat1_ms": l1, "lat32_ms": l32})
+    print(f"model {args.model}: fp32 top-1 {fp:.2f} % (PyTorch), {args.test} test images, "
+          f"{args.calib} calibration images, {args.threads} threads; 'seconds' = calibration (PTQ) or "
+          f"fine-tuning (QAT)")
+    print("| implementation | config | top-1 % | drop | seconds | batch 1 ms | batch 32 ms |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"{r['impl']:<22} {r['config']:<20} {r['acc']:8.2f} {r['drop']:6.2f} {r['calib_s']:8.2f} "
-              f"{r['lat1_ms']:7.3f} {r['lat32_ms']:7.3f}")
+        print(f"| {r['impl']} | {r['config']} | {r['acc']:.2f} | {r['drop']:+.2f} | {r['calib_s']:.2f} | "
+              f"{r['lat1_ms']:.3f} | {r['lat32_ms']:.3f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

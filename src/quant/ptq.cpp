@@ -78,6 +78,7 @@ std::vector<Quantizer> ptqQuantize(Graph& g, const std::vector<LayerQuantConfig>
   InsertOptions io;
   io.act_enable = act_enable;
   io.weight_enable = w_enable;
+  io.quantize_outputs = opts.quantize_outputs;
   std::map<std::string, size_t> act_index;  // roles are read before quantizers hide the weights
   for (const auto& l : layers)
     if (Node* n = g.findNode(l.node))

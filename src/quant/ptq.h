@@ -19,6 +19,8 @@ struct PtqOptions {
   ObserverOptions observer;     ///< settings of the calibration observers
   bool fold_bn = true;          ///< fold Conv -> BatchNormalization before quantizing
   bool bias_correction = true;  ///< subtract E[(Wq - W) x] from Conv / Gemm biases
+  /// Quantize layer outputs and residual Add inputs too (InsertOptions::quantize_outputs).
+  bool quantize_outputs = true;
   bool verbose = false;
 };
 

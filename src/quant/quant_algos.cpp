@@ -97,6 +97,7 @@ class PtqAlgo : public CompAlgo {
     o.observer.averaging_constant = config().getFloat("averaging_constant");
     o.observer.bins = config().getInt("bins");
     o.fold_bn = config().getBool("fold_bn");
+    o.quantize_outputs = !dynamic();  // int8 residual Adds; per-token Adds gain nothing
     const auto& cal = context().calibration;
     int64_t nb = cal ? cal->size() : 0;
     o.bias_correction = config().getBool("bias_correction") && nb > 0;
@@ -230,6 +231,7 @@ class SimQatAlgo : public CompAlgo {
     io.act_enable = g.findValue(act_enable_);
     io.weight_enable = g.findValue(w_enable_);
     io.averaging_constant = config().getFloat("averaging_constant");
+    io.quantize_outputs = true;
     insertQuantizers(g, ls, io);
     if (bn_fold) folds_ = insertOneConvFold(g, convs);
     return g;

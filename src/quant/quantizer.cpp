@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <unordered_map>
+#include <unordered_set>
 
 #include "support/error.h"
 
@@ -99,6 +100,10 @@ std::vector<Quantizer> insertQuantizers(Graph& g, const std::vector<LayerQuantCo
   std::vector<Quantizer> res;
   std::unordered_map<Value*, size_t> act_q;  // quantized value -> index in res
   if (!g.opsets.count("gs")) g.opsets["gs"] = 1;
+  std::vector<Node*> adds;
+  if (opts.quantize_outputs)
+    for (const auto& n : g.nodes())
+      if (n->domain().empty() && n->opType() == "Add" && n->numInputs() == 2) adds.push_back(n.get());
   for (const LayerQuantConfig& lc : layers) {
     Node* n = g.findNode(lc.node);
     GS_CHECK(n, "quantize: no node named '", lc.node, "'");
@@ -140,6 +145,100 @@ std::vector<Quantizer> insertQuantizers(Graph& g, const std::vector<LayerQuantCo
       act_q[x] = res.size();
       res.push_back(q);
     }
+  }
+  if (!opts.quantize_outputs) return res;
+  std::unordered_map<std::string, const LayerQuantConfig*> cfg_of;
+  for (const LayerQuantConfig& lc : layers)
+    if (lc.quant_act) cfg_of[lc.node] = &lc;
+  std::unordered_set<const Value*> graph_outputs(g.outputs().begin(), g.outputs().end());
+  auto soleUser = [](const Value* v, std::initializer_list<const char*> ops) -> Node* {
+    if (v->uses().size() != 1) return nullptr;
+    Node* u = v->uses()[0].user;
+    if (!u->domain().empty()) return nullptr;
+    for (const char* op : ops)
+      if (u->opType() == op) return u;
+    return nullptr;
+  };
+  // Quantizes what `n` computes (after a sole BatchNormalization and Relu / Clip) with `lc`'s
+  // activation settings, unless it is a graph output or already quantized.
+  auto quantizeOutput = [&](Node* n, const LayerQuantConfig& lc) {
+    if (!n || n->numOutputs() != 1) return;
+    Value* v = n->output(0);
+    if (Node* bn = soleUser(v, {"BatchNormalization"})) v = bn->output(0);
+    if (Node* act = soleUser(v, {"Relu", "Clip"})) v = act->output(0);
+    if (graph_outputs.count(v) || act_q.count(v) || v->uses().empty()) return;
+    if (v->uses().size() == 1 && isQuantizer(*v->uses()[0].user)) return;
+    QuantSpec as = lc.act;
+    as.validate(n->describe() + " output");
+    Node* first = nullptr;  // the earliest user in (topological) node order
+    for (const auto& m : g.nodes()) {
+      for (size_t i = 0; i < m->numInputs() && !first; ++i)
+        if (m->input(i) == v) first = m.get();
+      if (first) break;
+    }
+    Quantizer q = makeQuantizer(g, v, as, lc.act_kind, false, n->name() + ".output_fq", first,
+                                opts.act_enable, opts);
+    q.layer = lc.node;
+    for (const Use& u : std::vector<Use>(v->uses()))
+      if (u.user != q.node) {
+        u.user->setInput(static_cast<size_t>(u.index), q.node->output(0));
+        q.layers.push_back(u.user->name());
+      }
+    act_q[v] = res.size();
+    res.push_back(q);
+  };
+  for (const LayerQuantConfig& lc : layers)
+    if (lc.quant_act && lc.act_kind != FqKind::Lsq && lc.act_kind != FqKind::Dynamic)
+      quantizeOutput(g.findNode(lc.node), lc);
+  // The config behind `v`: the quantizer producing it, the quantizer already reading it, or the
+  // quantized layer computing it (looking through BatchNormalization, folded at convert).
+  auto configOf = [&](const Value* v) -> const LayerQuantConfig* {
+    const Node* p = v ? v->producer() : nullptr;
+    auto byLayer = [&](const std::string& name) -> const LayerQuantConfig* {
+      auto it = cfg_of.find(name);
+      return it == cfg_of.end() ? nullptr : it->second;
+    };
+    if (p && isQuantizer(*p)) {
+      for (const Quantizer& q : res)
+        if (q.node == p) return byLayer(q.layer);
+      return nullptr;
+    }
+    if (auto it = act_q.find(const_cast<Value*>(v)); it != act_q.end()) return byLayer(res[it->second].layer);
+    if (p && p->opType() == "BatchNormalization" && p->domain().empty()) p = p->input(0)->producer();
+    return p ? byLayer(p->name()) : nullptr;
+  };
+  for (Node* add : adds) {
+    Value* in[2] = {add->input(0), add->input(1)};
+    if (!in[0] || !in[1] || in[0]->isParam() || in[1]->isParam()) continue;
+    const LayerQuantConfig* src[2] = {configOf(in[0]), configOf(in[1])};
+    if (!src[0] && !src[1]) continue;  // not part of a quantized block
+    auto skipKind = [](const LayerQuantConfig* c) {
+      return c->act_kind == FqKind::Lsq || c->act_kind == FqKind::Dynamic;
+    };
+    if (skipKind(src[0] ? src[0] : src[1]) || skipKind(src[1] ? src[1] : src[0])) continue;
+    for (int k = 0; k < 2; ++k) {
+      Value* x = in[k];
+      if (x->producer() && isQuantizer(*x->producer())) continue;
+      auto it = act_q.find(x);
+      if (it != act_q.end()) {
+        add->setInput(static_cast<size_t>(k), res[it->second].node->output(0));
+        res[it->second].layers.push_back(add->name());
+        continue;
+      }
+      const LayerQuantConfig* c = src[k] ? src[k] : src[1 - k];
+      QuantSpec as = c->act;
+      as.validate(add->describe() + " input");
+      Quantizer q = makeQuantizer(g, x, as, c->act_kind, false,
+                                  add->name() + ".input" + std::to_string(k) + "_fq", add,
+                                  opts.act_enable, opts);
+      q.layer = c->node;
+      q.layers.push_back(add->name());
+      add->setInput(static_cast<size_t>(k), q.node->output(0));
+      act_q[x] = res.size();
+      res.push_back(q);
+    }
+    // The sum too (e.g. the last block's, read by GlobalAveragePool), so the Add is int8.
+    quantizeOutput(add, *(src[0] ? src[0] : src[1]));
   }
   return res;
 }

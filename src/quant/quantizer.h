@@ -63,6 +63,18 @@ struct InsertOptions {
   Value* weight_enable = nullptr;
   Value* act_enable = nullptr;
   double averaging_constant = 0.01;  ///< ema observers of Train activation quantizers
+  /// Also quantize layer outputs and residual Adds, so that after convert whole blocks run in
+  /// int8 (DQ -> Conv -> [Relu] -> Q; DQ, DQ -> Add -> Q), as ONNX Runtime's quantizer and PyTorch
+  /// FX place them:
+  ///  - the output of every quantized layer, taken after a BatchNormalization and a Relu / Clip
+  ///    that are its only consumers, unless it is a graph output or already quantized (it then
+  ///    feeds GlobalAveragePool / MaxPool / Add in int8 instead of falling back to float);
+  ///  - both inputs of a two-input Add fed by a quantized layer: each reuses the quantizer of
+  ///    that value if there is one (the block input of a residual block), else gets its own.
+  /// New quantizers use the act spec / kind / observer of the layer feeding them (for an Add input
+  /// without one: of the layer feeding the other input); `layer` names that layer. Static and
+  /// Train kinds only (LSQ and dynamic per-token layers are skipped).
+  bool quantize_outputs = false;
 };
 
 /// Inserts quantizers for `layers` (each must name a quantizable layer of `g`; throws otherwise):
@@ -70,7 +82,8 @@ struct InsertOptions {
 /// shared by every layer reading that value (the first layer's act spec wins). A value already
 /// produced by a quantizer is not quantized again. Initial parameters: Static / Train quantizers
 /// start from the weight's min-max (weights) or scale 1 / zp of the spec (activations), Lsq from
-/// lsqInitStep of the weight (activations: 1, to be initialised from data).
+/// lsqInitStep of the weight (activations: 1, to be initialised from data). See
+/// InsertOptions::quantize_outputs for layer outputs and residual Adds.
 std::vector<Quantizer> insertQuantizers(Graph& g, const std::vector<LayerQuantConfig>& layers,
                                         const InsertOptions& opts = {});
 
