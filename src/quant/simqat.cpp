@@ -81,8 +81,7 @@ std::vector<ConvBnFold> insertBnFold(Graph& g, const std::vector<std::string>& c
     if (conv->numInputs() > 2) conv->truncateInputs(2);
     if (wuser != conv && wuser->opType() == "FakeQuant") {
       // Start the quantizer from the folded weight's range (train mode re-observes every step).
-      BnFactors bf = bnFactors(*bn);
-      at::Tensor wf = (f.weight->data().detach().to(at::kDouble) * bf.s.reshape(wshape)).to(at::kFloat);
+      at::Tensor wf = scaleChannels(f.weight->data(), bnFactors(*bn).s, 0);
       QuantSpec spec = specFromAttrs(*wuser);
       auto [mn, mx] = reduceMinMax(wf, spec);
       QParams qp = computeQParams(mn, mx, spec);
@@ -123,13 +122,9 @@ void finishBnFold(Graph& g, const std::vector<ConvBnFold>& folds) {
     Node* conv = g.findNode(f.conv);
     Node* cell = g.findNode(f.cell);
     GS_CHECK(conv && cell, "BN fold of '", f.conv, "': graph changed since apply()");
-    BnFactors bf = bnFactors(*cell);
-    at::Tensor w = f.weight->data().detach().to(at::kDouble);
-    std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
-    shape[0] = -1;
-    at::Tensor wf = (w * bf.s.reshape(shape)).to(at::kFloat);
-    at::Tensor b = f.bias ? f.bias->data().detach().to(at::kDouble).reshape({-1}) : at::zeros_like(bf.s);
-    at::Tensor nb = (b * bf.s + bf.t).to(at::kFloat);
+    BnAffine bf = bnFactors(*cell);
+    at::Tensor wf = scaleChannels(f.weight->data(), bf.s, 0);
+    at::Tensor nb = foldedBias(f.bias ? f.bias->data() : at::Tensor(), bf).to(wf.scalar_type());
     // The weight quantizer (or the conv itself) reads the folded weight: make it a parameter.
     Value* wp = g.addParam(g.uniqueValueName(f.conv + ".weight_folded"), wf, true);
     g.replaceAllUsesWith(f.folded_weight, wp);
@@ -154,12 +149,9 @@ int64_t foldBatchNormsThroughQuantizers(Graph& g) {
     if (!fq || !isQuantizer(*fq) || fq->opType() != "FakeQuant" || !fq->input(0)->isParam() ||
         wv->uses().size() != 1)
       continue;
-    BnFactors bf = bnFactors(*bn);
+    BnAffine bf = bnFactors(*bn);
     QuantSpec spec = specFromAttrs(*fq);
-    at::Tensor w = fq->input(0)->data().detach().to(at::kDouble);
-    std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
-    shape[0] = -1;
-    at::Tensor wf = (w * bf.s.reshape(shape)).to(at::kFloat);
+    at::Tensor wf = scaleChannels(fq->input(0)->data(), bf.s, 0);
     Value* scale = fq->input(1);
     Value* zp = fq->input(2);
     QParams qp;
@@ -173,10 +165,9 @@ int64_t foldBatchNormsThroughQuantizers(Graph& g) {
     fq->setInput(0, g.addParam(g.uniqueValueName(conv->name() + ".weight_folded"), wf, true));
     fq->setInput(1, g.addParam(g.uniqueValueName(fq->name() + ".scale_folded"), qp.scale, false));
     fq->setInput(2, g.addParam(g.uniqueValueName(fq->name() + ".zero_point_folded"), qp.zero_point, false));
-    at::Tensor b = conv->input(2) ? conv->input(2)->data().detach().to(at::kDouble).reshape({-1})
-                                  : at::zeros_like(bf.s);
+    at::Tensor nb = foldedBias(conv->input(2) ? conv->input(2)->data() : at::Tensor(), bf);
     Value* bp = g.addParam(g.uniqueValueName(conv->name() + ".bias_folded"),
-                           (b * bf.s + bf.t).to(at::kFloat), true);
+                           nb.to(wf.scalar_type()), true);
     if (conv->numInputs() > 2) conv->setInput(2, bp);
     else conv->addInput(bp);
     g.replaceAllUsesWith(bn->output(0), conv->output(0));
