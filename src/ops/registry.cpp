@@ -30,6 +30,7 @@ std::vector<const OpSchema*> OpRegistry::all() const {
 }
 
 void registerMatmulNBitsOps(OpRegistry& r);  // com.microsoft MatMulNBits (ops/matmul_nbits.cpp)
+void registerSimQatOps(OpRegistry& r);       // gs::BnFoldCorrection (quant/simqat_ops.cpp)
 
 void registerAllOps(OpRegistry& r) {
   registerElementwiseOps(r);
@@ -46,6 +47,7 @@ void registerAllOps(OpRegistry& r) {
   registerFusedOps(r);
   registerMatmulNBitsOps(r);
   registerGsQuantOps(r);
+  registerSimQatOps(r);
 }
 
 const OpRegistry& OpRegistry::global() {

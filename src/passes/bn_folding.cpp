@@ -1,25 +1,43 @@
 // BatchNorm folding into the preceding Conv / ConvTranspose / Gemm / MatMul (declarative patterns).
 #include <ATen/ATen.h>
 
+#include "passes/bn_folding.h"
+
+#include <vector>
+
 #include "passes/passes.h"
 #include "rewrite/driver.h"
 #include "support/error.h"
 
 namespace gs {
+
+BnAffine bnAffine(const at::Tensor& gamma, const at::Tensor& beta, const at::Tensor& mean,
+                  const at::Tensor& var, double eps) {
+  auto d = [](const at::Tensor& t) { return t.detach().to(at::kDouble).reshape({-1}); };
+  BnAffine f;
+  f.s = d(gamma) / (d(var) + eps).sqrt();
+  f.t = d(beta) - d(mean) * f.s;
+  return f;
+}
+
+at::Tensor scaleChannels(const at::Tensor& w, const at::Tensor& s, int64_t axis) {
+  std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
+  shape[static_cast<size_t>(axis)] = -1;
+  return (w.detach().to(at::kDouble) * s.reshape(shape)).to(w.scalar_type());
+}
+
+at::Tensor foldedBias(const at::Tensor& b, const BnAffine& bn) {
+  if (!b.defined()) return bn.t.clone();
+  return b.detach().to(at::kDouble).reshape({-1}).expand_as(bn.s) * bn.s + bn.t;
+}
+
 namespace {
 
 bool isParamOrOmitted(const Value& v) { return v.isParam(); }
 
-/// Per-channel factors of an inference BatchNormalization: s = scale / sqrt(var + eps) and
-/// shift = beta - mean * s, in double.
-struct BnFactors {
-  at::Tensor s, mean, beta;
-};
-BnFactors bnFactors(const Match& m) {
-  Node* bn = m.node("bn");
-  double eps = bn->attrFloat("epsilon", 1e-5f);
-  auto d = [&](const char* k) { return m.value(k)->data().detach().to(at::kDouble).reshape({-1}); };
-  return {d("scale") / (d("var") + eps).sqrt(), d("mean"), d("beta")};
+BnAffine bnFactors(const Match& m) {
+  auto d = [&](const char* k) { return m.value(k)->data(); };
+  return bnAffine(d("scale"), d("beta"), d("mean"), d("var"), m.node("bn")->attrFloat("epsilon", 1e-5f));
 }
 
 /// The BatchNormalization half shared by every pattern: inference form, one used output, all four
@@ -50,10 +68,8 @@ Value* updatedParam(Rewriter& rw, Node* node, Value* p, const at::Tensor& t, con
 }
 
 /// The folded bias b' = (b - mean) * s + beta (b = 0 when absent) as a parameter of `node`.
-Value* foldedBias(Rewriter& rw, Node* node, Value* b, const BnFactors& f, at::ScalarType dt) {
-  at::Tensor bd = b ? b->data().detach().to(at::kDouble).reshape({-1}).expand_as(f.s)
-                    : at::zeros_like(f.s);
-  at::Tensor nb = (bd - f.mean) * f.s + f.beta;
+Value* foldedBiasParam(Rewriter& rw, Node* node, Value* b, const BnAffine& f, at::ScalarType dt) {
+  at::Tensor nb = foldedBias(b ? b->data() : at::Tensor(), f);
   if (b && b->data().numel() == f.s.numel()) return updatedParam(rw, node, b, nb, ".bias");
   return rw.addParam(node->name() + ".bias", nb.to(dt), b ? b->trainable() : true);
 }
@@ -63,7 +79,7 @@ Value* foldedBias(Rewriter& rw, Node* node, Value* b, const BnFactors& f, at::Sc
 bool foldIntoConv(const Match& m, Rewriter& rw, std::string& why) {
   Node* conv = m.node("conv");
   Value* w = m.value("w");
-  BnFactors f = bnFactors(m);
+  BnAffine f = bnFactors(m);
   at::Tensor wd = w->data().detach().to(at::kDouble);
   bool transposed = conv->opType() == "ConvTranspose";
   int64_t group = conv->attrInt("group", 1);
@@ -75,9 +91,7 @@ bool foldIntoConv(const Match& m, Rewriter& rw, std::string& why) {
   }
   at::Tensor nw;
   if (!transposed) {
-    std::vector<int64_t> shape(static_cast<size_t>(wd.dim()), 1);
-    shape[0] = cout;
-    nw = wd * f.s.reshape(shape);
+    nw = scaleChannels(wd, f.s, 0);
   } else {
     // W: [Cin, Cout/group, k...] = [group, Cin/group, Cout/group, k...]; out channel g*(Cout/g)+j.
     std::vector<int64_t> gs_shape{group, wd.size(0) / group, wd.size(1)};
@@ -90,7 +104,7 @@ bool foldIntoConv(const Match& m, Rewriter& rw, std::string& why) {
   }
   rw.setInput(conv, 1, updatedParam(rw, conv, w, nw, ".weight"));
   Value* b = m.has("b") ? m.value("b") : nullptr;
-  Value* nb = foldedBias(rw, conv, b, f, w->data().scalar_type());
+  Value* nb = foldedBiasParam(rw, conv, b, f, w->data().scalar_type());
   rw.setInput(conv, 2, nb);
   if (b && b != nb) rw.eraseIfUnused(b);
   rw.replaceNode(m.node("bn"), {conv->output(0)});
@@ -110,7 +124,7 @@ bool foldIntoGemm(const Match& m, Rewriter& rw, std::string& why) {
     why = "Gemm beta != 1";
     return false;
   }
-  BnFactors f = bnFactors(m);
+  BnAffine f = bnFactors(m);
   at::Tensor wd = w->data().detach().to(at::kDouble);
   bool tb = gemm->attrInt("transB", 0) != 0;
   if (wd.dim() != 2 || wd.size(tb ? 0 : 1) != f.s.numel()) {
@@ -122,9 +136,9 @@ bool foldIntoGemm(const Match& m, Rewriter& rw, std::string& why) {
     why = "Gemm bias is not per output feature";
     return false;
   }
-  at::Tensor nw = tb ? wd * f.s.reshape({-1, 1}) : wd * f.s.reshape({1, -1});
+  at::Tensor nw = scaleChannels(wd, f.s, tb ? 0 : 1);
   rw.setInput(gemm, 1, updatedParam(rw, gemm, w, nw, ".weight"));
-  Value* nb = foldedBias(rw, gemm, c, f, w->data().scalar_type());
+  Value* nb = foldedBiasParam(rw, gemm, c, f, w->data().scalar_type());
   rw.setInput(gemm, 2, nb);
   if (c && c != nb) rw.eraseIfUnused(c);
   rw.replaceNode(m.node("bn"), {gemm->output(0)});
@@ -140,15 +154,15 @@ bool foldIntoMatMul(const Match& m, Rewriter& rw, std::string& why) {
     why = "MatMul input rank is not known to be 2 (run shape-inference first)";
     return false;
   }
-  BnFactors f = bnFactors(m);
+  BnAffine f = bnFactors(m);
   at::Tensor wd = w->data().detach().to(at::kDouble);
   if (wd.size(1) != f.s.numel()) {
     why = "weight columns do not match the BatchNormalization channels";
     return false;
   }
   Node* bn = m.node("bn");
-  Value* nw = updatedParam(rw, mm, w, wd * f.s.reshape({1, -1}), ".weight");
-  Value* nb = foldedBias(rw, mm, nullptr, f, w->data().scalar_type());
+  Value* nw = updatedParam(rw, mm, w, scaleChannels(wd, f.s, 1), ".weight");
+  Value* nb = foldedBiasParam(rw, mm, nullptr, f, w->data().scalar_type());
   Node* gemm = rw.insertBefore(bn, "Gemm", {x, nw, nb}, 1, mm->name() + ".gemm");
   gemm->output(0)->setDType(bn->output(0)->dtype());
   gemm->output(0)->setShape(bn->output(0)->shape());

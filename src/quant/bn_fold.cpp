@@ -1,25 +1,19 @@
-// BatchNormalization folding into Conv / ConvTranspose / Gemm weights and biases.
+// BatchNormalization folding for quantization: node factors, foldability, the pass as a count.
 #include "quant/bn_fold.h"
 
 #include <ATen/ATen.h>
 
-#include <vector>
-
+#include "passes/passes.h"
 #include "support/error.h"
 
 namespace gs::quant {
 
-BnFactors bnFactors(const Node& bn) {
+BnAffine bnFactors(const Node& bn) {
   for (size_t i = 1; i <= 4; ++i)
     GS_CHECK(bn.input(i) && bn.input(i)->isParam(), bn.describe(),
              ": folding needs parameter scale / bias / mean / var");
-  double eps = bn.attrFloat("epsilon", 1e-5f);
-  at::Tensor g = bn.input(1)->data().to(at::kDouble), beta = bn.input(2)->data().to(at::kDouble);
-  at::Tensor mu = bn.input(3)->data().to(at::kDouble), var = bn.input(4)->data().to(at::kDouble);
-  BnFactors f;
-  f.s = g / at::sqrt(var + eps);
-  f.t = beta - mu * f.s;
-  return f;
+  return bnAffine(bn.input(1)->data(), bn.input(2)->data(), bn.input(3)->data(),
+                  bn.input(4)->data(), bn.attrFloat("epsilon", 1e-5f));
 }
 
 namespace {
@@ -54,38 +48,6 @@ bool isFoldableBn(const Node& bn, bool need_param_weight) {
   return true;
 }
 
-int64_t foldBatchNorms(Graph& g) {
-  std::vector<Node*> bns;
-  for (const auto& n : g.nodes())
-    if (isFoldableBn(*n)) bns.push_back(n.get());
-  for (Node* bn : bns) {
-    Node* conv = bn->input(0)->producer();
-    BnFactors f = bnFactors(*bn);
-    int64_t axis = outAxis(*conv);
-    Value* wv = conv->input(1);
-    at::Tensor w = wv->data();
-    std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
-    shape[static_cast<size_t>(axis)] = w.size(axis);
-    GS_CHECK(f.s.numel() == w.size(axis), bn->describe(), ": has ", f.s.numel(),
-             " channels but ", conv->describe(), " produces ", w.size(axis));
-    at::Tensor nw = (w.to(at::kDouble) * f.s.reshape(shape)).to(w.scalar_type());
-    at::Tensor b = conv->input(2) ? conv->input(2)->data().to(at::kDouble)
-                                  : at::zeros({w.size(axis)}, at::kDouble);
-    GS_CHECK(b.numel() == f.s.numel(), conv->describe(), ": bias of ", b.numel(),
-             " elements cannot absorb ", bn->describe());
-    at::Tensor nb = (b.reshape({-1}) * f.s + f.t).to(w.scalar_type());
-    // New params (the old ones may be shared with other layers or graphs).
-    Value* nwv = g.addParam(g.uniqueValueName(wv->name() + "_bnfold"), nw, wv->trainable());
-    conv->setInput(1, nwv);
-    Value* nbv = g.addParam(g.uniqueValueName(conv->name() + ".bias_folded"), nb, true);
-    if (conv->numInputs() < 3) conv->addInput(nbv);
-    else conv->setInput(2, nbv);
-    Value* out = bn->output(0);
-    g.replaceAllUsesWith(out, conv->output(0));
-    g.eraseNode(bn);
-  }
-  g.removeDeadValues();
-  return static_cast<int64_t>(bns.size());
-}
+int64_t foldBatchNorms(Graph& g) { return foldBatchNorm(g).changes; }
 
 }  // namespace gs::quant

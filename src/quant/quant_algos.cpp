@@ -206,9 +206,6 @@ class SimQatAlgo : public CompAlgo {
     bool fusion = config().getBool("enable_fusion"), bn_fold = config().getBool("bn_fold");
     GS_CHECK(!bn_fold || fusion, "simqat config: bn_fold needs enable_fusion (BN is folded into "
                                  "the fused Conv+BN cell)");
-    GS_CHECK(!bn_fold || config().getBool("one_conv_fold"),
-             "simqat config: two-conv BN folding (one_conv_fold=false) is not implemented; use "
-             "one_conv_fold=true or bn_fold=false");
     int64_t act_delay = pairAt("quant_delay", 0).get<int64_t>();
     int64_t w_delay = pairAt("quant_delay", 1).get<int64_t>();
     act_enable_ = g.uniqueValueName("quant.act_enable");
@@ -233,7 +230,17 @@ class SimQatAlgo : public CompAlgo {
     io.averaging_constant = config().getFloat("averaging_constant");
     io.quantize_outputs = true;
     insertQuantizers(g, ls, io);
-    if (bn_fold) folds_ = insertOneConvFold(g, convs);
+    if (bn_fold && config().getBool("one_conv_fold")) {
+      folds_ = insertBnFold(g, convs, BnFoldKind::OneConv);
+    } else if (bn_fold) {
+      // Batch statistics until freeze_bn steps, then the running ones (a flag like quant delay).
+      std::string frozen = g.uniqueValueName("quant.bn_frozen");
+      int64_t freeze = config().getInt("freeze_bn");
+      Value* fv = g.addParam(frozen, at::scalar_tensor(freeze > 0 ? 0.0f : 1.0f), false);
+      folds_ = insertBnFold(g, convs, BnFoldKind::TwoConv, fv);
+      if (folds_.empty()) g.removeParam(fv);
+      else delays_.emplace_back(frozen, freeze);
+    }
     return g;
   }
 
@@ -242,7 +249,7 @@ class SimQatAlgo : public CompAlgo {
   }
 
   Graph convertImpl(Graph g) override {
-    finishOneConvFold(g, folds_);
+    finishBnFold(g, folds_);
     foldBatchNormsThroughQuantizers(g);
     foldBatchNorms(g);
     lowerToQdq(g, qdqOptions(config()));
@@ -251,7 +258,9 @@ class SimQatAlgo : public CompAlgo {
 
   std::string policyString(const LayerRecord&) const override {
     QuantSpec a = specOf(0), w = specOf(1);
-    std::string bn = !config().getBool("bn_fold") ? "bn=nofold" : "bn=one_conv_fold";
+    std::string bn = !config().getBool("bn_fold")          ? "bn=nofold"
+                     : config().getBool("one_conv_fold") ? "bn=one_conv_fold"
+                                                         : "bn=two_conv_fold";
     return policyText(&w, &a) + " " + bn;
   }
 
@@ -263,7 +272,7 @@ class SimQatAlgo : public CompAlgo {
  private:
   std::string act_enable_, w_enable_;
   std::vector<std::pair<std::string, int64_t>> delays_;
-  std::vector<OneConvFold> folds_;
+  std::vector<ConvBnFold> folds_;
 };
 
 ConfigSchema simqatFields() {
@@ -285,10 +294,13 @@ ConfigSchema simqatFields() {
       FieldSpec::boolean("enable_fusion", false, "treat Conv+BatchNormalization as one cell "
                                                  "(required by bn_fold)"),
       FieldSpec::boolean("bn_fold", false, "fold BN into the quantized weight during training"),
-      FieldSpec::boolean("one_conv_fold", true, "bn_fold variant: quantize W*gamma/sqrt(var+eps) "
-                                                "with running statistics, rescale, real BN"),
+      FieldSpec::boolean("one_conv_fold", true, "bn_fold variant: true = quantize "
+                                                "W*gamma/sqrt(var+eps) with running statistics, "
+                                                "rescale, real BN; false = two-conv fold (first "
+                                                "conv for batch statistics, correction factor)"),
       FieldSpec::integer("freeze_bn", 10000000, 0, std::nullopt,
-                         "two-conv fold: steps before switching to running statistics"),
+                         "two-conv fold: steps before switching from batch to running statistics "
+                         "(which then stop updating)"),
       FieldSpec::real("averaging_constant", 0.01, 0, 1,
                       "activation EMA observers: weight of each new batch (gstick setting)"),
       int32BiasField(),

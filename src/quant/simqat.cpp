@@ -1,8 +1,10 @@
-// SimQAT BN handling: one-conv fold graph surgery, its deployment lowering, and BN folding
-// through weight quantizers for no-fold training.
+// SimQAT BN handling: one-conv / two-conv fold graph surgery, its deployment lowering, and BN
+// folding through weight quantizers for no-fold training.
 #include "quant/simqat.h"
 
 #include <ATen/ATen.h>
+
+#include <map>
 
 #include "quant/bn_fold.h"
 #include "quant/fake_quant_ops.h"
@@ -39,8 +41,9 @@ int64_t eraseDeadNodes(Graph& g) {
   return erased;
 }
 
-std::vector<OneConvFold> insertOneConvFold(Graph& g, const std::vector<std::string>& convs) {
-  std::vector<OneConvFold> res;
+std::vector<ConvBnFold> insertBnFold(Graph& g, const std::vector<std::string>& convs,
+                                     BnFoldKind kind, Value* frozen) {
+  std::vector<ConvBnFold> res;
   for (const std::string& name : convs) {
     Node* conv = g.findNode(name);
     if (!conv || conv->opType() != "Conv" || !conv->input(1)) continue;
@@ -55,9 +58,9 @@ std::vector<OneConvFold> insertOneConvFold(Graph& g, const std::vector<std::stri
     if (!wuser->input(wslot)->isParam()) continue;
     Node* bn = foldableBnAfter(*conv);
     if (!bn) continue;
-    OneConvFold f;
+    ConvBnFold f;
     f.conv = name;
-    f.bn = bn->name();
+    f.cell = bn->name();
     f.weight = wuser->input(wslot);
     f.bias = conv->input(2);
     auto add = [&](const std::string& op, std::vector<Value*> in, const std::string& tag, Node* before) {
@@ -72,22 +75,36 @@ std::vector<OneConvFold> insertOneConvFold(Graph& g, const std::vector<std::stri
     std::vector<int64_t> oshape(wshape.size(), 1);
     oshape[1] = -1;  // output [N, C, spatial...] has the weight's rank
     Value* wsh = g.addParam(g.uniqueValueName(name + ".bnfold.wshape"), at::tensor(wshape, at::kLong), false);
-    Value* osh = g.addParam(g.uniqueValueName(name + ".bnfold.oshape"), at::tensor(oshape, at::kLong), false);
     Value* sfw = add("Reshape", {sf, wsh}, "factor_w", wuser);
     f.folded_weight = add("Mul", {f.weight, sfw}, "weight", wuser);
     wuser->setInput(wslot, f.folded_weight);
     if (conv->numInputs() > 2) conv->truncateInputs(2);
     if (wuser != conv && wuser->opType() == "FakeQuant") {
       // Start the quantizer from the folded weight's range (train mode re-observes every step).
-      BnFactors bf = bnFactors(*bn);
-      at::Tensor wf = (f.weight->data().detach().to(at::kDouble) * bf.s.reshape(wshape)).to(at::kFloat);
+      at::Tensor wf = scaleChannels(f.weight->data(), bnFactors(*bn).s, 0);
       QuantSpec spec = specFromAttrs(*wuser);
       auto [mn, mx] = reduceMinMax(wf, spec);
       QParams qp = computeQParams(mn, mx, spec);
       wuser->input(1)->setData(qp.scale.reshape(wuser->input(1)->data().sizes()));
       wuser->input(2)->setData(qp.zero_point.reshape(wuser->input(2)->data().sizes()));
     }
-    // After the conv: divide the factor back out, add the original bias, then the real BN.
+    if (kind == BnFoldKind::TwoConv) {
+      // Same inputs 0..4 and attributes as the BN, then the first conv's operands.
+      std::map<std::string, Attribute> attrs{
+          {"epsilon", Attribute(bn->attrFloat("epsilon", 1e-5f))},
+          {"momentum", Attribute(bn->attrFloat("momentum", 0.9f))}};
+      Node* corr = g.addNode("BnFoldCorrection",
+                             {conv->output(0), bn->input(1), bn->input(2), bn->input(3), bn->input(4),
+                              conv->input(0), f.weight, f.bias, frozen},
+                             1, g.uniqueNodeName(name + ".bnfold.correction"), attrs, bn, "gs");
+      g.replaceAllUsesWith(bn->output(0), corr->output(0));
+      g.eraseNode(bn);
+      f.cell = corr->name();
+      res.push_back(f);
+      continue;
+    }
+    // One-conv: divide the factor back out after the conv, add the original bias, real BN.
+    Value* osh = g.addParam(g.uniqueValueName(name + ".bnfold.oshape"), at::tensor(oshape, at::kLong), false);
     Value* sfo = add("Reshape", {sf, osh}, "factor_o", bn);
     Value* y = add("Div", {conv->output(0), sfo}, "rescale", bn);
     if (f.bias) {
@@ -100,24 +117,20 @@ std::vector<OneConvFold> insertOneConvFold(Graph& g, const std::vector<std::stri
   return res;
 }
 
-void finishOneConvFold(Graph& g, const std::vector<OneConvFold>& folds) {
-  for (const OneConvFold& f : folds) {
+void finishBnFold(Graph& g, const std::vector<ConvBnFold>& folds) {
+  for (const ConvBnFold& f : folds) {
     Node* conv = g.findNode(f.conv);
-    Node* bn = g.findNode(f.bn);
-    GS_CHECK(conv && bn, "one-conv fold of '", f.conv, "': graph changed since apply()");
-    BnFactors bf = bnFactors(*bn);
-    at::Tensor w = f.weight->data().detach().to(at::kDouble);
-    std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
-    shape[0] = -1;
-    at::Tensor wf = (w * bf.s.reshape(shape)).to(at::kFloat);
-    at::Tensor b = f.bias ? f.bias->data().detach().to(at::kDouble).reshape({-1}) : at::zeros_like(bf.s);
-    at::Tensor nb = (b * bf.s + bf.t).to(at::kFloat);
+    Node* cell = g.findNode(f.cell);
+    GS_CHECK(conv && cell, "BN fold of '", f.conv, "': graph changed since apply()");
+    BnAffine bf = bnFactors(*cell);
+    at::Tensor wf = scaleChannels(f.weight->data(), bf.s, 0);
+    at::Tensor nb = foldedBias(f.bias ? f.bias->data() : at::Tensor(), bf).to(wf.scalar_type());
     // The weight quantizer (or the conv itself) reads the folded weight: make it a parameter.
     Value* wp = g.addParam(g.uniqueValueName(f.conv + ".weight_folded"), wf, true);
     g.replaceAllUsesWith(f.folded_weight, wp);
     Value* bp = g.addParam(g.uniqueValueName(f.conv + ".bias_folded"), nb, true);
     conv->addInput(bp);
-    g.replaceAllUsesWith(bn->output(0), conv->output(0));
+    g.replaceAllUsesWith(cell->output(0), conv->output(0));
     eraseDeadNodes(g);
   }
 }
@@ -136,12 +149,9 @@ int64_t foldBatchNormsThroughQuantizers(Graph& g) {
     if (!fq || !isQuantizer(*fq) || fq->opType() != "FakeQuant" || !fq->input(0)->isParam() ||
         wv->uses().size() != 1)
       continue;
-    BnFactors bf = bnFactors(*bn);
+    BnAffine bf = bnFactors(*bn);
     QuantSpec spec = specFromAttrs(*fq);
-    at::Tensor w = fq->input(0)->data().detach().to(at::kDouble);
-    std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
-    shape[0] = -1;
-    at::Tensor wf = (w * bf.s.reshape(shape)).to(at::kFloat);
+    at::Tensor wf = scaleChannels(fq->input(0)->data(), bf.s, 0);
     Value* scale = fq->input(1);
     Value* zp = fq->input(2);
     QParams qp;
@@ -155,10 +165,9 @@ int64_t foldBatchNormsThroughQuantizers(Graph& g) {
     fq->setInput(0, g.addParam(g.uniqueValueName(conv->name() + ".weight_folded"), wf, true));
     fq->setInput(1, g.addParam(g.uniqueValueName(fq->name() + ".scale_folded"), qp.scale, false));
     fq->setInput(2, g.addParam(g.uniqueValueName(fq->name() + ".zero_point_folded"), qp.zero_point, false));
-    at::Tensor b = conv->input(2) ? conv->input(2)->data().detach().to(at::kDouble).reshape({-1})
-                                  : at::zeros_like(bf.s);
+    at::Tensor nb = foldedBias(conv->input(2) ? conv->input(2)->data() : at::Tensor(), bf);
     Value* bp = g.addParam(g.uniqueValueName(conv->name() + ".bias_folded"),
-                           (b * bf.s + bf.t).to(at::kFloat), true);
+                           nb.to(wf.scalar_type()), true);
     if (conv->numInputs() > 2) conv->setInput(2, bp);
     else conv->addInput(bp);
     g.replaceAllUsesWith(bn->output(0), conv->output(0));

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "passes/bn_folding.h"
 #include "runtime/int8_fusion.h"
 #include "support/error.h"
 
@@ -75,14 +76,9 @@ struct FoldedConvBn {
     std::array<TensorStamp, 6> now;
     for (size_t i = 0; i < 6; ++i) now[i] = TensorStamp::of(in[i + 1]);
     if (valid && now == stamps) return;
-    const at::Tensor& w0 = in[1];
-    auto d = [](const at::Tensor& t) { return t.to(at::kDouble).reshape({-1}); };
-    at::Tensor s = d(in[3]) / (d(in[6]) + eps).sqrt();
-    std::vector<int64_t> bshape(static_cast<size_t>(w0.dim()), 1);
-    bshape[0] = -1;
-    w = (w0.to(at::kDouble) * s.reshape(bshape)).to(w0.scalar_type()).contiguous();
-    at::Tensor b0 = in[2].defined() ? d(in[2]) : at::zeros_like(s);
-    b = ((b0 - d(in[5])) * s + d(in[4])).to(w0.scalar_type());
+    BnAffine f = bnAffine(in[3], in[4], in[5], in[6], eps);
+    w = scaleChannels(in[1], f.s, 0).contiguous();
+    b = foldedBias(in[2], f).to(in[1].scalar_type());
     stamps = now;
     valid = true;
   }
