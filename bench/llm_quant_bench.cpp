@@ -1,23 +1,38 @@
 // LLM PTQ benchmark: held-out perplexity of the tiny Llama under RTN / GPTQ / AWQ / SmoothQuant /
-// KV-cache int8, the SmoothQuant outlier experiment, and GPTQ time + peak RSS on a 4096x4096 layer.
+// KV-cache int8, the SmoothQuant outlier experiment, GPTQ time + peak RSS on a 4096x4096 layer,
+// and a whole-model block-by-block run on a generated HF Llama checkpoint (peak RSS vs size).
 // Usage: llm_quant_bench [--model PATH(.onnx | HF dir)] [--eval-tokens N] [--calib N] [--seq T]
-//                        [--sections ppl,outlier,gptq-layer] [--gptq-tokens N] [--threads N]
+//                        [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N]
+//                        [--threads N] [--model-dir DIR] [--hidden 2048] [--layers 8]
+//                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
+//                        [--methods rtn,gptq,rtn-release,gptq-release]
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iostream>
+#include <map>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "data/perplexity.h"
 #include "data/text_corpus.h"
 #include "data/tokenizer.h"
 #include "io/onnx.h"
+#include "io/safetensors.h"
 #include "llm/decoder.h"
 #include "llm/gptq.h"
 #include "llm/hf_llama.h"
@@ -43,6 +58,14 @@ struct Args {
   std::string sections = "ppl,outlier";
   int64_t gptq_tokens = 128 * 2048;
   int threads = 0;
+  // whole-model section: generated HF Llama checkpoint (TinyLlama-shaped, fewer layers).
+  std::string model_dir = "/tmp/llm_quant_bench_hf";
+  models::LlamaConfig hf{.vocab = 32000, .dim = 2048, .layers = 8, .heads = 32, .kv_heads = 4,
+                         .ffn = 5632, .max_seq = 2048};
+  bool calib_set = false, seq_set = false, keep_model = false;
+  std::string method = "gptq";  // whole-model-run: rtn | gptq | rtn-release | gptq-release
+  std::vector<std::string> methods{"rtn", "gptq", "rtn-release", "gptq-release"};
+  std::string self;              // argv[0], to run sections in child processes
 };
 
 std::unique_ptr<Graph> loadModel(const std::string& path) {
@@ -100,47 +123,266 @@ void printTable(const std::vector<Row>& rows, double fp, const std::vector<std::
   std::fflush(stdout);
 }
 
+/// Polls /proc/self/status (VmRSS split into RssAnon and RssFile) every 20 ms and keeps the
+/// maxima, so the peak of anonymous memory (what the process allocated) can be told apart from
+/// file-backed pages of the memory-mapped checkpoint (page cache the kernel may drop).
+class RssSampler {
+ public:
+  RssSampler() : t_([this] {
+      while (!stop_) {
+        sample();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }) {}
+  ~RssSampler() {
+    stop_ = true;
+    t_.join();
+  }
+  void sample() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    int64_t anon = 0, file = 0;
+    while (std::getline(f, line)) {
+      if (line.rfind("RssAnon:", 0) == 0) anon = std::stoll(line.substr(8));
+      if (line.rfind("RssFile:", 0) == 0) file = std::stoll(line.substr(8));
+    }
+    if (anon > max_anon_) max_anon_ = anon;
+    if (file > max_file_) max_file_ = file;
+  }
+  int64_t maxAnonMb() const { return max_anon_ / 1024; }
+  int64_t maxFileMb() const { return max_file_ / 1024; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> max_anon_{0}, max_file_{0};
+  std::thread t_;
+};
+
+double mb(double bytes) { return bytes / (1024.0 * 1024.0); }
+
+/// GPTQ on one 4096x4096 linear layer: the Hessian from `gptq_tokens` calibration rows streamed
+/// in 2048-token chunks (never all held: 128 x 2048 tokens x 4096 fp32 would be 4 GiB), then
+/// GPTQ W4 g128 (damp 0.01, block 128) without and with act-order; the output error relative to
+/// RTN is trace(D H D^T) for D = W - Q(W).
+void gptqLayerSection(const Args& a) {
+  const int64_t d = 4096, chunk = 2048, rank = 64;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  at::Tensor w = at::randn({d, d}, gen) * 0.02;
+  // Structured activations: a rank-64 shared component (correlated channels, as real LLM inputs
+  // are), log-normal per-channel magnitudes and 8 outlier channels at 20x.
+  at::Tensor mix = at::randn({rank, d}, gen) / std::sqrt(static_cast<double>(rank));
+  at::Tensor mag = at::exp(0.5 * at::randn({d}, gen));
+  mag.narrow(0, 0, 8).mul_(20.0);
+  const int64_t rss0 = currentRssKb();
+  auto cpuS = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+  };
+  double c_h = 0;
+  HessianAccumulator h(d);
+  double t_gen = 0, t_h = 0;
+  for (int64_t n = 0; n < a.gptq_tokens; n += chunk) {
+    const double g0 = now();
+    const int64_t m = std::min(chunk, a.gptq_tokens - n);
+    at::Tensor x = (at::randn({m, rank}, gen).mm(mix) + at::randn({m, d}, gen)) * mag;
+    const double g1 = now(), c1 = cpuS();
+    h.add(x);
+    t_gen += g1 - g0;
+    t_h += now() - g1;
+    c_h += cpuS() - c1;
+  }
+  const int64_t rss_h = peakRssKb();
+  auto err = [&](const at::Tensor& dq) {
+    at::Tensor dd = (w - dq).to(at::kDouble);
+    return (dd.mm(h.hessian().to(at::kDouble)) * dd).sum().item<double>() / 2.0;
+  };
+  const double e_rtn = err(rtnFakeQuant(w, {4, 128, false}));
+  const double flop = 2.0 * static_cast<double>(a.gptq_tokens) * d * d;
+  std::printf("### GPTQ on one 4096x4096 linear layer\n\n"
+              "calibration: %lld tokens x 4096 in chunks of %lld (%.0f MiB if materialised in "
+              "fp32); threads %d\n\n",
+              static_cast<long long>(a.gptq_tokens), static_cast<long long>(chunk),
+              mb(4.0 * a.gptq_tokens * d), at::get_num_threads());
+  std::printf("| step | seconds | CPU seconds (all threads) | peak RSS MB | output error vs RTN "
+              "|\n|---|---|---|---|---|\n");
+  std::printf("| generate activations (not part of the cost) | %.1f | | | |\n", t_gen);
+  std::printf("| Hessian H = 2/n sum x x^T (%.2f TFLOP, %.1f GFLOP/s) | %.1f | %.1f | %lld | |\n",
+              flop / 1e12, flop / t_h / 1e9, t_h, c_h, static_cast<long long>(rss_h / 1024));
+  std::fflush(stdout);
+  for (bool act : {false, true}) {
+    GptqConfig cfg;
+    cfg.spec = {4, 128, false};
+    cfg.act_order = act;
+    const double t1 = now(), c1 = cpuS();
+    GptqResult r = gptqQuantize(w, h.hessian(), cfg);
+    const double t2 = now(), c2 = cpuS();
+    const double e = err(r.weight.dequantize());
+    std::printf("| GPTQ W4 g128 asym, block 128, damp 0.01%s | %.1f | %.1f | %lld | %.3f |\n",
+                act ? ", act-order" : "", t2 - t1, c2 - c1, static_cast<long long>(peakRssKb() / 1024),
+                e / e_rtn);
+    std::fflush(stdout);
+  }
+  std::printf("\n(RSS before the Hessian %lld MB: W, the generator state and ATen's pools.)\n\n",
+              static_cast<long long>(rss0 / 1024));
+}
+
+/// The HF Llama config and parameter count of the generated checkpoint.
+int64_t llamaParams(const models::LlamaConfig& c, int64_t* per_block) {
+  const int64_t kv = c.kv_heads * c.headDim();
+  const int64_t blk = 2 * c.dim * c.dim + 2 * c.dim * kv + 3 * c.dim * c.ffn + 2 * c.dim;
+  if (per_block) *per_block = blk;
+  return c.layers * blk + c.vocab * c.dim * (c.tie_embeddings ? 1 : 2) + c.dim;
+}
+
+/// Writes a random Llama-layout HF checkpoint (fp32, one shard per decoder layer plus the
+/// embedding and head shards, model.safetensors.index.json) one tensor group at a time, so the
+/// writer never holds more than one shard. Linear weights ~ N(0, 0.02^2) (HF's initializer
+/// range), norms 1, embeddings N(0, 0.02^2).
+void writeModelSection(const Args& a) {
+  namespace fs = std::filesystem;
+  const models::LlamaConfig& c = a.hf;
+  fs::create_directories(a.model_dir);
+  {
+    std::ofstream f(fs::path(a.model_dir) / "config.json");
+    f << llamaConfigToHf(c, "float32").dump(2);
+  }
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  const int64_t kv = c.kv_heads * c.headDim();
+  const int64_t nshards = c.layers + 2;
+  nlohmann::json wm = nlohmann::json::object();
+  int64_t total = 0;
+  auto shardName = [&](int64_t k) {
+    char b[64];
+    std::snprintf(b, sizeof b, "model-%05lld-of-%05lld.safetensors", static_cast<long long>(k + 1),
+                  static_cast<long long>(nshards));
+    return std::string(b);
+  };
+  auto write = [&](int64_t k, const std::map<std::string, at::Tensor>& t) {
+    const std::string name = shardName(k);
+    writeSafetensors((fs::path(a.model_dir) / name).string(), t, {{"format", "pt"}});
+    for (const auto& [n, v] : t) {
+      wm[n] = name;
+      total += v.numel() * 4;
+    }
+  };
+  auto normal = [&](int64_t r, int64_t cc) { return at::randn({r, cc}, gen) * 0.02; };
+  write(0, {{"model.embed_tokens.weight", normal(c.vocab, c.dim)}});
+  for (int64_t i = 0; i < c.layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    write(i + 1, {{p + "self_attn.q_proj.weight", normal(c.dim, c.dim)},
+                  {p + "self_attn.k_proj.weight", normal(kv, c.dim)},
+                  {p + "self_attn.v_proj.weight", normal(kv, c.dim)},
+                  {p + "self_attn.o_proj.weight", normal(c.dim, c.dim)},
+                  {p + "mlp.gate_proj.weight", normal(c.ffn, c.dim)},
+                  {p + "mlp.up_proj.weight", normal(c.ffn, c.dim)},
+                  {p + "mlp.down_proj.weight", normal(c.dim, c.ffn)},
+                  {p + "input_layernorm.weight", at::ones({c.dim})},
+                  {p + "post_attention_layernorm.weight", at::ones({c.dim})}});
+  }
+  std::map<std::string, at::Tensor> last{{"model.norm.weight", at::ones({c.dim})}};
+  if (!c.tie_embeddings) last["lm_head.weight"] = normal(c.vocab, c.dim);
+  write(nshards - 1, last);
+  nlohmann::json idx{{"metadata", {{"total_size", total}}}, {"weight_map", wm}};
+  std::ofstream(fs::path(a.model_dir) / "model.safetensors.index.json") << idx.dump(2);
+}
+
+/// One quantization run on the generated checkpoint in this process (so VmHWM is this run's
+/// peak): load (mmap), block-by-block RTN or GPTQ W4 g128, one markdown row.
+void wholeModelRun(const Args& a) {
+  RssSampler sampler;
+  const double t0 = now();
+  HfLlama m = loadHfLlama(a.model_dir, a.seq);
+  const double t_load = now() - t0;
+  sampler.sample();
+  const int64_t rss_load = currentRssKb(), peak_load = peakRssKb();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  at::Tensor calib = at::randint(m.config.vocab, {a.calib, a.seq}, gen, at::kLong);
+  PtqConfig cfg;
+  cfg.weight_bits = 4;
+  cfg.group_size = 128;
+  cfg.measure_error = false;
+  const bool gptq = a.method.rfind("gptq", 0) == 0;
+  if (gptq) cfg.recovery = PrecisionRecovery::Gptq;
+  PipelineOptions opts;
+  opts.progress = &std::cerr;
+  opts.release_weights = a.method.find("release") != std::string::npos;
+  const double t1 = now();
+  PtqResult r = quantizeDecoder(*m.graph, calib, cfg, opts);
+  const double t_q = now() - t1;
+  sampler.sample();
+  std::printf("| %s W4 g128%s | %.1f | %.1f | %.1f | %lld / %lld | %lld | %lld / %lld | %lld |\n",
+              gptq ? "GPTQ" : "RTN", opts.release_weights ? ", release_weights" : "", t_load, t_q, t_q / r.blocks,
+              static_cast<long long>(rss_load / 1024), static_cast<long long>(peak_load / 1024),
+              static_cast<long long>(r.peak_rss_kb / 1024),
+              static_cast<long long>(sampler.maxAnonMb()), static_cast<long long>(sampler.maxFileMb()),
+              static_cast<long long>(currentRssKb() / 1024));
+  std::fflush(stdout);
+}
+
+/// Whole-model evidence: writes the checkpoint (child process), then quantizes it with RTN and
+/// with GPTQ, each in its own child process so each peak RSS is its own; deletes the files unless
+/// --keep-model.
+void wholeModelSection(const Args& a) {
+  namespace fs = std::filesystem;
+  auto child = [&](const std::string& sections, const std::string& extra) {
+    std::string cmd = a.self + " --sections " + sections + " --model-dir " + a.model_dir +
+                      " --hidden " + std::to_string(a.hf.dim) + " --layers " +
+                      std::to_string(a.hf.layers) + " --ffn " + std::to_string(a.hf.ffn) +
+                      " --heads " + std::to_string(a.hf.heads) + " --kv-heads " +
+                      std::to_string(a.hf.kv_heads) + " --vocab " + std::to_string(a.hf.vocab) +
+                      " --calib " + std::to_string(a.calib) + " --seq " + std::to_string(a.seq) +
+                      (a.threads > 0 ? " --threads " + std::to_string(a.threads) : "") + extra;
+    std::fflush(stdout);
+    GS_CHECK(std::system(cmd.c_str()) == 0, "whole-model: child failed: ", cmd);
+  };
+  const double t0 = now();
+  if (!fs::exists(fs::path(a.model_dir) / "config.json")) child("write-model", "");
+  const double t_write = now() - t0;
+  int64_t disk = 0;
+  for (const auto& e : fs::directory_iterator(a.model_dir))
+    if (e.path().extension() == ".safetensors") disk += static_cast<int64_t>(e.file_size());
+  int64_t per_block = 0;
+  const int64_t params = llamaParams(a.hf, &per_block);
+  const int64_t kv = a.hf.kv_heads * a.hf.headDim();
+  // Calibration activations alive at a block boundary: the hidden states [calib, seq, dim]; the
+  // largest inside a block: the MLP's gate/up/SiLU products [calib, seq, ffn] (a few at once).
+  const double act_mb = mb(4.0 * a.calib * a.seq * a.hf.dim);
+  const double ffn_mb = mb(4.0 * a.calib * a.seq * a.hf.ffn);
+  std::printf("### Whole-model block-by-block run\n\n"
+              "checkpoint: Llama layout, hidden %lld, %lld layers, %lld heads (%lld kv), ffn %lld, "
+              "vocab %lld: %.1f M parameters (%.1f M per block, q/k/v/o %lld/%lld/%lld/%lld); fp32 "
+              "safetensors, %zu shards, %.0f MB on disk (written in %.0f s); fp32 size %.0f MB, one "
+              "block %.0f MB; calibration %lld x %lld random tokens: %.0f MB of hidden states per "
+              "block boundary, %.0f MB per ffn-wide intermediate; threads %d\n\n",
+              static_cast<long long>(a.hf.dim), static_cast<long long>(a.hf.layers),
+              static_cast<long long>(a.hf.heads), static_cast<long long>(a.hf.kv_heads),
+              static_cast<long long>(a.hf.ffn), static_cast<long long>(a.hf.vocab), params / 1e6,
+              per_block / 1e6, static_cast<long long>(a.hf.dim), static_cast<long long>(kv),
+              static_cast<long long>(kv), static_cast<long long>(a.hf.dim),
+              static_cast<size_t>(a.hf.layers + 2), mb(disk), t_write, mb(4.0 * params),
+              mb(4.0 * per_block), static_cast<long long>(a.calib), static_cast<long long>(a.seq),
+              act_mb, ffn_mb, a.threads > 0 ? a.threads : at::get_num_threads());
+  std::printf("| run | load s | quantize s | s per block | RSS after load: current / peak MB | "
+              "peak RSS MB (VmHWM) | peak anon / file-backed MB | RSS at end MB |\n"
+              "|---|---|---|---|---|---|---|---|\n");
+  for (const std::string& m : a.methods) child("whole-model-run", " --method " + m);
+  if (!a.keep_model) fs::remove_all(a.model_dir);
+  std::printf("\n");
+}
+
 int run(const Args& a) {
   if (a.threads > 0) setIntraOpThreads(a.threads);
   else initRuntime();
   const bool want_ppl = a.sections.find("ppl") != std::string::npos;
   const bool want_outlier = a.sections.find("outlier") != std::string::npos;
-  const bool want_layer = a.sections.find("gptq-layer") != std::string::npos;
+  const bool want_layer = a.sections.find("gptq-layer") != std::string::npos ||
+                          a.sections.find("gptq_layer") != std::string::npos;
 
-  if (want_layer) {
-    // One 4096x4096 linear; calibration rows are generated 2048 tokens at a time (never all held)
-    // with log-normal per-channel magnitudes, as LLM activations have. The Hessian accumulation
-    // (one 2048x4096 by 4096x4096 sgemm per chunk) is timed separately from GPTQ itself.
-    const int64_t d = 4096, chunk = 2048;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
-    at::Tensor w = at::randn({d, d}, gen) * 0.02;
-    at::Tensor mag = at::exp(at::randn({d}, gen));
-    const int64_t rss0 = currentRssKb();
-    HessianAccumulator h(d);
-    double t_gen = 0, t_h = 0;
-    for (int64_t n = 0; n < a.gptq_tokens; n += chunk) {
-      const double g0 = now();
-      at::Tensor x = at::randn({chunk, d}, gen) * mag;
-      const double g1 = now();
-      h.add(x);
-      t_gen += g1 - g0;
-      t_h += now() - g1;
-    }
-    (void)t_gen;
-    const double t1 = now();
-    GptqConfig cfg;
-    cfg.spec = {4, 128, false};
-    GptqResult r = gptqQuantize(w, h.hessian(), cfg);
-    const double t2 = now();
-    const double tokens = static_cast<double>(a.gptq_tokens);
-    std::printf("GPTQ 4096x4096 W4 g128 (block 128, damp 0.01): GPTQ %.2f s; Hessian over %lld "
-                "calibration tokens %.1f s (%.1f ms per 2048-token chunk, so %.0f s for 128 x 2048 "
-                "tokens); RSS before %lld MB, peak RSS %lld MB\n",
-                t2 - t1, static_cast<long long>(a.gptq_tokens), t_h,
-                1000.0 * t_h / (tokens / chunk), t_h / tokens * 128 * 2048,
-                static_cast<long long>(rss0 / 1024), static_cast<long long>(peakRssKb() / 1024));
-    (void)r;
-  }
+  if (want_layer) gptqLayerSection(a);
+  if (a.sections.find("write-model") != std::string::npos) writeModelSection(a);
+  if (a.sections.find("whole-model-run") != std::string::npos) wholeModelRun(a);
+  else if (a.sections.find("whole-model") != std::string::npos) wholeModelSection(a);
   if (!want_ppl && !want_outlier) return 0;
 
   std::unique_ptr<Graph> base;
@@ -248,6 +490,7 @@ int run(const Args& a) {
 
 int main(int argc, char** argv) {
   Args a;
+  a.self = argv[0];
   for (int i = 1; i < argc; ++i) {
     std::string k = argv[i];
     auto val = [&]() -> std::string {
@@ -264,9 +507,25 @@ int main(int argc, char** argv) {
     else if (k == "--sections") a.sections = val();
     else if (k == "--gptq-tokens") a.gptq_tokens = std::stoll(val());
     else if (k == "--threads") a.threads = std::stoi(val());
+    else if (k == "--model-dir") a.model_dir = val();
+    else if (k == "--hidden") a.hf.dim = std::stoll(val());
+    else if (k == "--layers") a.hf.layers = std::stoll(val());
+    else if (k == "--ffn") a.hf.ffn = std::stoll(val());
+    else if (k == "--heads") a.hf.heads = std::stoll(val());
+    else if (k == "--kv-heads") a.hf.kv_heads = std::stoll(val());
+    else if (k == "--vocab") a.hf.vocab = std::stoll(val());
+    else if (k == "--method") a.method = val();
+    else if (k == "--methods") {
+      a.methods.clear();
+      std::stringstream ss(val());
+      for (std::string t; std::getline(ss, t, ',');) a.methods.push_back(t);
+    }
+    else if (k == "--keep-model") a.keep_model = true;
     else {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--calib N] "
-                   "[--seq T] [--sections ppl,outlier,gptq-layer] [--gptq-tokens N] [--threads N]\n");
+                   "[--seq T] [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N] "
+                   "[--threads N] [--model-dir DIR] [--hidden N] [--layers N] [--ffn N] "
+                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release] [--keep-model]\n");
       return 2;
     }
   }

@@ -67,8 +67,7 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
 
   const double damp = cfg.damp_percent * H.diagonal().mean().item<double>();
   H.diagonal().add_(damp);
-  at::Tensor L = std::get<0>(at::linalg_cholesky_ex(H));
-  at::Tensor info = std::get<1>(at::linalg_cholesky_ex(H));
+  auto [L, info] = at::linalg_cholesky_ex(H);
   GS_CHECK(info.item<int64_t>() == 0, "GPTQ: Hessian is not positive definite after dampening "
            "(damp_percent ", cfg.damp_percent, "); increase damp_percent");
   at::Tensor Hinv = at::cholesky_inverse(L);
@@ -94,11 +93,16 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
     scales.copy_(whole.scale);
     zeros.copy_(whole.zero);
   }
+  // The block is processed transposed (W1t [count, rows]): column j of W1 is then a contiguous
+  // row, so the per-column quantization and the rank-1 updates stream memory instead of striding
+  // by the block width. Every element is computed by the same operations as in the reference
+  // (a rank-1 update element is one product, the lazy update the same sgemm), so the results are
+  // identical to the column-major formulation.
   for (int64_t i1 = 0; i1 < cols; i1 += cfg.block_size) {
     const int64_t i2 = std::min(i1 + cfg.block_size, cols), count = i2 - i1;
-    at::Tensor W1 = W.narrow(1, i1, count).clone();
-    at::Tensor Q1 = at::zeros_like(W1);
-    at::Tensor Err1 = at::zeros_like(W1);
+    at::Tensor W1t = W.narrow(1, i1, count).t().contiguous();  // [count, rows]
+    at::Tensor Q1t = at::empty_like(W1t);
+    at::Tensor Err1t = at::empty_like(W1t);
     at::Tensor Hinv1 = Hu.narrow(0, i1, count).narrow(1, i1, count);
     auto hacc = Hinv1.accessor<float, 2>();
     for (int64_t i = 0; i < count; ++i) {
@@ -116,7 +120,7 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
           const int64_t g = col / gcols;
           if (col % gcols == 0) {
             // As the reference: the group's columns as they stood at the start of this block
-            // (in-block updates live in W1 until the block is flushed).
+            // (in-block updates live in W1t until the block is flushed).
             at::Tensor grp = W.narrow(1, col, std::min(gcols, cols - col));
             QuantParams p = computeParams(grp, {spec.bits, 0, spec.symmetric});
             cur_scale = p.scale;
@@ -127,18 +131,22 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
           gidx_ptr[orig] = g;
         }
       }
-      at::Tensor w = W1.select(1, i).unsqueeze(1);  // [rows, 1]
+      at::Tensor w = W1t.select(0, i).unsqueeze(1);  // [rows, 1], contiguous
       const float d = hacc[i][i];
       at::Tensor q = quantizeValues(w, cur_scale, cur_zero, maxq);
-      Q1.narrow(1, i, 1).copy_(q);
-      at::Tensor err = (w - dequantizeValues(q, cur_scale, cur_zero)) / d;
+      Q1t.select(0, i).copy_(q.squeeze(1));
+      at::Tensor err = (w - dequantizeValues(q, cur_scale, cur_zero)) / d;  // [rows, 1]
       total_err += err.square().sum().item<double>() / 2.0;
-      if (i + 1 < count)
-        W1.narrow(1, i + 1, count - i - 1).sub_(err.mm(Hinv1.narrow(0, i, 1).narrow(1, i + 1, count - i - 1)));
-      Err1.narrow(1, i, 1).copy_(err);
+      if (i + 1 < count) {
+        // w_k -= e * U_jk for the block's later columns: the outer product U_j,(j,count) x e.
+        at::Tensor hrow = Hinv1.narrow(0, i, 1).narrow(1, i + 1, count - i - 1);  // [1, k]
+        W1t.narrow(0, i + 1, count - i - 1).sub_(hrow.t().mm(err.t()));
+      }
+      Err1t.select(0, i).copy_(err.squeeze(1));
     }
-    Q.narrow(1, i1, count).copy_(Q1);
-    if (i2 < cols) W.narrow(1, i2, cols - i2).sub_(Err1.mm(Hu.narrow(0, i1, count).narrow(1, i2, cols - i2)));
+    Q.narrow(1, i1, count).copy_(Q1t.t());
+    if (i2 < cols)
+      W.narrow(1, i2, cols - i2).sub_(Err1t.t().contiguous().mm(Hu.narrow(0, i1, count).narrow(1, i2, cols - i2)));
   }
   if (cfg.act_order) Q = Q.index_select(1, invperm);
   GptqResult r;

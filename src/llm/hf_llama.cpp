@@ -135,7 +135,11 @@ HfLlama loadHfLlama(const std::string& dir, int64_t max_seq) {
     return *it->second;
   };
 
-  r.graph = models::buildLlama(r.config, 0);
+  // Every weight is bound from the checkpoint below: build with placeholders so the random
+  // initialisation never allocates a float copy of the whole model (peak RSS stays one block).
+  models::LlamaConfig shape_only = r.config;
+  shape_only.placeholder_weights = true;
+  r.graph = models::buildLlama(shape_only, 0);
   std::set<std::string> expected;
   for (const std::string& n : hfLlamaTensorNames(r.config)) {
     expected.insert(n);

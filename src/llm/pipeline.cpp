@@ -369,7 +369,13 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         for (size_t k = 0; k < outs.size(); ++k) c[sub.outputs[k]] = outs[k];
       });
     }
-    for (const Lin& l : lins) res.layers.push_back(reps[l.ref.name()]);
+    for (const Lin& l : lins) {
+      res.layers.push_back(reps[l.ref.name()]);
+      if (opts.release_weights && l.spec) {
+        const at::Tensor& d = l.ref.weight->data();
+        l.ref.weight->setData(at::zeros({1}, d.options()).expand(d.sizes()));
+      }
+    }
     if (opts.progress) {
       double sum_rtn = 0, sum = 0;
       for (const Lin& l : lins) {

@@ -46,6 +46,12 @@ struct PipelineOptions {
   /// JSON file caching searched hyper-parameters (AWQ / SmoothQuant scales, activation and KV
   /// scales) and, in "<cache>.gptq.safetensors", GPTQ codes. Reused when the recipe matches.
   std::string cache_path;
+  /// Export flows that only need the codes (PtqResult::weights): once block i has produced block
+  /// i+1's inputs, its quantized linear weights in the graph are replaced by zero-stride
+  /// placeholders of the same shape (no memory), so the process holds one block's float weights
+  /// at a time instead of accumulating a dequantized float model. The graph can then no longer
+  /// be run.
+  bool release_weights = false;
 };
 
 /// Quantizes decoder graph `g` in place following `cfg`. `calib` holds int64 token ids

@@ -17,10 +17,12 @@ LayerBuilder::LayerBuilder(Graph& g, uint64_t seed)
     : b_(g), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
 
 at::Tensor LayerBuilder::normal(std::vector<int64_t> shape, double std) {
+  if (placeholder_) return at::zeros({1}, kF32).expand(shape);
   return at::randn(shape, gen_, kF32).mul_(std);
 }
 
 at::Tensor LayerBuilder::uniform(std::vector<int64_t> shape, double bound) {
+  if (placeholder_) return at::zeros({1}, kF32).expand(shape);
   return at::rand(shape, gen_, kF32).mul_(2 * bound).sub_(bound);
 }
 

@@ -19,6 +19,9 @@ class LayerBuilder {
   GraphBuilder& b() { return b_; }
   Graph& graph() { return b_.graph(); }
 
+  /// Shape-only mode for loaders that bind every weight afterwards: normal() and uniform() return
+  /// zero-stride placeholders (one element expanded to the shape, no memory, no random draws).
+  void setPlaceholderInit(bool on) { placeholder_ = on; }
   /// f32 tensor ~ N(0, std).
   at::Tensor normal(std::vector<int64_t> shape, double std);
   /// f32 tensor ~ U(-bound, bound).
@@ -61,6 +64,7 @@ class LayerBuilder {
  private:
   GraphBuilder b_;
   at::Generator gen_;
+  bool placeholder_ = false;
 };
 
 }  // namespace gs::models

@@ -110,6 +110,7 @@ std::unique_ptr<Graph> buildLlama(const LlamaConfig& c, uint64_t seed) {
   auto g = std::make_unique<Graph>();
   g->name = "llama";
   LayerBuilder L(*g, seed);
+  L.setPlaceholderInit(c.placeholder_weights);
   GraphBuilder& b = L.b();
   Llama m{L, c};
   Value* ids = b.input("input_ids", DType::Int64, std::vector<Dim>{Dim("N"), Dim("T")});

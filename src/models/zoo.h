@@ -83,6 +83,8 @@ struct LlamaConfig {
   double rope_theta = 10000.0;
   double rms_eps = 1e-5;
   bool tie_embeddings = false;  // lm_head reuses model.embed_tokens.weight when true
+  // Checkpoint loaders: random weights become zero-stride placeholders (no memory), bound later.
+  bool placeholder_weights = false;
   int64_t headDim() const { return dim / heads; }
 };
 std::unique_ptr<Graph> buildLlama(const LlamaConfig& cfg = {}, uint64_t seed = 0);

@@ -102,7 +102,64 @@ GS_AVX2 float rowDot8(const PackedView& w, const uint8_t* row, const float* srow
   return hsum(acc) - corr;
 }
 
+/// C[0..MR) x [0..NR) += A rows . W rows over k in [0, K): MR x NR accumulators of 8 k-lanes
+/// each, reduced horizontally once at the end.
+template <int MR, int NR>
+GS_AVX2 __attribute__((always_inline)) inline void microKernel(const float* A, int64_t lda, const float* W, int64_t ldw, int64_t K,
+                                float* C, int64_t ldc) {
+  __m256 acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 w[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) w[j] = _mm256_loadu_ps(W + j * ldw + k);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_loadu_ps(A + i * lda + k);
+  #pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(a, w[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) {
+      float s = hsum(acc[i][j]);
+      for (int64_t t = k; t < K; ++t) s += A[i * lda + t] * W[j * ldw + t];
+      C[i * ldc + j] += s;
+    }
+}
+
+/// MR rows of A against all NT rows of the tile (A's rows stay in L1, the tile streams from L2).
+template <int MR>
+GS_AVX2 void colsKernel(const float* A, int64_t lda, const float* W, int64_t ldw, int64_t NT,
+                        int64_t K, float* C, int64_t ldc) {
+  int64_t n = 0;
+  for (; n + 2 <= NT; n += 2) microKernel<MR, 2>(A, lda, W + n * ldw, ldw, K, C + n, ldc);
+  if (n < NT) microKernel<MR, 1>(A, lda, W + n * ldw, ldw, K, C + n, ldc);
+}
+
 }  // namespace
+
+GS_AVX2 void gemmTileAvx2(const float* A, int64_t lda, int64_t M, const float* W, int64_t ldw,
+                          int64_t NT, int64_t K, float* C, int64_t ldc) {
+  int64_t m = 0;
+  for (; m + 6 <= M; m += 6) colsKernel<6>(A + m * lda, lda, W, ldw, NT, K, C + m * ldc, ldc);
+  const float* a = A + m * lda;
+  float* c = C + m * ldc;
+  switch (M - m) {
+    case 5: colsKernel<5>(a, lda, W, ldw, NT, K, c, ldc); break;
+    case 4: colsKernel<4>(a, lda, W, ldw, NT, K, c, ldc); break;
+    case 3: colsKernel<3>(a, lda, W, ldw, NT, K, c, ldc); break;
+    case 2: colsKernel<2>(a, lda, W, ldw, NT, K, c, ldc); break;
+    case 1: colsKernel<1>(a, lda, W, ldw, NT, K, c, ldc); break;
+    default: break;
+  }
+}
 
 GS_AVX2 void gemvAvx2(const PackedView& w, const float* xp, const float* xsum, float* y,
                       int64_t n0, int64_t n1) {

@@ -42,6 +42,12 @@ void gemvAvx2(const PackedView& w, const float* xp, const float* xsum, float* y,
               int64_t n1);
 void dequantRowsAvx2(const PackedView& w, int64_t n0, int64_t n1, float* out, int64_t ld);
 
+/// C[m, n] += sum_{k < K} A[m, k] * W[n, k] for m < M, n < NT: a register-blocked (6 rows of A x
+/// 2 rows of W, 8-wide k vectors) fp32 kernel over an L2-resident dequantized weight tile
+/// (row stride ldw), A with row stride lda, C with row stride ldc.
+void gemmTileAvx2(const float* A, int64_t lda, int64_t M, const float* W, int64_t ldw, int64_t NT,
+                  int64_t K, float* C, int64_t ldc);
+
 /// True when the CPU runs AVX2 and FMA (checked once at run time); GS_NBITS_SCALAR=1 forces false.
 bool hasAvx2Fma();
 

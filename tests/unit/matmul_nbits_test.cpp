@@ -147,7 +147,8 @@ class NBitsKernel : public ::testing::TestWithParam<KernelCase> {};
 TEST_P(NBitsKernel, MatchesDequantizedMatmul) {
   auto [bits, K, N, bs, zp_kind] = GetParam();
   NBitsWeight w = randomWeight(K, N, bits, bs, zp_kind, K * 31 + N + bs);
-  for (int64_t M : {1, 2, 3, 37}) {
+  // 1-2: GEMV; 3-48: per-thread tiles + gemmTileAvx2 (AVX2) ; 64, 100: tiles + BLAS.
+  for (int64_t M : {1, 2, 3, 37, 64, 100}) {
     at::Tensor a = test::randn({M, K}, M + 100);
     at::Tensor bias = test::randn({N}, 7);
     at::Tensor ref = reference(w, a, bias);
@@ -206,6 +207,28 @@ TEST(NBitsOp, ScalarAndAvx2AgreeOnEveryBlockSize) {
         at::Tensor t2 = at::from_blob(d2.data(), {N, v.paddedK()}).narrow(1, 0, K);
         EXPECT_LE(test::maxRelDiff(t1, dq), 4e-6);  // q*s - zp*s (one FMA) vs (q - zp) * s
         EXPECT_LE(test::maxRelDiff(t2, dq), 4e-6);
+      }
+}
+
+TEST(NBitsOp, TileKernelMatchesReferenceOnEveryEdge) {
+  // gemmTileAvx2 directly: every remainder of the 6-row x 2-column register blocks (M 1..13,
+  // NT 1..5), K with a tail that is not a multiple of 8, accumulation into C (C += A W^T), and
+  // row strides larger than the used extents.
+  if (!nbits::hasAvx2Fma()) GTEST_SKIP() << "CPU without AVX2+FMA";
+  for (int64_t K : {8, 13, 67})
+    for (int64_t M = 1; M <= 13; ++M)
+      for (int64_t NT = 1; NT <= 5; ++NT) {
+        const int64_t lda = K + 3, ldw = K + 5, ldc = NT + 2;
+        at::Tensor A = test::randn({M, lda}, M * 7 + K);
+        at::Tensor W = test::randn({NT, ldw}, NT * 11 + K);
+        at::Tensor C = test::randn({M, ldc}, M + NT);
+        at::Tensor ref = C.to(at::kDouble).clone();
+        ref.narrow(1, 0, NT) += A.narrow(1, 0, K).to(at::kDouble).mm(
+            W.narrow(1, 0, K).to(at::kDouble).t());
+        nbits::gemmTileAvx2(A.data_ptr<float>(), lda, M, W.data_ptr<float>(), ldw, NT, K,
+                            C.data_ptr<float>(), ldc);
+        EXPECT_LE((C.to(at::kDouble) - ref).abs().max().item<double>(), 1e-4)
+            << "M " << M << " NT " << NT << " K " << K;
       }
 }
 
