@@ -102,8 +102,36 @@ class PtqAlgo : public CompAlgo {
     int64_t nb = cal ? cal->size() : 0;
     o.bias_correction = config().getBool("bias_correction") && nb > 0;
     BatchFn batch = [&cal](int64_t i) { return std::vector<at::Tensor>{cal->batch(i).inputs}; };
-    ptqQuantize(g, ls, o, batch, nb, &report_);
+    auto qs = ptqQuantize(g, ls, o, batch, nb, &report_);
+    if (config().getBool("int32_bias") && !dynamic()) roundBiasesToAccumulatorGrid(g, qs);
     return g;
+  }
+
+  /// Gives the fake-quant graph the biases convert() will store as int32 (b rounded to
+  /// x_scale * w_scale per output channel), so that what is evaluated before convert is what
+  /// runtimes execute after it.
+  static void roundBiasesToAccumulatorGrid(Graph& g, const std::vector<Quantizer>& qs) {
+    std::map<std::string, const Quantizer*> wq, aq;
+    for (const Quantizer& q : qs) {
+      if (q.is_weight) wq[q.layer] = &q;
+      else if (q.kind == FqKind::Static)
+        for (const std::string& l : q.layers) aq.emplace(l, &q);
+    }
+    for (const auto& [name, w] : wq) {
+      Node* n = g.findNode(name);
+      auto a = aq.find(name);
+      if (!n || a == aq.end() || (n->opType() != "Conv" && n->opType() != "Gemm") || n->numInputs() < 3 ||
+          !n->input(2) || !n->input(2)->isParam() || a->second->spec.granularity != Granularity::PerTensor)
+        continue;
+      if (n->opType() == "Gemm" && (n->attrFloat("alpha", 1.0f) != 1.0f || n->attrFloat("beta", 1.0f) != 1.0f))
+        continue;
+      at::Tensor b = n->input(2)->data();
+      if (b.dim() != 1) continue;
+      at::Tensor ws = w->scale->data().to(at::kFloat).reshape({-1});
+      if (ws.numel() != 1 && ws.numel() != b.numel()) continue;
+      at::Tensor bs = (ws * a->second->scale->data().to(at::kFloat).reshape({})).expand({b.numel()});
+      n->input(2)->setData((at::round(b.to(at::kFloat) / bs) * bs).to(b.scalar_type()));
+    }
   }
 
   Graph convertImpl(Graph g) override {
