@@ -4,7 +4,6 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
-#include <functional>
 #include <vector>
 
 #include "llm/quantizer.h"
@@ -29,20 +28,12 @@ struct AwqScaleResult {
   double error_rtn = 0;   ///< output MSE of plain RTN (scales = 1)
 };
 
-/// The error of one candidate: given the group's fake-quantized weights Q(W_k * s) / s (same
-/// order as the searched weights; applied to the unscaled input this is (x / s) Q(W_k s)^T),
-/// returns the error to minimise — e.g. the MSE of the decoder block's output with these weights
-/// (AutoAWQ's "module2inspect"), which is what the PTQ driver passes.
-using AwqLoss = std::function<double(const std::vector<at::Tensor>& wq)>;
-
 /// Searches s for layers W_k [out_k, in] fed by the same input x [n, in]: for each alpha, with
 /// s = mean|x|^a / mean|w|^(1-a) (duo; w normalised per group) or mean|x|^a, normalised by
-/// sqrt(max s * min s), the weights are fake-quantized as Q(W_k * s) / s under cfg.spec (the
-/// target bits, group size and symmetry) and scored by `loss`, or, when `loss` is empty, by the
-/// group's summed linear-output MSE sum_k mean((x W_k^T - (x / s) Q(W_k * s)^T)^2). The identity
-/// (plain RTN) is also a candidate, so the result never scores worse than RTN on the loss.
+/// sqrt(max s * min s), scores sum_k mean((x W_k^T - (x / s) Q(W_k * s)^T)^2). The identity
+/// (plain RTN) is also a candidate, so the result never scores worse than RTN.
 AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor>& weights,
-                               const AwqConfig& cfg, const AwqLoss& loss = {});
+                               const AwqConfig& cfg);
 
 /// Per-(row, group) clip search for W [out, in] with input x [n, in]: for every shrink ratio r,
 /// ranges [min * r, max * r] per group; keeps, per row and group, the r minimising the group's

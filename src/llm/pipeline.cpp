@@ -260,48 +260,6 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     }
 
     // ---- phase 1: outlier scales (computed on float weights, folded before quantization).
-    // AWQ scores each candidate by the block's output (AutoAWQ's module2inspect: the attention
-    // for q/k/v, the MLP for gate/up), so q/k errors are weighed through the softmax and v / up
-    // errors through what follows them: reference outputs of the float block on the first
-    // chunks (up to AwqConfig::max_tokens calibration tokens; folding keeps them valid).
-    std::vector<size_t> score_chunks;
-    std::vector<std::vector<at::Tensor>> score_refs;
-    if (awq) {
-      Subgraph sub = extractSubgraph(g, blk.nodes);
-      Executor ex(*sub.graph);
-      int64_t rows = 0;
-      for (size_t c = 0; c < chunks.size() && rows < AwqConfig{}.max_tokens; ++c) {
-        std::vector<at::Tensor> in;
-        for (const std::string& n : sub.inputs) in.push_back(chunks[c].at(n));
-        score_refs.push_back(ex.run(in));
-        score_chunks.push_back(c);
-        rows += score_refs.back()[0].numel() / std::max<int64_t>(1, score_refs.back()[0].size(-1));
-      }
-    }
-    auto blockLoss = [&](const std::vector<size_t>& idx, const std::vector<at::Tensor>& wq) {
-      std::vector<at::Tensor> saved;
-      for (size_t k = 0; k < idx.size(); ++k) {
-        saved.push_back(lins[idx[k]].ref.weight->data());
-        lins[idx[k]].ref.setWeightOI(wq[k]);
-      }
-      // A fresh extraction and executor: kernels may precompute from their (new) weights.
-      Subgraph sub = extractSubgraph(g, blk.nodes);
-      Executor ex(*sub.graph);
-      double e = 0;
-      int64_t n = 0;
-      for (size_t r = 0; r < score_chunks.size(); ++r) {
-        std::vector<at::Tensor> in;
-        for (const std::string& nm : sub.inputs) in.push_back(chunks[score_chunks[r]].at(nm));
-        std::vector<at::Tensor> out = ex.run(in);
-        for (size_t k = 0; k < out.size(); ++k) {
-          if (!at::isFloatingType(out[k].scalar_type())) continue;
-          e += (out[k] - score_refs[r][k]).square().sum().item<double>();
-          n += out[k].numel();
-        }
-      }
-      for (size_t k = 0; k < idx.size(); ++k) lins[idx[k]].ref.weight->setData(saved[k]);
-      return n > 0 ? e / static_cast<double>(n) : 0.0;
-    };
     if (awq || smooth) {
       for (const std::string& key : group_order) {
         std::vector<size_t>& idx = groups[key];
@@ -317,10 +275,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         std::optional<at::Tensor> s = cache.vec("scales", key);
         if (!s) {
           if (awq) {
-            AwqLoss loss;
-            if (!score_chunks.empty())
-              loss = [&](const std::vector<at::Tensor>& wq) { return blockLoss(idx, wq); };
-            s = awqSearchScales(X.at(key), ws, cfg.awqConfig(*spec), loss).scales;
+            s = awqSearchScales(X.at(key), ws, cfg.awqConfig(*spec)).scales;
           } else {
             s = smoothQuantScales(amax.at(key).value(), ws, cfg.smooth_alpha);
           }
