@@ -86,3 +86,31 @@ table_header
 table_row models/resnet20-fmnist.onnx "resnet20 fp32"
 table_row "$OUT/resnet20-ptq-int8.onnx" "resnet20 PTQ int8"
 table_row "$OUT/resnet20-simqat-int8.onnx" "resnet20 SimQAT int8"
+
+# LLM post-training quantization (docs/ptq.md): the trained tiny Llama at W4 g128 with RTN and GPTQ
+# through `gstick compress` (32 x 128 calibration tokens of the train split), then the held-out
+# perplexity of each model on the first 32,768 test tokens and the file sizes.
+llm_ptq_demo() {
+  local model=models/llama-tiny-text.onnx algo f name p fp size
+  step "LLM PTQ: $model at W4 g128 with RTN and GPTQ (gstick compress --algo rtn|gptq), perplexity on text:test"
+  for algo in rtn gptq; do
+    echo "gstick compress --algo $algo $model -o $OUT/llama-$algo.onnx --data text:train --set calib_samples=32 --set calib_seq=128"
+    "$GSTICK" compress --algo "$algo" "$model" -o "$OUT/llama-$algo.onnx" --data text:train \
+      --set calib_samples=32 --set calib_seq=128 >"$OUT/llama-$algo.log" 2>&1 ||
+      { tail -3 "$OUT/llama-$algo.log" >&2; return 1; }
+  done
+  lm_ppl() { "$GSTICK" eval "$1" --data text:test:32768 | sed -n 's/^perplexity \([0-9.]*\).*/\1/p'; }
+  fp=$(lm_ppl "$model")
+  printf '%-22s %11s %9s %10s\n' config perplexity "vs fp32" size
+  for f in "$model" "$OUT/llama-rtn.onnx" "$OUT/llama-gptq.onnx"; do
+    case $f in
+      "$model") name="fp32"; p=$fp ;;
+      *rtn*) name="RTN W4 g128"; p=$(lm_ppl "$f") ;;
+      *) name="GPTQ W4 g128"; p=$(lm_ppl "$f") ;;
+    esac
+    size=$(stat -c %s "$f")
+    awk -v n="$name" -v p="$p" -v fp="$fp" -v s="$size" \
+      'BEGIN { printf "%-22s %11.4f %+8.2f%% %7.1f KiB\n", n, p, 100 * (p / fp - 1), s / 1024 }'
+  done
+}
+llm_ptq_demo

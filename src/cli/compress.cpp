@@ -1,15 +1,21 @@
-// `gstick compress --algo NAME MODEL.onnx -o OUT.onnx`: apply a registered algorithm (config from
+// `gstick compress --algo NAME MODEL -o OUT`: apply a registered algorithm (config from
 // --config / --set), calibrate or fine-tune on --data, convert, export and print the summary.
+// MODEL is an ONNX file or a Hugging Face Llama checkpoint directory; LLM PTQ results can also be
+// written as a GPTQ-layout checkpoint directory.
 #include <ATen/ATen.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "algo/registry.h"
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
 #include "io/onnx.h"
+#include "llm/gptq_export.h"
+#include "llm/hf_llama.h"
+#include "llm/llm_ptq_algo.h"
 #include "runtime/executor.h"
 #include "support/error.h"
 #include "train/metrics.h"
@@ -20,6 +26,7 @@ namespace {
 
 struct CompressOptions {
   std::string algo, config, model, output, data, val_data, eval_data, summary;
+  std::string format;  ///< "onnx" | "gptq" | "" (gptq when -o is a directory)
   std::vector<std::string> sets;
   int64_t calib_batches = 8, calib_batch_size = 32;
   int64_t epochs = -1, batch = 128;
@@ -55,9 +62,26 @@ void checkOutputDir(const std::string& out) {
   GS_CHECK(!fs::is_directory(out), "cannot write '", out, "': it is a directory");
 }
 
+bool isHfCheckpoint(const std::string& model) { return std::filesystem::is_directory(model); }
+
 int runCompress(const CompressOptions& o) {
+  namespace fs = std::filesystem;
   if (o.threads > 0) setIntraOpThreads(o.threads);
-  checkOutputDir(o.output);
+  const bool gptq_out = o.format == "gptq" ||
+                        (o.format.empty() && (fs::is_directory(o.output) || o.output.ends_with("/")));
+  if (gptq_out) {
+    fs::path dir = fs::path(o.output).lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();
+    GS_CHECK(!fs::exists(dir) || fs::is_directory(dir), "cannot write GPTQ checkpoint '",
+             o.output, "': it is a file, not a directory");
+    const fs::path parent = dir.parent_path().empty() ? fs::path(".") : dir.parent_path();
+    GS_CHECK(fs::is_directory(parent), "cannot write '", o.output, "': directory '",
+             parent.string(), "' does not exist");
+    GS_CHECK(isHfCheckpoint(o.model), "--format gptq writes a Hugging Face GPTQ checkpoint: MODEL "
+             "must be a Hugging Face checkpoint directory, not '", o.model, "'");
+  } else {
+    checkOutputDir(o.output);
+  }
   if (!o.summary.empty()) {
     checkOutputDir(o.summary);
     auto ext = std::filesystem::path(o.summary).extension();
@@ -69,6 +93,11 @@ int runCompress(const CompressOptions& o) {
   GS_CHECK(user.is_object(), o.config, ": a config must be a JSON object");
   for (auto& s : o.sets) applySetOverride(user, s);
   auto algo = reg.create(o.algo, user);
+  if (gptq_out) {
+    const llm::PtqConfig* r = llmPtqRecipe(*algo);
+    GS_CHECK(r, "--format gptq needs an LLM PTQ algorithm (rtn, gptq, awq, llm_ptq), not ", o.algo);
+    llm::checkGptqExportable(*r);
+  }
 
   int64_t epochs = o.epochs >= 0 ? o.epochs : algo->recommendedEpochs();
   GS_CHECK(!algo->needsCalibration() || !o.data.empty(), o.algo,
@@ -76,7 +105,19 @@ int runCompress(const CompressOptions& o) {
   GS_CHECK(epochs == 0 || !o.data.empty(), "fine-tuning (", epochs,
            " epochs) needs training data: give --data SPEC");
 
-  auto g = loadModel(o.model);
+  std::unique_ptr<Graph> g;
+  std::optional<models::LlamaConfig> hf_config;
+  if (isHfCheckpoint(o.model)) {
+    llm::HfLlama hf = llm::loadHfLlama(o.model);
+    std::printf("loaded %s: Llama %lld layers, dim %lld, %s, %s in %zu file%s\n",
+                 o.model.c_str(), static_cast<long long>(hf.config.layers),
+                 static_cast<long long>(hf.config.dim), hf.dtype.c_str(),
+                 humanBytes(hf.bytes).c_str(), hf.files.size(), hf.files.size() == 1 ? "" : "s");
+    hf_config = hf.config;
+    g = std::move(hf.graph);
+  } else {
+    g = loadModel(o.model);
+  }
   std::shared_ptr<Dataset> data = o.data.empty() ? nullptr : openDataset(o.data);
   std::shared_ptr<Dataset> evalset = o.eval_data.empty() ? nullptr : openDataset(o.eval_data);
   if (evalset) {
@@ -87,6 +128,7 @@ int runCompress(const CompressOptions& o) {
 
   AlgoContext ctx;
   ctx.seed = o.seed;
+  ctx.verbose = true;  // per-layer / per-block progress on stderr (stdout: the summary)
   if (data) {
     ctx.calibration = CalibrationData{data, o.calib_batches, o.calib_batch_size};
     ctx.trainData = data;
@@ -111,6 +153,21 @@ int runCompress(const CompressOptions& o) {
                 static_cast<long long>(r.steps), r.train.summary().c_str());
   }
 
+  if (gptq_out) {
+    const llm::PtqResult* r = llmPtqResult(*algo);
+    std::vector<std::string> files =
+        llm::writeGptqCheckpoint(o.output, applied, *hf_config, r->weights, *llmPtqRecipe(*algo));
+    SummaryTable table = algo->summary(applied);
+    std::fputs(table.toText().c_str(), stdout);
+    if (!o.summary.empty()) {
+      table.write(o.summary);
+      std::printf("wrote %s\n", o.summary.c_str());
+    }
+    for (const std::string& f : files)
+      std::printf("wrote %s (%s)\n", f.c_str(),
+                  humanBytes(static_cast<int64_t>(fs::file_size(f))).c_str());
+    return 0;
+  }
   Graph out = algo->convert(std::move(applied));
   exportOnnxFile(out, o.output);
   SummaryTable table = algo->summary(out);
@@ -122,7 +179,8 @@ int runCompress(const CompressOptions& o) {
     table.write(o.summary);
     std::printf("wrote %s\n", o.summary.c_str());
   }
-  std::printf("wrote %s\n", o.output.c_str());
+  std::printf("wrote %s (%s)\n", o.output.c_str(),
+              humanBytes(static_cast<int64_t>(fs::file_size(o.output))).c_str());
   return 0;
 }
 
@@ -133,10 +191,21 @@ Command addCompressCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "compress", "Compress a model with a registered algorithm (see `gstick algos`)");
   cmd->add_option("--algo", o->algo, "Algorithm name (gstick algos lists them)")->required();
-  cmd->add_option("model", o->model, "Input model")->required()->type_name("MODEL.onnx");
-  cmd->add_option("-o,--output", o->output, "Compressed model, written atomically")
+  cmd->add_option("model", o->model,
+                  "Input model: an ONNX file or a Hugging Face Llama checkpoint directory "
+                  "(config.json + model.safetensors or a sharded index)")
       ->required()
-      ->type_name("OUT.onnx");
+      ->type_name("MODEL");
+  cmd->add_option("-o,--output", o->output,
+                  "Compressed model, written atomically: OUT.onnx, or a directory for a GPTQ "
+                  "checkpoint")
+      ->required()
+      ->type_name("OUT");
+  cmd->add_option("--format", o->format,
+                  "Output format: onnx (MatMulNBits / QDQ) or gptq (safetensors qweight / qzeros "
+                  "/ scales / g_idx; LLM weight-only, HF input). Default: gptq when -o is a "
+                  "directory (existing or ending in '/'), else onnx")
+      ->check(CLI::IsMember({"onnx", "gptq"}));
   cmd->add_option("--config", o->config, "Algorithm config (JSON object)")->type_name("CFG.json");
   cmd->add_option("--set", o->sets,
                   "Config override key=value (dotted keys; value parsed as JSON, else a string); "
@@ -144,7 +213,8 @@ Command addCompressCommand(CLI::App& app) {
       ->type_name("KEY=VALUE")
       ->allow_extra_args(false);  // one value per --set, so the model path is not swallowed
   cmd->add_option("--data", o->data,
-                  "Calibration / fine-tuning data: fashion-mnist[:train|:test][:N] or npy:DIR")
+                  "Calibration / fine-tuning data: fashion-mnist[:train|:test][:N], npy:DIR, or "
+                  "text[:FILE][:SPLIT][:N] (LLM PTQ calibration windows)")
       ->type_name("SPEC");
   cmd->add_option("--calib-batches", o->calib_batches, "Calibration batches (PTQ algorithms)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))

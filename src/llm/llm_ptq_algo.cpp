@@ -1,16 +1,19 @@
 // `llm_ptq`: the CompAlgo entry for decoder-LLM post-training quantization (RTN / GPTQ / AWQ /
-// SmoothQuant / KV-cache int8, block by block) with deployable lowering (MatMulNBits / QDQ).
+// SmoothQuant / KV-cache int8, block by block) with deployable lowering (MatMulNBits / QDQ), and
+// its presets `rtn`, `gptq`, `awq`, `smoothquant` (the same entry with other defaults).
+#include "llm/llm_ptq_algo.h"
+
 #include <iostream>
 #include <regex>
 
 #include "algo/registry.h"
 #include "data/text_corpus.h"
+#include "data/text_dataset.h"
 #include "data/tokenizer.h"
 #include "llm/decoder.h"
 #include "llm/lower.h"
-#include "llm/pipeline.h"
-#include "llm/ptq_config.h"
 #include "support/error.h"
+#include "support/progress.h"
 
 namespace gs {
 
@@ -58,10 +61,27 @@ std::string regexEscape(const std::string& s) {
   return std::regex_replace(s, special, R"(\$&)");
 }
 
+/// Calibration token stream: the text dataset given to the algorithm (`compress --data
+/// text[:FILE][:SPLIT][:N]`), else the train split of the `calib_data` corpus.
+at::Tensor calibrationStream(const AlgoContext& ctx, const Config& c, const std::string& algo) {
+  if (ctx.calibration && ctx.calibration->dataset) {
+    const Dataset& d = *ctx.calibration->dataset;
+    const auto* ts = dynamic_cast<const TokenSequenceDataset*>(&d);
+    GS_CHECK(ts, algo, " calibrates on text: give --data text[:FILE][:SPLIT][:N], not ",
+             d.describe());
+    return ts->tokens();
+  }
+  const TextCorpus corpus = openTextCorpus(c.getString("calib_data"));
+  return ByteTokenizer::encode(corpus.split(TextSplit::Train));
+}
+
+}  // namespace
+
 class LlmPtqAlgo : public CompAlgo {
  public:
-  using CompAlgo::CompAlgo;
-  std::string name() const override { return "llm_ptq"; }
+  LlmPtqAlgo(std::string name, const Config& c, const ConfigSchema& s)
+      : CompAlgo(c, s), name_(std::move(name)), recipe_(recipe(c)) {}
+  std::string name() const override { return name_; }
   /// HF-style linears are MatMul(x, Transpose(W)): the layer node holding the weight is the
   /// Transpose ("<layer>.weight_t"); Gemm / MatMul with a direct weight are layers themselves.
   std::set<std::string> layerOps() const override { return {"MatMul", "Gemm", "Transpose"}; }
@@ -93,14 +113,33 @@ class LlmPtqAlgo : public CompAlgo {
       p.policies.push_back(lp);
     }
     p.validate();
-    const TextCorpus corpus = openTextCorpus(config().getString("calib_data"));
-    at::Tensor calib = llm::calibrationWindows(
-        ByteTokenizer::encode(corpus.split(TextSplit::Train)), config().getInt("calib_samples"),
-        config().getInt("calib_seq"));
+    // Windows no longer than the model accepts (zoo / HF Llama graphs carry a [max_seq, max_seq]
+    // causal mask).
+    int64_t seq = config().getInt("calib_seq");
+    if (const Value* m = g.findValue("model.causal_mask"); m && m->isParam() && m->data().dim() == 2)
+      seq = std::min(seq, m->data().size(0));
+    at::Tensor calib = llm::calibrationWindows(calibrationStream(context(), config(), name()),
+                                               config().getInt("calib_samples"), seq);
     llm::PipelineOptions o;
-    o.progress = context().verbose ? &std::cerr : nullptr;
     o.cache_path = config().getString("cache_path");
+    std::optional<Progress> bar;
+    if (context().verbose) {
+      ProgressOptions po;
+      po.unit = "tok";
+      po.logInterval = 0;  // plain mode: one line per block
+      bar.emplace(name_ + " " + p.describe(),
+                  static_cast<int64_t>(llm::findDecoderBlocks(g).size()), po);
+      o.on_block = [&](int64_t done, int64_t, int64_t tokens, const std::string& status) {
+        bar->update(done, done * tokens, status);
+      };
+    }
     result_ = llm::quantizeDecoder(g, calib, p, o);
+    if (bar) {
+      std::ostringstream st;
+      st << calib.size(0) << " x " << calib.size(1) << " calibration tokens | peak RSS "
+         << result_.peak_rss_kb / 1024 << " MB";
+      bar->finish(st.str());
+    }
     recipe_ = p;
     return g;
   }
@@ -137,20 +176,31 @@ class LlmPtqAlgo : public CompAlgo {
   }
 
  private:
+  friend const llm::PtqResult* llmPtqResult(const CompAlgo& a);
+  friend const llm::PtqConfig* llmPtqRecipe(const CompAlgo& a);
+  std::string name_;
   llm::PtqResult result_;
-  llm::PtqConfig recipe_;
+  llm::PtqConfig recipe_;  ///< from the config; after apply() with the per-layer policies
   llm::LoweringStats lowering_;
 };
 
-}  // namespace
+const llm::PtqResult* llmPtqResult(const CompAlgo& a) {
+  const auto* l = dynamic_cast<const LlmPtqAlgo*>(&a);
+  return l ? &l->result_ : nullptr;
+}
 
-void registerLlmPtqAlgo(AlgoRegistry& r) {
+const llm::PtqConfig* llmPtqRecipe(const CompAlgo& a) {
+  const auto* l = dynamic_cast<const LlmPtqAlgo*>(&a);
+  return l ? &l->recipe_ : nullptr;
+}
+
+namespace {
+
+/// The `llm_ptq` fields, with `defaults` (field -> JSON value) replacing the built-in defaults.
+ConfigSchema llmPtqFields(const Json& defaults) {
   using F = FieldSpec;
   const std::vector<std::string> wd{"int8", "int4", "int3", "none"};
-  r.add({"llm_ptq",
-         "decoder-LLM PTQ block by block: RTN/GPTQ weights (int8/4/3, per channel/group), AWQ or "
-         "SmoothQuant outlier suppression, W8A8, KV-cache int8; lowers to MatMulNBits / QDQ",
-         {F::enumeration("weight_dtype", "int4", wd, "weight integer type").layer(),
+  ConfigSchema fields{F::enumeration("weight_dtype", "int4", wd, "weight integer type").layer(),
           F::integer("group_size", 128, -1, 1 << 16,
                      "> 0: groups of input columns; 0: per output channel; -1: per tensor")
               .layer(),
@@ -176,9 +226,45 @@ void registerLlmPtqAlgo(AlgoRegistry& r) {
           F::integer("calib_samples", 32, 1, 1 << 20, "calibration windows"),
           F::integer("calib_seq", 256, 2, 1 << 20, "tokens per calibration window"),
           F::integer("calib_batch", 4, 1, 1 << 20, "windows per forward pass"),
-          F::string("cache_path", "", "JSON cache of searched scales / GPTQ codes (reused)")},
-         algoFactory<LlmPtqAlgo>(),
-         [](const Config& c) { recipe(c).validate(); }});
+          F::string("cache_path", "", "JSON cache of searched scales / GPTQ codes (reused)")};
+  for (FieldSpec& f : fields)
+    if (defaults.contains(f.name)) f.defaultValue = defaults.at(f.name);
+  return fields;
+}
+
+}  // namespace
+
+void registerLlmPtqAlgo(AlgoRegistry& r) {
+  struct Entry {
+    const char* name;
+    const char* description;
+    Json defaults;
+  };
+  const std::vector<Entry> entries{
+      {"llm_ptq",
+       "decoder-LLM PTQ block by block: RTN/GPTQ weights (int8/4/3, per channel/group), AWQ or "
+       "SmoothQuant outlier suppression, W8A8, KV-cache int8; lowers to MatMulNBits / QDQ",
+       Json::object()},
+      {"rtn", "preset of llm_ptq: weight-only round-to-nearest, W4 g128 asymmetric",
+       Json::object()},
+      {"gptq", "preset of llm_ptq: weight-only GPTQ, W4 g128 asymmetric (precision_recovery gptq)",
+       {{"precision_recovery", "gptq"}}},
+      {"awq", "preset of llm_ptq: weight-only AWQ scales + clipping, W4 g128 asymmetric",
+       {{"outlier_suppression", "awq"}}},
+      {"smoothquant",
+       "preset of llm_ptq: SmoothQuant W8A8 (int8 per-channel weights, dynamic per-token int8 "
+       "activations, alpha 0.5)",
+       {{"weight_dtype", "int8"}, {"group_size", 0}, {"act_dtype", "int8"},
+        {"outlier_suppression", "smooth"}}},
+  };
+  for (const Entry& e : entries) {
+    const std::string name = e.name;
+    r.add({name, e.description, llmPtqFields(e.defaults),
+           [name](const Config& c, const ConfigSchema& s) {
+             return std::make_unique<LlmPtqAlgo>(name, c, s);
+           },
+           [](const Config& c) { recipe(c).validate(); }});
+  }
 }
 
 }  // namespace gs

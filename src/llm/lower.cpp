@@ -68,7 +68,10 @@ LoweringStats lowerQuantizedLinears(Graph& g, const std::map<std::string, Quanti
       continue;
     }
     const int bits = qw.spec.bits;
-    const int64_t block = qw.spec.group_size > 0 ? qw.spec.group_size : nbits::perChannelBlockSize(K);
+    // Per-channel scales are repeated over kPerChannelBlock-column blocks (ONNX Runtime rejects
+    // blocks above 256 columns, so one block spanning K would not run there for K > 256).
+    const bool per_channel = qw.spec.group_size == 0;
+    const int64_t block = per_channel ? nbits::kPerChannelBlock : qw.spec.group_size;
     const bool nbits_ok = tr && (bits == 2 || bits == 4 || bits == 8) && contiguous &&
                           (qw.spec.group_size <= 0 || (isPow2(block) && block >= 16)) &&
                           qw.spec.group_size >= 0;
@@ -79,8 +82,13 @@ LoweringStats lowerQuantizedLinears(Graph& g, const std::map<std::string, Quanti
       nw.bits = bits;
       nw.block_size = block;
       nw.B = nbits::packCodes(qw.q, bits, block);
-      nw.scales = qw.scale.contiguous();
-      nw.zero_points = nbits::packZeroPoints(qw.zero.to(at::kByte), bits);
+      at::Tensor sc = qw.scale, zp = qw.zero;
+      if (per_channel) {
+        sc = nbits::repeatPerChannel(sc, K, block);
+        zp = nbits::repeatPerChannel(zp, K, block);
+      }
+      nw.scales = sc.contiguous();
+      nw.zero_points = nbits::packZeroPoints(zp.to(at::kByte), bits);
       g.renameNode(mm, g.uniqueNodeName(base + ".float"));
       Node* nn = nbits::addMatMulNBits(g, mm->input(0), nw, nullptr, base, mm);
       nn->output(0)->setShape(mm->output(0)->shape());

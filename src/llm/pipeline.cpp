@@ -376,18 +376,23 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         l.ref.weight->setData(at::zeros({1}, d.options()).expand(d.sizes()));
       }
     }
-    if (opts.progress) {
+    if (opts.progress || opts.on_block) {
       double sum_rtn = 0, sum = 0;
       for (const Lin& l : lins) {
         sum_rtn += std::max(0.0, reps[l.ref.name()].err_rtn);
         sum += std::max(0.0, reps[l.ref.name()].err);
       }
-      *opts.progress << "ptq: block " << (bi + 1) << "/" << nblocks << " " << blk.prefix << " ("
-                     << lins.size() << " linears) " << cfg.describe();
-      if (cfg.measure_error) *opts.progress << " | err " << sum << " (RTN " << sum_rtn << ")";
-      *opts.progress << " | " << static_cast<int>((now() - t_block) * 1000) << " ms | RSS "
-                     << currentRssKb() / 1024 << " MB\n";
-      opts.progress->flush();
+      std::ostringstream st;
+      st << blk.prefix << " (" << lins.size() << " linears)";
+      if (cfg.measure_error) st << " | err " << sum << " (RTN " << sum_rtn << ")";
+      st << " | " << static_cast<int>((now() - t_block) * 1000) << " ms | RSS "
+         << currentRssKb() / 1024 << " MB";
+      if (opts.progress) {
+        *opts.progress << "ptq: block " << (bi + 1) << "/" << nblocks << " " << cfg.describe()
+                       << " " << st.str() << "\n";
+        opts.progress->flush();
+      }
+      if (opts.on_block) opts.on_block(bi + 1, nblocks, calib.numel(), st.str());
     }
   }
   cache.save(opts.cache_path, cfg_json);

@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <string>
@@ -43,6 +44,10 @@ struct PtqResult {
 /// Options for the driver beyond the recipe.
 struct PipelineOptions {
   std::ostream* progress = nullptr;  ///< per-block progress lines if set
+  /// Called after every block with (blocks done, total blocks, calibration tokens per block,
+  /// status "model.layers.3 (7 linears) | err ... | RSS 261 MB") — e.g. to drive a Progress bar.
+  std::function<void(int64_t done, int64_t total, int64_t tokens, const std::string& status)>
+      on_block;
   /// JSON file caching searched hyper-parameters (AWQ / SmoothQuant scales, activation and KV
   /// scales) and, in "<cache>.gptq.safetensors", GPTQ codes. Reused when the recipe matches.
   std::string cache_path;
