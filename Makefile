@@ -2,6 +2,9 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 export OMP_NUM_THREADS ?= $(shell nproc)
+# Passive OpenMP waiting: active spinning makes training 8-40x slower when other processes share
+# the cores (docs/quantization.md, "Training speed under contention").
+export OMP_WAIT_POLICY ?= passive
 
 .PHONY: all deps configure build test test-all bench demo fuzz clean
 
