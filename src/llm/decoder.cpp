@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "rewrite/query.h"
 #include "support/error.h"
 
 namespace gs::llm {
@@ -242,14 +243,6 @@ void foldInverseScales(const FoldTarget& t, const at::Tensor& s) {
 
 namespace {
 
-Node* firstUser(const Graph& g, const std::vector<Use>& uses) {
-  std::unordered_set<const Node*> users;
-  for (const Use& u : uses) users.insert(u.user);
-  for (const auto& up : g.nodes())
-    if (users.count(up.get())) return up.get();
-  return nullptr;
-}
-
 Value* constParam(Graph& g, const std::string& base, at::Tensor t) {
   return g.addParam(g.uniqueValueName(base), std::move(t), false);
 }
@@ -264,7 +257,7 @@ void rewire(const std::vector<Use>& uses, Value* y) {
 Value* insertFakeQuant(Graph& g, Value* x, const at::Tensor& scale, const std::string& name) {
   std::vector<Use> uses = x->uses();
   GS_CHECK(!uses.empty(), "fake-quant: value '", x->name(), "' has no consumers");
-  Node* before = firstUser(g, uses);
+  Node* before = firstUser(g, x);
   auto node = [&](const std::string& op, std::vector<Value*> in, const std::string& suffix,
                   std::map<std::string, Attribute> attrs = {}) {
     Node* n = g.addNode(op, in, 1, g.uniqueNodeName(name + "." + suffix), std::move(attrs), before);
@@ -295,7 +288,7 @@ Value* insertFakeQuant(Graph& g, Value* x, const at::Tensor& scale, const std::s
 Value* insertQdq(Graph& g, Value* x, float scale, const std::string& name) {
   std::vector<Use> uses = x->uses();
   GS_CHECK(!uses.empty(), "QDQ: value '", x->name(), "' has no consumers");
-  Node* before = firstUser(g, uses);
+  Node* before = firstUser(g, x);
   Value* s = constParam(g, name + ".scale", at::scalar_tensor(scale));
   Value* z = constParam(g, name + ".zero_point", at::zeros({}, at::kChar));
   Node* q = g.addNode("QuantizeLinear", {x, s, z}, 1, g.uniqueNodeName(name + ".quantize"), {},

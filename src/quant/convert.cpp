@@ -181,20 +181,13 @@ int64_t quantizeBiases(Graph& g) {
   int64_t count = 0;
   std::vector<Node*> layers;
   for (const auto& n : g.nodes())
-    if ((n->opType() == "Conv" || n->opType() == "Gemm") && n->numInputs() > 2 && n->input(2) &&
-        n->input(2)->isParam())
-      layers.push_back(n.get());
+    if (accumulatorBias(*n)) layers.push_back(n.get());
   for (Node* n : layers) {
-    if (n->opType() == "Gemm" && (n->attrFloat("alpha", 1.0f) != 1.0f || n->attrFloat("beta", 1.0f) != 1.0f ||
-                                  n->attrInt("transA", 0) != 0))
-      continue;
-    Value* b = n->input(2);
-    at::Tensor bias = b->data().detach().to(at::kFloat);
-    if (bias.dim() != 1) continue;
+    at::Tensor bias = accumulatorBias(*n)->data().detach().to(at::kFloat);
     at::Tensor xs = activationScale(n->input(0));
     at::Tensor ws = weightScale(*n, bias.numel());
     if (!xs.defined() || !ws.defined()) continue;
-    at::Tensor bs = (ws * xs).expand({bias.numel()}).contiguous();
+    at::Tensor bs = accumulatorStep(xs, ws, bias.numel());
     at::Tensor codes = at::round(bias / bs);
     // Out of int32 range only for degenerate scales: keep the float bias then.
     if (!at::all(codes.abs() < 2147483520.0).item<bool>()) continue;
@@ -212,6 +205,22 @@ int64_t quantizeBiases(Graph& g) {
 }
 
 }  // namespace
+
+Value* accumulatorBias(const Node& n) {
+  if (n.opType() != "Conv" && n.opType() != "Gemm") return nullptr;
+  if (n.numInputs() < 3 || !n.input(2) || !n.input(2)->isParam() || n.input(2)->data().dim() != 1)
+    return nullptr;
+  if (n.opType() == "Gemm" && (n.attrFloat("alpha", 1.0f) != 1.0f || n.attrFloat("beta", 1.0f) != 1.0f ||
+                               n.attrInt("transA", 0) != 0))
+    return nullptr;
+  return n.input(2);
+}
+
+at::Tensor accumulatorStep(const at::Tensor& x_scale, const at::Tensor& w_scale, int64_t channels) {
+  at::Tensor ws = w_scale.to(at::kFloat).reshape({-1});
+  if (x_scale.numel() != 1 || (ws.numel() != 1 && ws.numel() != channels)) return {};
+  return (ws * x_scale.to(at::kFloat).reshape({})).expand({channels}).contiguous();
+}
 
 QdqReport lowerToQdq(Graph& g, const QdqOptions& opts) {
   QdqReport rep;

@@ -1,5 +1,7 @@
 // Lowering of gs fake quantizers to standard ONNX QDQ (QuantizeLinear / DequantizeLinear).
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 
 #include "ir/graph.h"
@@ -23,6 +25,15 @@ struct QdqOptions {
   /// in the int32 accumulator and run integer-only kernels (QLinearConv / QGemm).
   bool int32_bias = false;
 };
+
+/// The bias of a layer that can hold it in the int32 accumulator: a Conv, or a Gemm with
+/// alpha = beta = 1 and transA = 0, whose third input is a 1-D parameter; else nullptr.
+Value* accumulatorBias(const Node& layer);
+
+/// Step of the int32 accumulator of each of `channels` output channels: x_scale * w_scale, with
+/// x_scale one element and w_scale one element or `channels`; undefined when the sizes disagree.
+/// Both the int32 bias export and PTQ's fake-quant bias rounding use this grid.
+at::Tensor accumulatorStep(const at::Tensor& x_scale, const at::Tensor& w_scale, int64_t channels);
 
 /// Replaces every gs::FakeQuant / gs::LsqQuant of `g` (which must be parameters-only on their
 /// scale / zero-point / step inputs) by standard ops, in place:

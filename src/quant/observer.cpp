@@ -162,35 +162,35 @@ class MinMaxObserver : public Observer {
       min_ = mn;
       max_ = mx;
     } else {
-      min_ = at::minimum(min_, mn);
-      max_ = at::maximum(max_, mx);
+      merge(mn, mx);
     }
   }
   std::pair<at::Tensor, at::Tensor> range() const override {
-    GS_CHECK(count_ > 0, "observer 'minmax': no data observed");
+    GS_CHECK(count_ > 0, "observer '", kind(), "': no data observed");
     return {min_, max_};
   }
   std::string kind() const override { return "minmax"; }
 
  protected:
+  /// Folds a later batch's (min, max) into the running range.
+  virtual void merge(const at::Tensor& mn, const at::Tensor& mx) {
+    min_ = at::minimum(min_, mn);
+    max_ = at::maximum(max_, mx);
+  }
   at::Tensor min_, max_;
 };
 
 class EmaObserver : public MinMaxObserver {
  public:
   using MinMaxObserver::MinMaxObserver;
-  void observe(const at::Tensor& x) override {
-    auto [mn, mx] = reduceMinMax(x, spec_);
-    if (count_++ == 0) {
-      min_ = mn;
-      max_ = mx;
-    } else {
-      double c = opts_.averaging_constant;
-      min_ = min_ + c * (mn - min_);
-      max_ = max_ + c * (mx - max_);
-    }
-  }
   std::string kind() const override { return "ema"; }
+
+ protected:
+  void merge(const at::Tensor& mn, const at::Tensor& mx) override {
+    double c = opts_.averaging_constant;
+    min_ = min_ + c * (mn - min_);
+    max_ = max_ + c * (mx - max_);
+  }
 };
 
 class PercentileObserver : public Observer {

@@ -120,17 +120,11 @@ class PtqAlgo : public CompAlgo {
     for (const auto& [name, w] : wq) {
       Node* n = g.findNode(name);
       auto a = aq.find(name);
-      if (!n || a == aq.end() || (n->opType() != "Conv" && n->opType() != "Gemm") || n->numInputs() < 3 ||
-          !n->input(2) || !n->input(2)->isParam() || a->second->spec.granularity != Granularity::PerTensor)
-        continue;
-      if (n->opType() == "Gemm" && (n->attrFloat("alpha", 1.0f) != 1.0f || n->attrFloat("beta", 1.0f) != 1.0f))
-        continue;
-      at::Tensor b = n->input(2)->data();
-      if (b.dim() != 1) continue;
-      at::Tensor ws = w->scale->data().to(at::kFloat).reshape({-1});
-      if (ws.numel() != 1 && ws.numel() != b.numel()) continue;
-      at::Tensor bs = (ws * a->second->scale->data().to(at::kFloat).reshape({})).expand({b.numel()});
-      n->input(2)->setData((at::round(b.to(at::kFloat) / bs) * bs).to(b.scalar_type()));
+      Value* b = n ? accumulatorBias(*n) : nullptr;
+      if (!b || a == aq.end() || a->second->spec.granularity != Granularity::PerTensor) continue;
+      at::Tensor bs = accumulatorStep(a->second->scale->data(), w->scale->data(), b->data().numel());
+      if (!bs.defined()) continue;
+      b->setData((at::round(b->data().to(at::kFloat) / bs) * bs).to(b->data().scalar_type()));
     }
   }
 

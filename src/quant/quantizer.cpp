@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "rewrite/query.h"
 #include "support/error.h"
 
 namespace gs::quant {
@@ -170,12 +171,7 @@ std::vector<Quantizer> insertQuantizers(Graph& g, const std::vector<LayerQuantCo
     if (v->uses().size() == 1 && isQuantizer(*v->uses()[0].user)) return;
     QuantSpec as = lc.act;
     as.validate(n->describe() + " output");
-    Node* first = nullptr;  // the earliest user in (topological) node order
-    for (const auto& m : g.nodes()) {
-      for (size_t i = 0; i < m->numInputs() && !first; ++i)
-        if (m->input(i) == v) first = m.get();
-      if (first) break;
-    }
+    Node* first = firstUser(g, v);
     Quantizer q = makeQuantizer(g, v, as, lc.act_kind, false, n->name() + ".output_fq", first,
                                 opts.act_enable, opts);
     q.layer = lc.node;

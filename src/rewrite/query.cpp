@@ -62,6 +62,15 @@ std::vector<Node*> consumers(const Node& n) {
   return out;
 }
 
+Node* firstUser(const Graph& g, const Value* v) {
+  if (!v || v->uses().empty()) return nullptr;
+  std::unordered_set<const Node*> users;
+  for (const Use& u : v->uses()) users.insert(u.user);
+  for (const auto& n : g.nodes())
+    if (users.count(n.get())) return n.get();
+  return nullptr;
+}
+
 namespace {
 
 /// The parameter behind input `i` of `n`: direct, or through a Transpose (sets `transposed`).

@@ -26,6 +26,10 @@ std::vector<Node*> producers(const Node& n);
 /// Distinct users of n's outputs, in graph order.
 std::vector<Node*> consumers(const Node& n);
 
+/// The earliest node in graph order reading `v` (the insertion point for a node that must run
+/// before every user of `v`), or nullptr when nothing reads it.
+Node* firstUser(const Graph& g, const Value* v);
+
 /// A node carrying weights: the weight parameter and where it enters.
 struct Layer {
   Node* node = nullptr;

@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "rewrite/query.h"
 #include "runtime/executor.h"
 #include "support/error.h"
 
@@ -133,7 +134,6 @@ std::unique_ptr<Graph> buildQdqGraph(const Graph& fp32,
   }
 
   // Q -> DQ after every marked value, before its first user.
-  std::unordered_map<const Node*, size_t> pos;
   std::map<Value*, std::pair<Value*, Value*>> qp;  // value -> (scale, zero point)
   const at::ScalarType zt = opts.signed_activations ? at::kChar : at::kByte;
   const double qmin = opts.signed_activations ? -128 : 0, qmax = qmin + 255;
@@ -153,12 +153,7 @@ std::unique_ptr<Graph> buildQdqGraph(const Graph& fp32,
       qp[v] = qp[src];
     }
     auto [s, z] = qp[v];
-    pos.clear();
-    size_t i = 0;
-    for (const auto& n : g->nodes()) pos[n.get()] = i++;
-    Node* first = nullptr;
-    for (const Use& u : v->uses())
-      if (!first || pos[u.user] < pos[first]) first = u.user;
+    Node* first = firstUser(*g, v);
     std::vector<Use> uses = v->uses();
     bool is_out = std::find(g->outputs().begin(), g->outputs().end(), v) != g->outputs().end();
     std::string base = v->name();
