@@ -16,6 +16,7 @@ import argparse
 import gzip
 import re
 import json
+import math
 import os
 import subprocess
 import sys
@@ -159,12 +160,29 @@ class OnnxNet(nn.Module):
         return env[self.output_name]
 
 
-def accuracy(model, x, y, bs=500):
-    correct = 0
+def correct_mask(model, x, y, bs=500):
+    """Per-image top-1 correctness (bool array) of a PyTorch model."""
+    out = []
     with torch.no_grad():
         for i in range(0, len(x), bs):
-            correct += (model(x[i:i + bs]).argmax(1) == y[i:i + bs]).sum().item()
-    return 100.0 * correct / len(x)
+            out.append((model(x[i:i + bs]).argmax(1) == y[i:i + bs]).numpy())
+    return np.concatenate(out)
+
+
+def mcnemar(a, b):
+    """Paired comparison of two classifiers on the same images: (images only a gets right,
+    images only b gets right, exact two-sided McNemar p-value, 95 % CI of acc(a) - acc(b) in
+    points). Accuracy differences of a few images are within the test set's resolution."""
+    n01 = int(np.sum(a & ~b))
+    n10 = int(np.sum(~a & b))
+    n = n01 + n10
+    k = min(n01, n10)
+    # exact binomial tail: P(X <= k) for X ~ Bin(n, 1/2), doubled
+    logp = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    p = min(1.0, 2.0 * sum(math.exp(v) for v in logp)) if n > 0 else 1.0
+    d = (n01 - n10) / len(a)
+    se = math.sqrt(max(n01 + n10 - (n01 - n10) ** 2 / len(a), 0.0)) / len(a)
+    return n01, n10, p, (100 * (d - 1.96 * se), 100 * (d + 1.96 * se))
 
 
 def latency_ms(model, bs, reps=50):
@@ -238,11 +256,19 @@ def gstick_latency(gstick, model, threads, work):
     return out
 
 
-def gstick_eval(gstick, model, ntest):
-    ev = subprocess.run([gstick, "eval", model, "--data", f"fashion-mnist:test:{ntest}"],
-                        capture_output=True, text=True)
-    m = re.search(r"top1 ([0-9.]+)%", ev.stdout + ev.stderr)
-    return float(m.group(1)) if m else float("nan")
+def gstick_correct(gstick, model, x, y, work, chunk=2000):
+    """Per-image top-1 correctness of `gstick run` on the test images (logits written as .npy)."""
+    out = []
+    for i in range(0, len(x), chunk):
+        xin = os.path.join(work, "test_chunk.npy")
+        np.save(xin, x[i:i + chunk].numpy())
+        odir = os.path.join(work, "out")
+        r = subprocess.run([gstick, "run", model, "-i", f"input={xin}", "-o", odir], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        logits = np.load(os.path.join(odir, sorted(os.listdir(odir))[0]))
+        out.append(logits.argmax(1) == y[i:i + chunk].numpy())
+    return np.concatenate(out)
 
 
 def main():
@@ -268,19 +294,23 @@ def main():
     xc, _ = fmnist("train", args.calib)
     xt, yt = fmnist("test", args.test)
     rows = []
-    fp = accuracy(net, xt, yt)
+    masks = {}
+    masks[("pytorch", "fp32")] = correct_mask(net, xt, yt)
+    fp = 100.0 * masks[("pytorch", "fp32")].mean()
     rows.append({"impl": "pytorch", "config": "fp32", "acc": fp, "drop": 0.0, "calib_s": 0.0,
                  "lat1_ms": latency_ms(net, 1), "lat32_ms": latency_ms(net, 32)})
     for obs in args.observers.split(","):
         q, secs = fx_ptq(OnnxNet(onnx.load(args.model)).eval(), args.engine, obs, xc, args.batch)
-        acc = accuracy(q, xt, yt)
+        masks[("pytorch", "W8A8 " + obs)] = correct_mask(q, xt, yt)
+        acc = 100.0 * masks[("pytorch", "W8A8 " + obs)].mean()
         rows.append({"impl": "pytorch-fx-" + args.engine, "config": "W8A8 " + obs, "acc": acc,
                      "drop": fp - acc, "calib_s": secs, "lat1_ms": latency_ms(q, 1), "lat32_ms": latency_ms(q, 32)})
     if args.qat_epochs > 0:
         xtr, ytr = fmnist("train", args.train)
         q, secs = fx_qat(OnnxNet(onnx.load(args.model)), args.engine, xtr, ytr, args.qat_epochs,
                          args.qat_lr, args.qat_batch)
-        acc = accuracy(q, xt, yt)
+        masks[("pytorch", "QAT")] = correct_mask(q, xt, yt)
+        acc = 100.0 * masks[("pytorch", "QAT")].mean()
         rows.append({"impl": "pytorch-fx-" + args.engine, "config": f"QAT W8A8 {args.qat_epochs} ep",
                      "acc": acc, "drop": fp - acc, "calib_s": secs, "lat1_ms": latency_ms(q, 1),
                      "lat32_ms": latency_ms(q, 32)})
@@ -289,7 +319,8 @@ def main():
         os.makedirs(work, exist_ok=True)
         base = os.path.basename(args.model)
         l1, l32 = gstick_latency(args.gstick, args.model, args.threads, work)
-        rows.append({"impl": "gstick", "config": "fp32", "acc": gstick_eval(args.gstick, args.model, args.test),
+        masks[("gstick", "fp32")] = gstick_correct(args.gstick, args.model, xt, yt, work)
+        rows.append({"impl": "gstick", "config": "fp32", "acc": 100.0 * masks[("gstick", "fp32")].mean(),
                      "drop": 0.0, "calib_s": 0.0, "lat1_ms": l1, "lat32_ms": l32})
         for obs in args.gstick_observers.split(","):
             out = os.path.join(work, f"{base}.{obs}.int8.onnx")
@@ -302,7 +333,8 @@ def main():
                 print(" ".join(cmd), "\n", r.stderr, file=sys.stderr)
                 continue
             m = re.search(r"calibration: \d+ batches, ([0-9.]+) s", r.stdout + r.stderr)
-            acc = gstick_eval(args.gstick, out, args.test)
+            masks[("gstick", "W8A8 " + obs)] = gstick_correct(args.gstick, out, xt, yt, work)
+            acc = 100.0 * masks[("gstick", "W8A8 " + obs)].mean()
             l1, l32 = gstick_latency(args.gstick, out, args.threads, work)
             rows.append({"impl": "gstick", "config": "W8A8 " + obs, "acc": acc, "drop": fp - acc,
                          "calib_s": float(m.group(1)) if m else float("nan"), "lat1_ms": l1, "lat32_ms": l32})
@@ -317,7 +349,8 @@ def main():
             if r.returncode != 0:
                 print(" ".join(cmd), "\n", r.stderr, file=sys.stderr)
             else:
-                acc = gstick_eval(args.gstick, out, args.test)
+                masks[("gstick", "QAT")] = gstick_correct(args.gstick, out, xt, yt, work)
+                acc = 100.0 * masks[("gstick", "QAT")].mean()
                 l1, l32 = gstick_latency(args.gstick, out, args.threads, work)
                 rows.append({"impl": "gstick", "config": f"SimQAT W8A8 {args.qat_epochs} ep", "acc": acc,
                              "drop": fp - acc, "calib_s": secs, "lat1_ms": l1, "lat32_ms": l32})
@@ -329,6 +362,26 @@ def main():
     for r in rows:
         print(f"| {r['impl']} | {r['config']} | {r['acc']:.2f} | {r['drop']:+.2f} | {r['calib_s']:.2f} | "
               f"{r['lat1_ms']:.3f} | {r['lat32_ms']:.3f} |")
+    # Paired comparisons on the same test images (McNemar): is gstick's accuracy below PyTorch's?
+    pairs = []
+    for key in ("W8A8 minmax", "QAT"):
+        if ("gstick", key) in masks and ("pytorch", key) in masks:
+            pairs.append((key, ("gstick", key), ("pytorch", key)))
+    ptq = lambda impl: [k for k in masks if k[0] == impl and k[1].startswith("W8A8")]
+    if ptq("gstick") and ptq("pytorch"):
+        best = lambda impl: max(ptq(impl), key=lambda k: masks[k].mean())
+        pairs.append(("best PTQ", best("gstick"), best("pytorch")))
+    if pairs:
+        print()
+        print("| comparison | gstick | PyTorch | top-1 difference (points) | only gstick right | only PyTorch right "
+              "| McNemar p | 95 % CI of the difference |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, a, b in pairs:
+            n01, n10, p, (lo, hi) = mcnemar(masks[a], masks[b])
+            diff = 100.0 * (masks[a].mean() - masks[b].mean())
+            print(f"| {name} | {a[1]} | {b[1]} | {diff:+.2f} | {n01} | {n10} | {p:.2f} | [{lo:+.2f}, {hi:+.2f}] |")
+            rows.append({"impl": "paired", "config": name, "gstick": a[1], "pytorch": b[1], "diff": diff,
+                         "only_gstick": n01, "only_pytorch": n10, "p": p, "ci": [lo, hi]})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
