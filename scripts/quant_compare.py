@@ -20,6 +20,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -262,11 +263,14 @@ def gstick_correct(gstick, model, x, y, work, chunk=2000):
     for i in range(0, len(x), chunk):
         xin = os.path.join(work, "test_chunk.npy")
         np.save(xin, x[i:i + chunk].numpy())
-        odir = os.path.join(work, "out")
-        r = subprocess.run([gstick, "run", model, "-i", f"input={xin}", "-o", odir], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr)
-        logits = np.load(os.path.join(odir, sorted(os.listdir(odir))[0]))
+        with tempfile.TemporaryDirectory(dir=work) as odir:
+            r = subprocess.run([gstick, "run", model, "-i", f"input={xin}", "-o", odir], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(r.stderr)
+            files = os.listdir(odir)
+            if len(files) != 1:
+                raise RuntimeError(f"{model}: expected one output, got {files}")
+            logits = np.load(os.path.join(odir, files[0]))
         out.append(logits.argmax(1) == y[i:i + chunk].numpy())
     return np.concatenate(out)
 
