@@ -29,6 +29,7 @@ struct Row {
   std::string config;
   double acc = 0, acc_qdq = -1, acc_ort = -1, agree = -1, agree_fq = -1, seconds = 0;
   double dfq = -1, dort = -1;  // max |logit difference| in output quantization steps
+  double wfq = -1, wort = -1;  // share of logits within one output quantization step (%)
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -95,6 +96,9 @@ int main(int argc, char** argv) {
     rows.push_back({"fp32", acc_fp});
     auto calib_ds = std::make_shared<FashionMnistDataset>(FashionMnistDataset::Split::Train, calib);
 
+    auto withinOneStep = [&](const at::Tensor& a, const at::Tensor& b) {
+      return ((a - b).abs() <= out_step).to(at::kDouble).mean().item<double>() * 100;
+    };
     auto finish = [&](Row r, CompAlgo& algo, Graph& q, const std::string& tag) {
       at::Tensor lq = logitsOf(q, tb.inputs);
       r.acc = acc(lq, tb.labels);
@@ -103,6 +107,7 @@ int main(int argc, char** argv) {
       r.acc_qdq = acc(ld, tb.labels);
       r.agree_fq = lq.argmax(1).eq(ld.argmax(1)).to(at::kDouble).mean().item<double>() * 100;
       r.dfq = (lq - ld).abs().max().item<double>() / out_step;
+      r.wfq = withinOneStep(lq, ld);
       if (ort) {
         std::string path = out_dir + "/" + tag + ".onnx", lo = out_dir + "/" + tag + ".ort_logits.npy";
         exportOnnxFile(d, path);
@@ -111,6 +116,7 @@ int main(int argc, char** argv) {
         at::Tensor lort = readNpy(lo);
         r.agree = lort.argmax(1).eq(ld.argmax(1)).to(at::kDouble).mean().item<double>() * 100;
         r.dort = (lort - ld).abs().max().item<double>() / out_step;
+        r.wort = withinOneStep(lort, ld);
       }
       rows.push_back(r);
       std::printf("%-34s %7.2f%%\n", r.config.c_str(), r.acc);
@@ -173,8 +179,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(ntest), static_cast<long long>(calib));
     std::printf("| config | top-1 fake-quant | top-1 int8 (gstick) | top-1 ORT (QDQ) | top-1 change vs fp32 | "
                 "agreement fake-quant / int8 | agreement int8 / ORT | max logit diff fake-quant / int8 | "
-                "max logit diff int8 / ORT | seconds |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+                "max logit diff int8 / ORT | logits within 1 step fake-quant / int8 | logits within 1 step int8 / ORT | "
+                "seconds |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const Row& r : rows) {
       auto f = [](double v, const char* unit) {
         if (v < 0) return std::string("-");
@@ -184,10 +191,11 @@ int main(int argc, char** argv) {
       };
       char drop[32] = "-";
       if (r.config != "fp32") std::snprintf(drop, sizeof drop, "%+.2f", r.acc_qdq - acc_fp);
-      std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.config.c_str(),
+      std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.config.c_str(),
                   f(r.acc, "").c_str(), f(r.acc_qdq, "").c_str(), f(r.acc_ort, "").c_str(), drop,
                   f(r.agree_fq, "%").c_str(), f(r.agree, "%").c_str(), f(r.dfq, " steps").c_str(),
-                  f(r.dort, " steps").c_str(), f(r.seconds, "").c_str());
+                  f(r.dort, " steps").c_str(), f(r.wfq, "%").c_str(), f(r.wort, "%").c_str(),
+                  f(r.seconds, "").c_str());
     }
     std::printf("\nlogit differences are in output quantization steps: (max - min of the fp32 test logits) / 255 "
                 "= %.4f\n", out_step);
