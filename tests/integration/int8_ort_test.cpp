@@ -79,6 +79,8 @@ TEST(Int8Ort, ResNet20QdqMatchesOrt) {
   if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   auto g = models::buildResNet20({}, 2);
   checkAgainstOrt(*g, "resnet20_u8", false, false, {1, 0.8});
+  checkAgainstOrt(*g, "resnet20_u8_int32bias", false, true, {1, 0.8});
+  checkAgainstOrt(*g, "resnet20_s8", true, false, {1, 0.8});
   checkAgainstOrt(*g, "resnet20_s8_int32bias", true, true, {1, 0.8});
 }
 
@@ -86,7 +88,10 @@ TEST(Int8Ort, MobileNetV2QdqMatchesOrt) {
   REQUIRE_ORT();
   if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   // Untrained MobileNetV2 amplifies single-step differences through 17 inverted-residual blocks.
-  checkAgainstOrt(*models::buildMobileNetV2({}, 2), "mobilenetv2", false, false, {16, 0.75});
+  auto g = models::buildMobileNetV2({}, 2);
+  checkAgainstOrt(*g, "mobilenetv2", false, false, {16, 0.75});
+  checkAgainstOrt(*g, "mobilenetv2_u8_int32bias", false, true, {16, 0.75});
+  checkAgainstOrt(*g, "mobilenetv2_s8_int32bias", true, true, {16, 0.75});
 }
 
 }  // namespace
