@@ -2,6 +2,7 @@
 // activations widened to int16 (x - x_zp) per tile of 4 output rows, weights prepacked as int16
 // pairs, vpmaddwd into int32 (exact: |(x - zp) * w| <= 255 * 128, pair sums fit easily).
 #include "runtime/int8_gemm.h"
+#include "runtime/int8_simd.h"
 
 #include <ATen/Parallel.h>
 #include <immintrin.h>
@@ -30,8 +31,12 @@ Isa resolveIsa(Isa isa) {
   if (isa != Isa::kAuto) return isa;
   static const Isa best = [] {
     const char* e = std::getenv("GS_INT8_ISA");
-    if (e && std::string(e) == "scalar") return Isa::kScalar;
-    return __builtin_cpu_supports("avx2") ? Isa::kAvx2 : Isa::kScalar;
+    const std::string cap = e ? e : "";
+    if (cap == "scalar" || !__builtin_cpu_supports("avx2")) return Isa::kScalar;
+    if (cap != "avx2" && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+      return Isa::kAvx512Vnni;
+    return Isa::kAvx2;
   }();
   return best;
 }
@@ -60,6 +65,22 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
         if (oc >= p.og) continue;
         const int16_t* src = p.plain.data() + (g * p.og + oc) * p.kp;
         for (int64_t k = 0; k < p.kp; ++k) dst[(k / 2) * kNr * 2 + lane * 2 + k % 2] = src[k];
+      }
+    }
+  p.kq = (p.k + 3) / 4 * 4;
+  p.vnni.assign(static_cast<size_t>(groups * p.blocks * p.kq * kNr), 0);
+  p.wsum.assign(static_cast<size_t>(o + kNr), 0);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t b = 0; b < p.blocks; ++b) {
+      int8_t* dst = p.vnni.data() + (g * p.blocks + b) * p.kq * kNr;
+      for (int64_t lane = 0; lane < kNr; ++lane) {
+        const int64_t oc = b * kNr + lane;
+        if (oc >= p.og) continue;
+        const int16_t* src = p.plain.data() + (g * p.og + oc) * p.kp;
+        for (int64_t k = 0; k < p.k; ++k) {
+          dst[(k / 4) * kNr * 4 + lane * 4 + k % 4] = static_cast<int8_t>(src[k]);
+          p.wsum[g * p.og + oc] += src[k];
+        }
       }
     }
   return p;
@@ -101,16 +122,33 @@ __attribute__((target("avx2"))) inline void widenAvx2(const T* src, int64_t len,
 template <class T, bool kAvx>
 void packRows(const T* x, int32_t zp, const ConvGeom& g, int64_t gi, int64_t cg, int64_t m0,
               int64_t rows, int64_t kp, int16_t* a) {
+  RowPos p = rowPos(g, m0);
+  int64_t ox = (m0 % (g.oh * g.ow)) % g.ow;
   for (int64_t r = 0; r < kMr; ++r) {
     int16_t* dst = a + r * kp;
     if (r >= rows) {
       std::memset(dst, 0, static_cast<size_t>(kp) * sizeof(int16_t));
       continue;
     }
-    const RowPos p = rowPos(g, m0 + r);
+    if (r > 0) p = ++ox < g.ow ? RowPos{p.n, p.iy0, p.ix0 + g.sw} : (ox = 0, rowPos(g, m0 + r));
+    // The kw taps of a kernel row are one contiguous run when they are all inside the image
+    // and read every channel (no groups, no horizontal dilation).
+    const bool runs = cg == g.c && g.dw == 1 && p.ix0 >= 0 && p.ix0 + g.kw <= g.w;
     int64_t k = 0;
     for (int64_t i = 0; i < g.kh; ++i) {
       const int64_t iy = p.iy0 + i * g.dh;
+      if (runs) {
+        const int64_t len = g.kw * cg;
+        if (iy < 0 || iy >= g.h) {
+          std::memset(dst + k, 0, static_cast<size_t>(len) * sizeof(int16_t));
+        } else {
+          const T* src = x + ((p.n * g.h + iy) * g.w + p.ix0) * g.c;
+          if constexpr (kAvx) widenAvx2(src, len, zp, dst + k);
+          else widenScalar(src, len, zp, dst + k);
+        }
+        k += len;
+        continue;
+      }
       for (int64_t j = 0; j < g.kw; ++j, k += cg) {
         const int64_t ix = p.ix0 + j * g.dw;
         if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
@@ -141,23 +179,6 @@ void kernelScalar(const int16_t* a, const PackedGemm& p, int64_t gi, int64_t row
 }
 
 }  // namespace
-
-/// Requantizes 8 int32 accumulators of channels [c, c + 8) to int32 outputs (zp added).
-__attribute__((target("avx2"))) static inline __m256i requant8(__m256i acc, int64_t c,
-                                                                const Requant& rq) {
-  if (rq.bias_acc)
-    acc = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.bias_acc + c)));
-  __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(rq.mult + c));
-  if (rq.bias_f) f = _mm256_add_ps(f, _mm256_loadu_ps(rq.bias_f + c));
-  f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(rq.lo)), _mm256_set1_ps(rq.hi));
-  return _mm256_add_epi32(_mm256_cvtps_epi32(f), _mm256_set1_epi32(rq.zp));
-}
-
-/// 8 requantized int32 values (in range) to 8 bytes.
-__attribute__((target("avx2"))) static inline __m128i narrow8(__m256i q, bool out_signed) {
-  __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-  return out_signed ? _mm_packs_epi16(p16, p16) : _mm_packus_epi16(p16, p16);
-}
 
 namespace {
 
@@ -242,6 +263,7 @@ void convGemm(const void* x, bool x_signed, int32_t x_zp, const ConvGeom& g, con
               const Requant& rq, void* y, Isa isa) {
   isa = resolveIsa(isa);
   auto* yb = static_cast<uint8_t*>(y);
+  if (isa == Isa::kAvx512Vnni) return convGemmVnni(x, x_signed, x_zp, g, p, rq, yb);
   if (x_signed) convGemmT(static_cast<const int8_t*>(x), x_zp, g, p, rq, yb, isa);
   else convGemmT(static_cast<const uint8_t*>(x), x_zp, g, p, rq, yb, isa);
 }
@@ -284,14 +306,46 @@ inline void dwPixelScalar(const T* x, int32_t zp, const ConvGeom& g, const Packe
   }
 }
 
+/// NB * 8 channels from c of one output pixel whose receptive field starts at xb (taps
+/// [i0, i1) x [j0, j1) in range).
+template <int NB, class T>
+__attribute__((target("avx2"), always_inline)) inline void dwBlocks(
+    const T* xb, __m256i z, const ConvGeom& g, const PackedDw& p, int64_t c, int64_t i0, int64_t i1,
+    int64_t j0, int64_t j1, const Requant& rq, uint8_t* dst) {
+  __m256i acc[NB];
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_si256();
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* xr = xb + i * g.dh * g.w * g.c + c;
+    const int32_t* wr = p.w.data() + i * g.kw * p.cp + c;
+    for (int64_t j = j0; j < j1; ++j) {
+      const T* xp = xr + j * g.dw * g.c;
+      const int32_t* wp = wr + j * p.cp;
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+        __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xp + 8 * b));
+        __m256i xv = std::is_signed_v<T> ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
+        xv = _mm256_sub_epi32(xv, z);  // |x - zp| <= 255: its low 16 bits are exact
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 8 * b));
+        acc[b] = _mm256_add_epi32(acc[b], _mm256_madd_epi16(xv, wv));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b)
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + c + 8 * b),
+                     narrow8(requant8(acc[b], c + 8 * b, rq), rq.out_signed));
+}
+
 template <class T>
 __attribute__((target("avx2"))) void dwRowAvx2(const T* x, int32_t zp, const ConvGeom& g,
                                                const PackedDw& p, int64_t row, const Requant& rq,
                                                uint8_t* y) {
   const int64_t full = g.c / 8 * 8;
   const __m256i z = _mm256_set1_epi32(zp);
+  const RowPos first = rowPos(g, row * g.ow);  // one division per output row
   for (int64_t ox = 0; ox < g.ow; ++ox) {
-    const RowPos pos = rowPos(g, row * g.ow + ox);
+    const RowPos pos{first.n, first.iy0, first.ix0 + ox * g.sw};
     uint8_t* dst = y + (row * g.ow + ox) * g.o;
     // Valid tap ranges (padding taps contribute 0).
     int64_t i0 = 0, i1 = g.kh, j0 = 0, j1 = g.kw;
@@ -299,20 +353,15 @@ __attribute__((target("avx2"))) void dwRowAvx2(const T* x, int32_t zp, const Con
     while (i1 > i0 && pos.iy0 + (i1 - 1) * g.dh >= g.h) --i1;
     while (j0 < j1 && pos.ix0 + j0 * g.dw < 0) ++j0;
     while (j1 > j0 && pos.ix0 + (j1 - 1) * g.dw >= g.w) --j1;
-    for (int64_t c = 0; c < full; c += 8) {
-      __m256i acc = _mm256_setzero_si256();
-      for (int64_t i = i0; i < i1; ++i) {
-        const T* xr = x + ((pos.n * g.h + pos.iy0 + i * g.dh) * g.w + pos.ix0) * g.c + c;
-        const int32_t* wr = p.w.data() + i * g.kw * p.cp + c;
-        for (int64_t j = j0; j < j1; ++j) {
-          __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xr + j * g.dw * g.c));
-          __m256i xv = std::is_signed_v<T> ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
-          xv = _mm256_sub_epi32(xv, z);  // |x - zp| <= 255: its low 16 bits are exact
-          const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j * p.cp));
-          acc = _mm256_add_epi32(acc, _mm256_madd_epi16(xv, wv));
-        }
-      }
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + c), narrow8(requant8(acc, c, rq), rq.out_signed));
+    // Up to 4 independent 8-channel accumulators: one chain would wait on vpmaddwd's latency.
+    const T* xb = x + ((pos.n * g.h + pos.iy0) * g.w + pos.ix0) * g.c;
+    int64_t c = 0;
+    for (; c + 32 <= full; c += 32) dwBlocks<4>(xb, z, g, p, c, i0, i1, j0, j1, rq, dst);
+    switch ((full - c) / 8) {  // the rest in one pass too
+      case 3: dwBlocks<3>(xb, z, g, p, c, i0, i1, j0, j1, rq, dst); break;
+      case 2: dwBlocks<2>(xb, z, g, p, c, i0, i1, j0, j1, rq, dst); break;
+      case 1: dwBlocks<1>(xb, z, g, p, c, i0, i1, j0, j1, rq, dst); break;
+      default: break;
     }
     if (full < g.c) dwPixelScalar(x, zp, g, p, pos, full, g.c, rq, dst);
   }
@@ -326,7 +375,7 @@ void convDwT(const T* x, int32_t zp, const ConvGeom& g, const PackedDw& p, const
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, work));
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      if (isa == Isa::kAvx2) {
+      if (isa != Isa::kScalar) {
         dwRowAvx2(x, zp, g, p, r, rq, y);
       } else {
         for (int64_t ox = 0; ox < g.ow; ++ox)

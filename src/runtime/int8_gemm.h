@@ -8,9 +8,11 @@
 
 namespace gs::int8::detail {
 
-/// Instruction set used by the kernels: kAuto picks AVX2 when the CPU has it (and the
-/// environment variable GS_INT8_ISA is not "scalar"); kScalar / kAvx2 force a path (tests).
-enum class Isa { kAuto, kScalar, kAvx2 };
+/// Instruction set used by the kernels: kAuto picks the best the CPU has (AVX-512 VNNI for the
+/// GEMM when present, else AVX2, else scalar; the environment variable GS_INT8_ISA = scalar |
+/// avx2 caps it); kScalar / kAvx2 / kAvx512Vnni force a path (tests). Depthwise convs use AVX2
+/// on both vector paths.
+enum class Isa { kAuto, kScalar, kAvx2, kAvx512Vnni };
 
 /// The path kAuto resolves to: the one forced by setIsa, else the best this CPU supports.
 Isa resolveIsa(Isa isa);
@@ -40,10 +42,14 @@ struct ConvGeom {
 
 /// Int8 weights of a dense / grouped conv prepacked once: per group, K = kh*kw*C/g (tap-major,
 /// channel-minor, matching the NHWC im2col row) padded to even, output channels in blocks of 16
-/// interleaved by K pairs for vpmaddwd; also a plain copy [O][Kp] for the scalar path.
+/// interleaved by K pairs for vpmaddwd; the same blocks interleaved by K quads (K padded to a
+/// multiple of 4) for vpdpbusd, with per-channel weight sums for the zero-point correction;
+/// also a plain copy [O][Kp] for the scalar path.
 struct PackedGemm {
-  int64_t k = 0, kp = 0, og = 0, blocks = 0, groups = 1;
+  int64_t k = 0, kp = 0, kq = 0, og = 0, blocks = 0, groups = 1;
   std::vector<int16_t> avx;    // [g][block][kp/2][16][2]
+  std::vector<int8_t> vnni;    // [g][block][kq/4][16][4]
+  std::vector<int32_t> wsum;   // [O + 16] sum over K of w
   std::vector<int16_t> plain;  // [O][kp]
 };
 
@@ -54,6 +60,10 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
 /// x is NHWC 8-bit (x_signed: int8, else uint8). Parallel over output rows.
 void convGemm(const void* x, bool x_signed, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
               const Requant& rq, void* y, Isa isa);
+
+/// The AVX-512 VNNI form of convGemm (int8_gemm_vnni.cpp); y is the 8-bit output.
+void convGemmVnni(const void* x, bool x_signed, int32_t x_zp, const ConvGeom& g,
+                  const PackedGemm& p, const Requant& rq, uint8_t* y);
 
 /// Depthwise weights (groups == C == O) packed as [tap][C padded to 8] int32 holding the int8
 /// value in the low 16 bits (vpmaddwd multiplies it exactly with a 16-bit activation).
@@ -72,7 +82,10 @@ void convDw(const void* x, bool x_signed, int32_t x_zp, const ConvGeom& g, const
 inline int32_t requantOne(int32_t acc, int64_t c, const Requant& rq) {
   if (rq.bias_acc) acc += rq.bias_acc[c];
   float v = static_cast<float>(acc) * rq.mult[c];
-  if (rq.bias_f) v += rq.bias_f[c];
+  if (rq.bias_f) {
+    __asm__("" : "+x"(v));  // no FMA contraction: mul and add round separately on every path
+    v += rq.bias_f[c];
+  }
   v = v < rq.lo ? rq.lo : v;
   v = v > rq.hi ? rq.hi : v;
   // Round half to even like MLAS's magic-number addition (the default FP rounding mode).

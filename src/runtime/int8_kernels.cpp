@@ -17,8 +17,13 @@
 namespace gs::int8 {
 
 bool engineAvailable(std::string* name) {
-  if (name)
-    *name = detail::resolveIsa(detail::Isa::kAuto) == detail::Isa::kAvx2 ? "gstick-avx2" : "gstick-scalar";
+  if (name) {
+    switch (detail::resolveIsa(detail::Isa::kAuto)) {
+      case detail::Isa::kAvx512Vnni: *name = "gstick-avx512vnni"; break;
+      case detail::Isa::kAvx2: *name = "gstick-avx2"; break;
+      default: *name = "gstick-scalar";
+    }
+  }
   return true;
 }
 

@@ -23,7 +23,8 @@ struct QParams {
 };
 
 /// True when the int8 kernels can run (always: own kernels, AVX2 or the scalar fallback).
-/// `name` receives the conv/linear path this machine uses ("gstick-avx2" or "gstick-scalar").
+/// `name` receives the conv/linear path this machine uses ("gstick-avx512vnni", "gstick-avx2"
+/// or "gstick-scalar").
 bool engineAvailable(std::string* name = nullptr);
 
 /// Activation applied to the float result before requantization, folded into the integer

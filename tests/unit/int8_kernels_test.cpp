@@ -174,10 +174,14 @@ TEST(Int8Kernels, MaxPoolEqualsFloatPool) {
 
 // ---------------------------------------------------------------- ORT-exact requantization
 
-/// The instruction paths to cover on this machine: the scalar fallback always, AVX2 if present.
+/// The instruction paths to cover on this machine: the scalar fallback always, AVX2 and AVX-512
+/// VNNI when present.
 std::vector<int8::detail::Isa> isas() {
   std::vector<int8::detail::Isa> v{int8::detail::Isa::kScalar};
   if (__builtin_cpu_supports("avx2")) v.push_back(int8::detail::Isa::kAvx2);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+    v.push_back(int8::detail::Isa::kAvx512Vnni);
   return v;
 }
 
