@@ -49,50 +49,37 @@ inline void copyU8(uint8_t* d, const T* src, int64_t n) {
   for (; i < n; ++i) d[i] = s[i] ^ flip;
 }
 
-/// im2col of kMr rows into uint8 (x, or x ^ 0x80 for int8 input), K padded to kq; padding taps
-/// hold the zero point (so they cancel in the correction), rows past `rows` are zero.
-template <class T>
-void packRowsU8(const T* x, uint8_t zp_u, const ConvGeom& g, int64_t gi, int64_t cg, int64_t m0,
-                int64_t rows, int64_t kq, uint8_t* a) {
-  const int64_t hw = g.oh * g.ow;
-  int64_t n = 0, ox = 0, iy0 = 0;
-  for (int64_t r = 0; r < kMr; ++r) {
-    uint8_t* dst = a + r * kq;
-    if (r >= rows) {
-      std::memset(dst, 0, static_cast<size_t>(kq));
-      continue;
+/// Output row position: image n, top-left input coordinate (iy0, ix0) of its receptive field.
+struct Pos {
+  int64_t n, iy0, ix0;
+};
+
+/// im2col of one output row into uint8 (K padded to kq with zeros); padding taps hold the zero
+/// point, so they cancel in the correction.
+void packRowU8(const uint8_t* x, uint8_t zp_u, const ConvGeom& g, int64_t gi, int64_t cg,
+               const Pos& p, int64_t kq, uint8_t* dst) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < g.kh; ++i) {
+    const int64_t iy = p.iy0 + i * g.dh;
+    for (int64_t j = 0; j < g.kw; ++j, k += cg) {
+      const int64_t ix = p.ix0 + j * g.dw;
+      if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) std::memset(dst + k, zp_u, static_cast<size_t>(cg));
+      else copyU8(dst + k, x + ((p.n * g.h + iy) * g.w + ix) * g.c + gi * cg, cg);
     }
-    if (r == 0 || ++ox == g.ow) {  // divide only when a new output row starts
-      const int64_t m = m0 + r, rem = m % hw;
-      n = m / hw;
-      ox = rem % g.ow;
-      iy0 = (rem / g.ow) * g.sh - g.ph;
-    }
-    const int64_t ix0 = ox * g.sw - g.pw;
-    // The kw taps of a kernel row are one contiguous run when they are all inside the image
-    // and read every channel (no groups, no horizontal dilation).
-    const bool runs = cg == g.c && g.dw == 1 && ix0 >= 0 && ix0 + g.kw <= g.w;
-    int64_t k = 0;
-    for (int64_t i = 0; i < g.kh; ++i) {
-      const int64_t iy = iy0 + i * g.dh;
-      if (runs) {
-        if (iy < 0 || iy >= g.h) std::memset(dst + k, zp_u, static_cast<size_t>(g.kw * cg));
-        else copyU8(dst + k, x + ((n * g.h + iy) * g.w + ix0) * g.c, g.kw * cg);
-        k += g.kw * cg;
-        continue;
-      }
-      for (int64_t j = 0; j < g.kw; ++j, k += cg) {
-        const int64_t ix = ix0 + j * g.dw;
-        if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
-          std::memset(dst + k, zp_u, static_cast<size_t>(cg));
-          continue;
-        }
-        copyU8(dst + k, x + ((n * g.h + iy) * g.w + ix) * g.c + gi * cg, cg);
-      }
-    }
-    if (k < kq) std::memset(dst + k, 0, static_cast<size_t>(kq - k));
   }
+  if (k < kq) std::memset(dst + k, 0, static_cast<size_t>(kq - k));
 }
+
+constexpr int64_t kMaxSeg = 8;  // kernel rows read in place (taller kernels are packed)
+
+/// A micro-tile's activations: for each of kMr rows, `nseg` segments of `seg_quads` * 4
+/// consecutive uint8 values; segment s of every row multiplies K quads [s * seg_quads, ...).
+/// Rows are read in place from the image (a kernel row of a dense conv is contiguous in NHWC)
+/// or from a packed im2col row.
+struct Tile {
+  const uint8_t* seg[kMr][kMaxSeg];
+  int64_t nseg, seg_quads;
+};
 
 inline int32_t load32(const uint8_t* p) {
   int32_t v;
@@ -100,21 +87,26 @@ inline int32_t load32(const uint8_t* p) {
   return v;
 }
 
-/// kMr rows of A (row stride lda bytes, K quads) times every block of group gi, requantized.
-GS_VNNI_TARGET void kernelVnni(const uint8_t* a, int64_t lda, const PackedGemm& p, int64_t gi,
-                               int64_t rows, int64_t m0, const Requant& rq, const int32_t* comp,
-                               uint8_t* y, int64_t ldy) {
-  const int64_t quads = p.kq / 4;
+/// The tile times every block of group gi, requantized into rows [m0, m0 + rows) of y.
+GS_VNNI_TARGET void kernelVnni(const Tile& t, const PackedGemm& p, int64_t gi, int64_t rows,
+                               int64_t m0, const Requant& rq, const int32_t* comp, uint8_t* y,
+                               int64_t ldy) {
   for (int64_t b = 0; b < p.blocks; ++b) {
     const int8_t* wb = p.vnni.data() + (gi * p.blocks + b) * p.kq * kNr;
     __m512i c[kMr];
 #pragma GCC unroll 8
     for (int64_t r = 0; r < kMr; ++r) c[r] = _mm512_setzero_si512();
-    for (int64_t q = 0; q < quads; ++q) {
-      const __m512i w = _mm512_loadu_si512(wb + q * 64);
+    for (int64_t s = 0; s < t.nseg; ++s) {
+      const uint8_t* a[kMr];
 #pragma GCC unroll 8
-      for (int64_t r = 0; r < kMr; ++r)
-        c[r] = _mm512_dpbusd_epi32(c[r], _mm512_set1_epi32(load32(a + r * lda + q * 4)), w);
+      for (int64_t r = 0; r < kMr; ++r) a[r] = t.seg[r][s];
+      const int8_t* ws = wb + s * t.seg_quads * 64;
+      for (int64_t q = 0; q < t.seg_quads; ++q) {
+        const __m512i w = _mm512_loadu_si512(ws + q * 64);
+#pragma GCC unroll 8
+        for (int64_t r = 0; r < kMr; ++r)
+          c[r] = _mm512_dpbusd_epi32(c[r], _mm512_set1_epi32(load32(a[r] + q * 4)), w);
+      }
     }
     const int64_t ch = gi * p.og + b * kNr;
     const int64_t count = std::min<int64_t>(kNr, p.og - b * kNr);
@@ -128,36 +120,61 @@ GS_VNNI_TARGET void kernelVnni(const uint8_t* a, int64_t lda, const PackedGemm& 
   }
 }
 
-template <class T>
-void convGemmVnniT(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
-                   const Requant& rq, uint8_t* y) {
-  const int64_t m = g.n * g.oh * g.ow;
+void convGemmVnniU8(const uint8_t* x, int32_t zp_u, const ConvGeom& g, const PackedGemm& p,
+                    const Requant& rq, uint8_t* y) {
+  const int64_t m = g.n * g.oh * g.ow, hw = g.oh * g.ow;
   const int64_t tiles = (m + kMr - 1) / kMr;
   const int64_t cg = g.c / g.groups;
-  const int32_t zp_u = x_zp + (std::is_signed_v<T> ? 128 : 0);
   // Zero-point correction per output channel: -zp_u * sum_k w (the accumulator then equals the
   // exact sum of (x - x_zp) * w).
   thread_local std::vector<int32_t> comp_buf;
   if (comp_buf.size() < p.wsum.size()) comp_buf.resize(p.wsum.size());
   for (size_t c = 0; c < p.wsum.size(); ++c) comp_buf[c] = -zp_u * p.wsum[c];
   const int32_t* comp = comp_buf.data();
-  // A pointwise conv on uint8 rows whose length is a multiple of 4 reads the input in place.
-  const bool direct = !std::is_signed_v<T> && g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 &&
-                      g.ph == 0 && g.pw == 0 && g.groups == 1 && g.c % 4 == 0;
+  // In-place rows: whole kernel rows of all channels whose length is a multiple of 4 (so no K
+  // quad straddles two segments); then K == kq and a packed row has the same segment layout.
+  const bool in_place = cg == g.c && g.dw == 1 && (g.kw * g.c) % 4 == 0 && g.kh <= kMaxSeg;
+  const int64_t nseg = in_place ? g.kh : 1;
+  const int64_t seg_len = in_place ? g.kw * g.c : p.kq;
   const int64_t work = kMr * p.kq * p.og * p.groups;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, work));
   at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<uint8_t> abuf;
     if (abuf.size() < static_cast<size_t>(kMr * p.kq)) abuf.resize(static_cast<size_t>(kMr * p.kq));
+    Tile tile;
+    tile.nseg = nseg;
+    tile.seg_quads = seg_len / 4;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t m0 = t * kMr, rows = std::min(kMr, m - m0);
-      for (int64_t gi = 0; gi < p.groups; ++gi) {
-        if (direct && rows == kMr) {
-          kernelVnni(reinterpret_cast<const uint8_t*>(x) + m0 * g.c, g.c, p, gi, rows, m0, rq, comp, y, g.o);
-        } else {
-          packRowsU8(x, static_cast<uint8_t>(zp_u), g, gi, cg, m0, rows, p.kq, abuf.data());
-          kernelVnni(abuf.data(), p.kq, p, gi, rows, m0, rq, comp, y, g.o);
+      Pos pos[kMr];
+      int64_t ox = 0, iy0 = 0, n = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        if (r == 0 || ++ox == g.ow) {  // divide only when a new output row starts
+          const int64_t mr = m0 + r, rem = mr % hw;
+          n = mr / hw;
+          ox = rem % g.ow;
+          iy0 = (rem / g.ow) * g.sh - g.ph;
         }
+        pos[r] = {n, iy0, ox * g.sw - g.pw};
+      }
+      for (int64_t gi = 0; gi < p.groups; ++gi) {
+        for (int64_t r = 0; r < kMr; ++r) {
+          if (r >= rows) {  // past the end: any valid memory (results are not stored)
+            for (int64_t s = 0; s < nseg; ++s) tile.seg[r][s] = tile.seg[0][s];
+            continue;
+          }
+          const Pos& ps = pos[r];
+          if (in_place && ps.ix0 >= 0 && ps.ix0 + g.kw <= g.w && ps.iy0 >= 0 &&
+              ps.iy0 + (g.kh - 1) * g.dh < g.h) {
+            for (int64_t s = 0; s < nseg; ++s)
+              tile.seg[r][s] = x + ((ps.n * g.h + ps.iy0 + s * g.dh) * g.w + ps.ix0) * g.c;
+          } else {
+            uint8_t* row = abuf.data() + r * p.kq;
+            packRowU8(x, static_cast<uint8_t>(zp_u), g, gi, cg, ps, p.kq, row);
+            for (int64_t s = 0; s < nseg; ++s) tile.seg[r][s] = row + s * seg_len;
+          }
+        }
+        kernelVnni(tile, p, gi, rows, m0, rq, comp, y, g.o);
       }
     }
   });
@@ -167,8 +184,13 @@ void convGemmVnniT(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm
 
 void convGemmVnni(const void* x, bool x_signed, int32_t x_zp, const ConvGeom& g,
                   const PackedGemm& p, const Requant& rq, uint8_t* y) {
-  if (x_signed) convGemmVnniT(static_cast<const int8_t*>(x), x_zp, g, p, rq, y);
-  else convGemmVnniT(static_cast<const uint8_t*>(x), x_zp, g, p, rq, y);
+  if (!x_signed) return convGemmVnniU8(static_cast<const uint8_t*>(x), x_zp, g, p, rq, y);
+  // int8 input: one pass flips it to uint8 (x + 128) so every row can be read in place.
+  const int64_t len = g.n * g.h * g.w * g.c;
+  thread_local std::vector<uint8_t> flipped;
+  if (flipped.size() < static_cast<size_t>(len)) flipped.resize(static_cast<size_t>(len));
+  copyU8(flipped.data(), static_cast<const int8_t*>(x), len);
+  convGemmVnniU8(flipped.data(), x_zp + 128, g, p, rq, y);
 }
 
 }  // namespace gs::int8::detail
