@@ -63,11 +63,18 @@ void packRowU8(const uint8_t* x, uint8_t zp_u, const ConvGeom& g, int64_t gi, in
     const int64_t iy = p.iy0 + i * g.dh;
     for (int64_t j = 0; j < g.kw; ++j, k += cg) {
       const int64_t ix = p.ix0 + j * g.dw;
-      if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) std::memset(dst + k, zp_u, static_cast<size_t>(cg));
-      else copyU8(dst + k, x + ((p.n * g.h + iy) * g.w + ix) * g.c + gi * cg, cg);
+      const bool pad = iy < 0 || iy >= g.h || ix < 0 || ix >= g.w;
+      const uint8_t* src = x + ((p.n * g.h + iy) * g.w + ix) * g.c + gi * cg;
+      if (cg < 16) {  // few channels (stem convs): plain loops beat library calls
+        for (int64_t c = 0; c < cg; ++c) dst[k + c] = pad ? zp_u : src[c];
+      } else if (pad) {
+        std::memset(dst + k, zp_u, static_cast<size_t>(cg));
+      } else {
+        copyU8(dst + k, src, cg);
+      }
     }
   }
-  if (k < kq) std::memset(dst + k, 0, static_cast<size_t>(kq - k));
+  for (; k < kq; ++k) dst[k] = 0;
 }
 
 constexpr int64_t kMaxSeg = 8;  // kernel rows read in place (taller kernels are packed)
@@ -87,37 +94,57 @@ inline int32_t load32(const uint8_t* p) {
   return v;
 }
 
-/// The tile times every block of group gi, requantized into rows [m0, m0 + rows) of y.
-GS_VNNI_TARGET void kernelVnni(const Tile& t, const PackedGemm& p, int64_t gi, int64_t rows,
-                               int64_t m0, const Requant& rq, const int32_t* comp, uint8_t* y,
-                               int64_t ldy) {
-  for (int64_t b = 0; b < p.blocks; ++b) {
-    const int8_t* wb = p.vnni.data() + (gi * p.blocks + b) * p.kq * kNr;
-    __m512i c[kMr];
+/// The tile times NB consecutive blocks starting at block b of group gi (NB * 8 accumulators:
+/// each broadcast activation feeds NB vpdpbusd), requantized into rows [m0, m0 + rows) of y.
+template <int NB>
+GS_VNNI_TARGET inline void blocksVnni(const Tile& t, const PackedGemm& p, int64_t gi, int64_t b,
+                                      int64_t rows, int64_t m0, const Requant& rq,
+                                      const int32_t* comp, uint8_t* y, int64_t ldy) {
+  const int64_t bstride = p.kq * kNr;
+  const int8_t* wb = p.vnni.data() + (gi * p.blocks + b) * bstride;
+  __m512i c[NB][kMr];
+#pragma GCC unroll 2
+  for (int nb = 0; nb < NB; ++nb)
 #pragma GCC unroll 8
-    for (int64_t r = 0; r < kMr; ++r) c[r] = _mm512_setzero_si512();
-    for (int64_t s = 0; s < t.nseg; ++s) {
-      const uint8_t* a[kMr];
+    for (int64_t r = 0; r < kMr; ++r) c[nb][r] = _mm512_setzero_si512();
+  for (int64_t s = 0; s < t.nseg; ++s) {
+    const uint8_t* a[kMr];
 #pragma GCC unroll 8
-      for (int64_t r = 0; r < kMr; ++r) a[r] = t.seg[r][s];
-      const int8_t* ws = wb + s * t.seg_quads * 64;
-      for (int64_t q = 0; q < t.seg_quads; ++q) {
-        const __m512i w = _mm512_loadu_si512(ws + q * 64);
+    for (int64_t r = 0; r < kMr; ++r) a[r] = t.seg[r][s];
+    const int8_t* ws = wb + s * t.seg_quads * 64;
+    for (int64_t q = 0; q < t.seg_quads; ++q) {
+      __m512i w[NB];
+#pragma GCC unroll 2
+      for (int nb = 0; nb < NB; ++nb) w[nb] = _mm512_loadu_si512(ws + nb * bstride + q * 64);
 #pragma GCC unroll 8
-        for (int64_t r = 0; r < kMr; ++r)
-          c[r] = _mm512_dpbusd_epi32(c[r], _mm512_set1_epi32(load32(a[r] + q * 4)), w);
+      for (int64_t r = 0; r < kMr; ++r) {
+        const __m512i x = _mm512_set1_epi32(load32(a[r] + q * 4));
+#pragma GCC unroll 2
+        for (int nb = 0; nb < NB; ++nb) c[nb][r] = _mm512_dpbusd_epi32(c[nb][r], x, w[nb]);
       }
     }
-    const int64_t ch = gi * p.og + b * kNr;
-    const int64_t count = std::min<int64_t>(kNr, p.og - b * kNr);
+  }
+#pragma GCC unroll 2
+  for (int nb = 0; nb < NB; ++nb) {
+    const int64_t ch = gi * p.og + (b + nb) * kNr;
+    const int64_t count = std::min<int64_t>(kNr, p.og - (b + nb) * kNr);
     const __m512i corr = _mm512_loadu_si512(comp + ch);
     for (int64_t r = 0; r < rows; ++r) {
-      const __m128i v = requant16(_mm512_add_epi32(c[r], corr), ch, rq);
+      const __m128i v = requant16(_mm512_add_epi32(c[nb][r], corr), ch, rq);
       uint8_t* dst = y + (m0 + r) * ldy + ch;
       if (count == kNr) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v);
       else _mm_mask_storeu_epi8(dst, static_cast<__mmask16>((1u << count) - 1), v);
     }
   }
+}
+
+/// The tile times every block of group gi, two blocks at a time.
+GS_VNNI_TARGET void kernelVnni(const Tile& t, const PackedGemm& p, int64_t gi, int64_t rows,
+                               int64_t m0, const Requant& rq, const int32_t* comp, uint8_t* y,
+                               int64_t ldy) {
+  int64_t b = 0;
+  for (; b + 2 <= p.blocks; b += 2) blocksVnni<2>(t, p, gi, b, rows, m0, rq, comp, y, ldy);
+  if (b < p.blocks) blocksVnni<1>(t, p, gi, b, rows, m0, rq, comp, y, ldy);
 }
 
 void convGemmVnniU8(const uint8_t* x, int32_t zp_u, const ConvGeom& g, const PackedGemm& p,
