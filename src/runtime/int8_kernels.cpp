@@ -211,49 +211,56 @@ at::Tensor QLinear::run(const at::Tensor& x, const QParams& xq, const QParams& y
 
 namespace {
 
+/// ONNX Runtime's AVX2 QLinearAdd (MLAS, default "XNNFloatMultiply" method) in scalar form:
+///   ra = sa / sy, rb = sb / sy, k = float(zy) - (ra * za + rb * zb)     (float, once)
+///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k))))           (per element)
+/// with Relu folded as y >= zy (ORT removes a Relu before Q when zy is the type minimum; the
+/// clamp is then the saturation it relies on).
 struct AddArgs {
-  float sa, sb, sy, zy, lo, hi;
-  int32_t za, zb;
+  float ra, rb, k, lo, hi;
   bool relu;
 };
+
+AddArgs addArgs(const QParams& aq, const QParams& bq, const QParams& yq, bool relu) {
+  AddArgs p;
+  p.ra = aq.scale / yq.scale;
+  p.rb = bq.scale / yq.scale;
+  float ta = p.ra * static_cast<float>(aq.zero_point);
+  float tb = p.rb * static_cast<float>(bq.zero_point);
+  __asm__("" : "+x"(ta), "+x"(tb));  // two rounded products, then the sum (no contraction)
+  p.k = static_cast<float>(yq.zero_point) - (ta + tb);
+  p.lo = static_cast<float>(relu ? std::max(yq.qmin(), yq.zero_point) : yq.qmin());
+  p.hi = static_cast<float>(yq.qmax());
+  p.relu = relu;
+  return p;
+}
 
 template <class A, class B, class Y>
 void addScalar(const A* a, const B* b, Y* y, int64_t n, const AddArgs& p) {
   for (int64_t i = 0; i < n; ++i) {
-    float fa = static_cast<float>(static_cast<int32_t>(a[i]) - p.za) * p.sa;
-    float fb = static_cast<float>(static_cast<int32_t>(b[i]) - p.zb) * p.sb;
-    float r = fa + fb;
-    if (p.relu) r = std::max(r, 0.0f);
-    float q = std::nearbyint(r / p.sy) + p.zy;
-    y[i] = static_cast<Y>(std::clamp(q, p.lo, p.hi));
+    float v = std::fma(static_cast<float>(a[i]), p.ra, std::fma(static_cast<float>(b[i]), p.rb, p.k));
+    y[i] = static_cast<Y>(std::clamp(std::nearbyint(v), p.lo, p.hi));
   }
 }
 
 template <class T>
-__attribute__((target("avx2"))) inline __m256i load8(const T* p) {
+__attribute__((target("avx2"))) inline __m256 load8f(const T* p) {
   __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  if constexpr (std::is_signed_v<T>) return _mm256_cvtepi8_epi32(v);
-  else return _mm256_cvtepu8_epi32(v);
+  if constexpr (std::is_signed_v<T>) return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+  else return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
 }
 
-// Same operation order as addScalar (mul, add, div, round, add, clamp; no FMA), so both paths
-// and the float reference ops agree bit for bit.
+// Same operations as addScalar: two FMAs, round to nearest even, clamp.
 template <class A, class B, class Y>
-__attribute__((target("avx2"))) void addAvx2(const A* a, const B* b, Y* y, int64_t n,
-                                             const AddArgs& p) {
-  const __m256 sa = _mm256_set1_ps(p.sa), sb = _mm256_set1_ps(p.sb), sy = _mm256_set1_ps(p.sy);
-  const __m256 zy = _mm256_set1_ps(p.zy), lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
-  const __m256i za = _mm256_set1_epi32(p.za), zb = _mm256_set1_epi32(p.zb);
-  const __m256 zero = _mm256_setzero_ps();
+__attribute__((target("avx2,fma"))) void addAvx2(const A* a, const B* b, Y* y, int64_t n,
+                                                 const AddArgs& p) {
+  const __m256 ra = _mm256_set1_ps(p.ra), rb = _mm256_set1_ps(p.rb), k = _mm256_set1_ps(p.k);
+  const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 fa = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8(a + i), za)), sa);
-    __m256 fb = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8(b + i), zb)), sb);
-    __m256 r = _mm256_add_ps(fa, fb);
-    if (p.relu) r = _mm256_max_ps(r, zero);
-    __m256 q = _mm256_round_ps(_mm256_div_ps(r, sy), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, zy), lo), hi);
-    __m256i qi = _mm256_cvtps_epi32(q);
+    __m256 v = _mm256_fmadd_ps(load8f(a + i), ra, _mm256_fmadd_ps(load8f(b + i), rb, k));
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256i qi = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
     __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
     __m128i p8 = std::is_signed_v<Y> ? _mm_packs_epi16(p16, p16) : _mm_packus_epi16(p16, p16);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), p8);
@@ -266,9 +273,10 @@ void addDense(const at::Tensor& a, const at::Tensor& b, at::Tensor& y, const Add
   const A* pa = static_cast<const A*>(a.data_ptr());
   const B* pb = static_cast<const B*>(b.data_ptr());
   Y* py = static_cast<Y*>(y.data_ptr());
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool vec = detail::resolveIsa(detail::Isa::kAuto) != detail::Isa::kScalar &&
+                   __builtin_cpu_supports("fma");
   at::parallel_for(0, a.numel(), 1 << 15, [&](int64_t s, int64_t e) {
-    if (avx2) addAvx2(pa + s, pb + s, py + s, e - s, p);
+    if (vec) addAvx2(pa + s, pb + s, py + s, e - s, p);
     else addScalar(pa + s, pb + s, py + s, e - s, p);
   });
 }
@@ -285,30 +293,19 @@ void addDispatchB(const at::Tensor& a, const at::Tensor& b, at::Tensor& y, const
   else addDispatchY<A, uint8_t>(a, b, y, p);
 }
 
-
 }  // namespace
 
 at::Tensor add(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
                const QParams& yq, bool relu) {
   GS_CHECK(a.scalar_type() == qtype(aq) && b.scalar_type() == qtype(bq),
            "int8 add: input dtypes do not match their zero points");
-  AddArgs p{aq.scale, bq.scale, yq.scale, static_cast<float>(yq.zero_point),
-            static_cast<float>(yq.qmin()), static_cast<float>(yq.qmax()), aq.zero_point,
-            bq.zero_point, relu};
-  if (a.sizes() != b.sizes()) {
-    // Broadcasting: the reference's float ops, in the same order (rare in QDQ CNNs).
-    auto dq = [](const at::Tensor& t, const QParams& q) {
-      return at::mul(at::sub(t.to(at::kInt), q.zero_point).to(at::kFloat), q.scale);
-    };
-    at::Tensor r = at::add(dq(a, aq), dq(b, bq));
-    if (relu) r = at::relu(r);
-    at::Tensor q = at::add(at::round(at::div(r, yq.scale)), p.zy);
-    return at::clamp(q, p.lo, p.hi).to(qtype(yq));
-  }
-  // One pass over memory in a's layout (conv outputs are channels-last).
-  at::MemoryFormat fmt = a.suggest_memory_format();
-  at::Tensor ac = a.contiguous(fmt), bc = b.contiguous(fmt);
-  at::Tensor y = at::empty(a.sizes(), a.options().dtype(qtype(yq)).memory_format(fmt));
+  const AddArgs p = addArgs(aq, bq, yq, relu);
+  // One pass over memory in a's layout (conv outputs are channels-last); broadcast operands
+  // (rare in QDQ CNNs) are materialized first.
+  at::MemoryFormat fmt = a.dim() == 4 ? a.suggest_memory_format() : at::MemoryFormat::Contiguous;
+  std::vector<int64_t> shape = at::infer_size(a.sizes(), b.sizes());
+  at::Tensor ac = a.expand(shape).contiguous(fmt), bc = b.expand(shape).contiguous(fmt);
+  at::Tensor y = at::empty(shape, a.options().dtype(qtype(yq)).memory_format(fmt));
   if (ac.scalar_type() == at::kChar) addDispatchB<int8_t>(ac, bc, y, p);
   else addDispatchB<uint8_t>(ac, bc, y, p);
   return y;

@@ -86,10 +86,12 @@ class QLinear {
   std::unique_ptr<Impl> impl_;
 };
 
-/// QLinearAdd with the reference's float rounding: y = Q(act(DQ(a) + DQ(b))), computed per element
-/// as float((a - za) * sa) + float((b - zb) * sb), divided by sy, rounded half to even, plus zy,
-/// saturated: bit-identical to DequantizeLinear, Add, [Relu], QuantizeLinear run as float ops.
-/// Shapes may broadcast (slow path); equal shapes run one fused AVX2 pass.
+/// QLinearAdd y = Q(act(DQ(a) + DQ(b))) with ONNX Runtime's rounding (its AVX2 MLAS kernel, the
+/// one ORT runs for the fused DQ -> Add -> Q on x86): ra = sa / sy, rb = sb / sy,
+/// k = zy - (ra * za + rb * zb) in float once, then per element
+/// y = saturate(round_half_even(fma(a, ra, fma(b, rb, k)))), Relu as y >= zy. Agrees with the
+/// float ops DequantizeLinear, Add, [Relu], QuantizeLinear except at near-ties (one step).
+/// Shapes may broadcast (materialized first); one fused AVX2 pass over memory.
 at::Tensor add(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
                const QParams& yq, bool relu);
 

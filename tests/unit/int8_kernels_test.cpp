@@ -34,6 +34,24 @@ at::Tensor randW(at::IntArrayRef shape, uint64_t seed) {
   return at::randint(-127, 128, shape, gen, at::kInt).to(at::kChar);
 }
 
+/// The instruction paths to cover on this machine: the scalar fallback always, AVX2 and AVX-512
+/// VNNI when present.
+std::vector<int8::detail::Isa> isas() {
+  std::vector<int8::detail::Isa> v{int8::detail::Isa::kScalar};
+  if (__builtin_cpu_supports("avx2")) v.push_back(int8::detail::Isa::kAvx2);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+    v.push_back(int8::detail::Isa::kAvx512Vnni);
+  return v;
+}
+
+/// Forces one kernel path for a scope.
+struct IsaScope {
+  int8::detail::Isa prev;
+  explicit IsaScope(int8::detail::Isa isa) : prev(int8::detail::setIsa(isa)) {}
+  ~IsaScope() { int8::detail::setIsa(prev); }
+};
+
 /// Real-arithmetic reference: r = acc * x_scale * w_scale[o] + b[o] in double from the exact
 /// integer accumulation, then round half to even, zero point, activation clamp, saturate.
 at::Tensor requantRef(const at::Tensor& acc, const at::Tensor& wscale, const at::Tensor& bias,
@@ -140,7 +158,20 @@ at::Tensor addRef(const at::Tensor& a, const QParams& aq, const at::Tensor& b, c
   return at::clamp(q, yq.qmin(), yq.qmax()).to(yq.is_signed ? at::kChar : at::kByte);
 }
 
-TEST(Int8Kernels, AddIsBitIdenticalToFloatOps) {
+/// ONNX Runtime's AVX2 QLinearAdd, written with ATen double ops: each fma(x, r, c) is the exact
+/// x * r + c (a float product is exact in double) rounded once to float.
+at::Tensor addOrtRef(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
+                     const QParams& yq, bool relu) {
+  const float ra = aq.scale / yq.scale, rb = bq.scale / yq.scale;
+  const float ta = ra * float(aq.zero_point), tb = rb * float(bq.zero_point);
+  const float k = float(yq.zero_point) - (ta + tb);
+  at::Tensor inner = (b.to(at::kDouble) * double(rb) + double(k)).to(at::kFloat);
+  at::Tensor v = (a.to(at::kDouble) * double(ra) + inner.to(at::kDouble)).to(at::kFloat);
+  double lo = relu ? std::max(yq.qmin(), yq.zero_point) : yq.qmin();
+  return at::clamp(at::round(v), lo, yq.qmax()).to(yq.is_signed ? at::kChar : at::kByte);
+}
+
+TEST(Int8Kernels, AddIsBitIdenticalToOrtQLinearAdd) {
   uint64_t seed = 200;
   for (int64_t n : {1, 7, 8, 9, 100, 70001}) {
     for (int combo = 0; combo < 8; ++combo) {
@@ -148,18 +179,28 @@ TEST(Int8Kernels, AddIsBitIdenticalToFloatOps) {
       at::Tensor a = randQ({n}, as, seed++), b = randQ({n}, bs, seed++);
       QParams aq{0.031f, as ? -3 : 128, as}, bq{0.017f, bs ? 9 : 100, bs}, yq{0.045f, ys ? 0 : 120, ys};
       for (bool relu : {false, true}) {
-        at::Tensor y = int8::add(a, aq, b, bq, yq, relu);
-        EXPECT_TRUE(at::equal(y, addRef(a, aq, b, bq, yq, relu))) << "n=" << n << " combo=" << combo;
+        at::Tensor want = addOrtRef(a, aq, b, bq, yq, relu);
+        for (auto isa : isas()) {
+          IsaScope scope(isa);
+          at::Tensor y = int8::add(a, aq, b, bq, yq, relu);
+          EXPECT_TRUE(at::equal(y, want)) << "n=" << n << " combo=" << combo << " isa=" << int(isa);
+          // Against the float ops DQ, Add, [Relu], Q: at most one step apart (near-ties).
+          at::Tensor d = (y.to(at::kInt) - addRef(a, aq, b, bq, yq, relu).to(at::kInt)).abs();
+          EXPECT_LE(d.max().item<int>(), 1) << "n=" << n << " combo=" << combo;
+          EXPECT_LE(d.gt(0).sum().item<int64_t>(), std::max<int64_t>(1, n / 1000));
+        }
       }
     }
   }
   // Mixed layouts (a channels-last as conv outputs are) and broadcasting.
   at::Tensor a = randQ({2, 8, 5, 5}, false, 1).contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor b = randQ({2, 8, 5, 5}, false, 2);
-  QParams q{0.05f, 128, false};
-  EXPECT_TRUE(at::equal(int8::add(a, q, b, q, q, true), addRef(a, q, b, q, q, true)));
+  QParams q{0.05f, 128, false}, qy{0.07f, 0, false};
+  EXPECT_TRUE(at::equal(int8::add(a, q, b, q, qy, true), addOrtRef(a, q, b, q, qy, true)));
   at::Tensor c = randQ({8, 1, 1}, false, 3);
-  EXPECT_TRUE(at::equal(int8::add(b, q, c, q, q, false), addRef(b, q, c, q, q, false)));
+  at::Tensor bc = int8::add(b, q, c, q, qy, false);
+  ASSERT_EQ(bc.sizes(), b.sizes());
+  EXPECT_TRUE(at::equal(bc, addOrtRef(b, q, c.expand_as(b), q, qy, false)));
 }
 
 TEST(Int8Kernels, MaxPoolEqualsFloatPool) {
@@ -173,24 +214,6 @@ TEST(Int8Kernels, MaxPoolEqualsFloatPool) {
 }
 
 // ---------------------------------------------------------------- ORT-exact requantization
-
-/// The instruction paths to cover on this machine: the scalar fallback always, AVX2 and AVX-512
-/// VNNI when present.
-std::vector<int8::detail::Isa> isas() {
-  std::vector<int8::detail::Isa> v{int8::detail::Isa::kScalar};
-  if (__builtin_cpu_supports("avx2")) v.push_back(int8::detail::Isa::kAvx2);
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-    v.push_back(int8::detail::Isa::kAvx512Vnni);
-  return v;
-}
-
-/// Forces one kernel path for a scope.
-struct IsaScope {
-  int8::detail::Isa prev;
-  explicit IsaScope(int8::detail::Isa isa) : prev(int8::detail::setIsa(isa)) {}
-  ~IsaScope() { int8::detail::setIsa(prev); }
-};
 
 /// ONNX Runtime's requantization of an exact accumulator, written with ATen float32 tensor ops:
 /// m = x_scale * w_scale / y_scale, v = float(acc + bias_acc) * m [+ bias / y_scale], clamp to
