@@ -211,24 +211,37 @@ at::Tensor QLinear::run(const at::Tensor& x, const QParams& xq, const QParams& y
 
 namespace {
 
-/// ONNX Runtime's AVX2 QLinearAdd (MLAS, default "XNNFloatMultiply" method) in scalar form:
+/// The two QLinearAdd roundings (see int8_kernels.h). kFused is ONNX Runtime's AVX2 kernel
+/// (MLAS, default "XNNFloatMultiply" method):
 ///   ra = sa / sy, rb = sb / sy, k = float(zy) - (ra * za + rb * zb)     (float, once)
 ///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k))))           (per element)
-/// with Relu folded as y >= zy (ORT removes a Relu before Q when zy is the type minimum; the
-/// clamp is then the saturation it relies on).
+/// kFloatOps is DequantizeLinear, Add, [Relu], QuantizeLinear as float ops:
+///   y = saturate(round_half_even((float((a - za) * sa) + float((b - zb) * sb)) / sy) + zy).
+/// Relu is folded as y >= zy (for kFused ORT removes a Relu before Q when zy is the type
+/// minimum; the clamp is then the saturation it relies on).
 struct AddArgs {
-  float ra, rb, k, lo, hi;
+  bool fused;
+  float ra, rb, k;                 // kFused
+  float sa, sb, sy, zy, za, zb;    // kFloatOps
+  float lo, hi;
   bool relu;
 };
 
 AddArgs addArgs(const QParams& aq, const QParams& bq, const QParams& yq, bool relu) {
-  AddArgs p;
+  AddArgs p{};
   p.ra = aq.scale / yq.scale;
   p.rb = bq.scale / yq.scale;
   float ta = p.ra * static_cast<float>(aq.zero_point);
   float tb = p.rb * static_cast<float>(bq.zero_point);
   __asm__("" : "+x"(ta), "+x"(tb));  // two rounded products, then the sum (no contraction)
   p.k = static_cast<float>(yq.zero_point) - (ta + tb);
+  p.fused = !aq.is_signed && !bq.is_signed && !yq.is_signed;
+  p.sa = aq.scale;
+  p.sb = bq.scale;
+  p.sy = yq.scale;
+  p.zy = static_cast<float>(yq.zero_point);
+  p.za = static_cast<float>(aq.zero_point);
+  p.zb = static_cast<float>(bq.zero_point);
   p.lo = static_cast<float>(relu ? std::max(yq.qmin(), yq.zero_point) : yq.qmin());
   p.hi = static_cast<float>(yq.qmax());
   p.relu = relu;
@@ -238,8 +251,15 @@ AddArgs addArgs(const QParams& aq, const QParams& bq, const QParams& yq, bool re
 template <class A, class B, class Y>
 void addScalar(const A* a, const B* b, Y* y, int64_t n, const AddArgs& p) {
   for (int64_t i = 0; i < n; ++i) {
-    float v = std::fma(static_cast<float>(a[i]), p.ra, std::fma(static_cast<float>(b[i]), p.rb, p.k));
-    y[i] = static_cast<Y>(std::clamp(std::nearbyint(v), p.lo, p.hi));
+    float q;
+    if (p.fused) {
+      q = std::nearbyint(std::fma(float(a[i]), p.ra, std::fma(float(b[i]), p.rb, p.k)));
+    } else {
+      float fa = (float(a[i]) - p.za) * p.sa, fb = (float(b[i]) - p.zb) * p.sb;
+      __asm__("" : "+x"(fa), "+x"(fb));  // rounded products, as the float ops
+      q = std::nearbyint((fa + fb) / p.sy) + p.zy;
+    }
+    y[i] = static_cast<Y>(std::clamp(q, p.lo, p.hi));
   }
 }
 
@@ -250,16 +270,26 @@ __attribute__((target("avx2"))) inline __m256 load8f(const T* p) {
   else return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
 }
 
-// Same operations as addScalar: two FMAs, round to nearest even, clamp.
+// Same operations as addScalar, in the same order.
 template <class A, class B, class Y>
 __attribute__((target("avx2,fma"))) void addAvx2(const A* a, const B* b, Y* y, int64_t n,
                                                  const AddArgs& p) {
   const __m256 ra = _mm256_set1_ps(p.ra), rb = _mm256_set1_ps(p.rb), k = _mm256_set1_ps(p.k);
+  const __m256 sa = _mm256_set1_ps(p.sa), sb = _mm256_set1_ps(p.sb), sy = _mm256_set1_ps(p.sy);
+  const __m256 za = _mm256_set1_ps(p.za), zb = _mm256_set1_ps(p.zb), zy = _mm256_set1_ps(p.zy);
   const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_fmadd_ps(load8f(a + i), ra, _mm256_fmadd_ps(load8f(b + i), rb, k));
-    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 v;
+    if (p.fused) {
+      v = _mm256_round_ps(_mm256_fmadd_ps(load8f(a + i), ra, _mm256_fmadd_ps(load8f(b + i), rb, k)), kNearest);
+    } else {
+      __m256 fa = _mm256_mul_ps(_mm256_sub_ps(load8f(a + i), za), sa);
+      __m256 fb = _mm256_mul_ps(_mm256_sub_ps(load8f(b + i), zb), sb);
+      __asm__("" : "+x"(fa), "+x"(fb));  // no contraction into FMAs
+      v = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_add_ps(fa, fb), sy), kNearest), zy);
+    }
     __m256i qi = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
     __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
     __m128i p8 = std::is_signed_v<Y> ? _mm_packs_epi16(p16, p16) : _mm_packus_epi16(p16, p16);

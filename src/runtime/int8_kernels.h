@@ -86,12 +86,15 @@ class QLinear {
   std::unique_ptr<Impl> impl_;
 };
 
-/// QLinearAdd y = Q(act(DQ(a) + DQ(b))) with ONNX Runtime's rounding (its AVX2 MLAS kernel, the
-/// one ORT runs for the fused DQ -> Add -> Q on x86): ra = sa / sy, rb = sb / sy,
-/// k = zy - (ra * za + rb * zb) in float once, then per element
-/// y = saturate(round_half_even(fma(a, ra, fma(b, rb, k)))), Relu as y >= zy. Agrees with the
-/// float ops DequantizeLinear, Add, [Relu], QuantizeLinear except at near-ties (one step).
-/// Shapes may broadcast (materialized first); one fused AVX2 pass over memory.
+/// QLinearAdd y = Q(act(DQ(a) + DQ(b))) rounded as ONNX Runtime computes the QDQ graph on x86:
+/// - uint8 a, b, y: ORT fuses DQ -> Add -> Q into QLinearAdd, whose AVX2 MLAS kernel computes
+///   ra = sa / sy, rb = sb / sy, k = zy - (ra * za + rb * zb) in float once, then per element
+///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k)))): reproduced bit for bit;
+/// - any int8 operand: ORT leaves the nodes unfused, i.e. float ops
+///   y = saturate(round_half_even((float((a - za) * sa) + float((b - zb) * sb)) / sy) + zy):
+///   reproduced bit for bit (the same as gstick's own unfused float kernels).
+/// Relu folds as y >= zy. The two roundings differ only at near-ties (one step).
+/// Shapes may broadcast (materialized first); one AVX2 pass over memory.
 at::Tensor add(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
                const QParams& yq, bool relu);
 
