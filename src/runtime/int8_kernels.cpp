@@ -213,7 +213,7 @@ namespace {
 
 /// The two QLinearAdd roundings (see int8_kernels.h). kFused is ONNX Runtime's AVX2 kernel
 /// (MLAS, default "XNNFloatMultiply" method):
-///   ra = sa / sy, rb = sb / sy, k = float(zy) - (ra * za + rb * zb)     (float, once)
+///   ra = sa / sy, rb = sb / sy, k = float(zy) - fma(ra, za, rb * zb)    (float, once)
 ///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k))))           (per element)
 /// kFloatOps is DequantizeLinear, Add, [Relu], QuantizeLinear as float ops:
 ///   y = saturate(round_half_even((float((a - za) * sa) + float((b - zb) * sb)) / sy) + zy).
@@ -231,10 +231,11 @@ AddArgs addArgs(const QParams& aq, const QParams& bq, const QParams& yq, bool re
   AddArgs p{};
   p.ra = aq.scale / yq.scale;
   p.rb = bq.scale / yq.scale;
-  float ta = p.ra * static_cast<float>(aq.zero_point);
+  // ORT's compiled `zy - (ra * za + rb * zb)` contracts the first product into an FMA (measured:
+  // with both zero points nonzero only this form reproduces its outputs).
   float tb = p.rb * static_cast<float>(bq.zero_point);
-  __asm__("" : "+x"(ta), "+x"(tb));  // two rounded products, then the sum (no contraction)
-  p.k = static_cast<float>(yq.zero_point) - (ta + tb);
+  __asm__("" : "+x"(tb));
+  p.k = static_cast<float>(yq.zero_point) - std::fma(p.ra, static_cast<float>(aq.zero_point), tb);
   p.fused = !aq.is_signed && !bq.is_signed && !yq.is_signed;
   p.sa = aq.scale;
   p.sb = bq.scale;

@@ -88,7 +88,7 @@ class QLinear {
 
 /// QLinearAdd y = Q(act(DQ(a) + DQ(b))) rounded as ONNX Runtime computes the QDQ graph on x86:
 /// - uint8 a, b, y: ORT fuses DQ -> Add -> Q into QLinearAdd, whose AVX2 MLAS kernel computes
-///   ra = sa / sy, rb = sb / sy, k = zy - (ra * za + rb * zb) in float once, then per element
+///   ra = sa / sy, rb = sb / sy, k = zy - fma(ra, za, rb * zb) in float once, then per element
 ///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k)))): reproduced bit for bit;
 /// - any int8 operand: ORT leaves the nodes unfused, i.e. float ops
 ///   y = saturate(round_half_even((float((a - za) * sa) + float((b - zb) * sb)) / sy) + zy):

@@ -163,8 +163,8 @@ at::Tensor addRef(const at::Tensor& a, const QParams& aq, const at::Tensor& b, c
 at::Tensor addOrtRef(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
                      const QParams& yq, bool relu) {
   const float ra = aq.scale / yq.scale, rb = bq.scale / yq.scale;
-  const float ta = ra * float(aq.zero_point), tb = rb * float(bq.zero_point);
-  const float k = float(yq.zero_point) - (ta + tb);
+  const float tb = rb * float(bq.zero_point);
+  const float k = float(yq.zero_point) - float(double(ra) * double(aq.zero_point) + double(tb));
   at::Tensor inner = (b.to(at::kDouble) * double(rb) + double(k)).to(at::kFloat);
   at::Tensor v = (a.to(at::kDouble) * double(ra) + inner.to(at::kDouble)).to(at::kFloat);
   double lo = relu ? std::max(yq.qmin(), yq.zero_point) : yq.qmin();
