@@ -67,7 +67,12 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
         for (int64_t k = 0; k < p.kp; ++k) dst[(k / 2) * kNr * 2 + lane * 2 + k % 2] = src[k];
       }
     }
-  p.kq = (p.k + 3) / 4 * 4;
+  // VNNI layout: each kernel row (kw * cg values) padded to a multiple of 4, so a K quad never
+  // straddles two kernel rows and a row of a dense conv can be read in place from the image.
+  p.kh = kh;
+  p.seg = kw * cg;
+  p.segp = (p.seg + 3) / 4 * 4;
+  p.kq = kh * p.segp;
   p.vnni.assign(static_cast<size_t>(groups * p.blocks * p.kq * kNr), 0);
   p.wsum.assign(static_cast<size_t>(o + kNr), 0);
   for (int64_t g = 0; g < groups; ++g)
@@ -78,7 +83,8 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
         if (oc >= p.og) continue;
         const int16_t* src = p.plain.data() + (g * p.og + oc) * p.kp;
         for (int64_t k = 0; k < p.k; ++k) {
-          dst[(k / 4) * kNr * 4 + lane * 4 + k % 4] = static_cast<int8_t>(src[k]);
+          const int64_t kk = (k / p.seg) * p.segp + k % p.seg;
+          dst[(kk / 4) * kNr * 4 + lane * 4 + kk % 4] = static_cast<int8_t>(src[k]);
           p.wsum[g * p.og + oc] += src[k];
         }
       }

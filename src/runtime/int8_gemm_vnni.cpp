@@ -54,27 +54,28 @@ struct Pos {
   int64_t n, iy0, ix0;
 };
 
-/// im2col of one output row into uint8 (K padded to kq with zeros); padding taps hold the zero
-/// point, so they cancel in the correction.
+/// im2col of one output row into uint8 in the VNNI K layout (each kernel row zero-padded from
+/// seg to segp values); padding taps hold the zero point, so they cancel in the correction.
 void packRowU8(const uint8_t* x, uint8_t zp_u, const ConvGeom& g, int64_t gi, int64_t cg,
-               const Pos& p, int64_t kq, uint8_t* dst) {
-  int64_t k = 0;
+               const Pos& p, const PackedGemm& pk, uint8_t* dst) {
   for (int64_t i = 0; i < g.kh; ++i) {
     const int64_t iy = p.iy0 + i * g.dh;
-    for (int64_t j = 0; j < g.kw; ++j, k += cg) {
+    uint8_t* row = dst + i * pk.segp;
+    for (int64_t j = 0; j < g.kw; ++j) {
       const int64_t ix = p.ix0 + j * g.dw;
       const bool pad = iy < 0 || iy >= g.h || ix < 0 || ix >= g.w;
       const uint8_t* src = x + ((p.n * g.h + iy) * g.w + ix) * g.c + gi * cg;
+      uint8_t* d = row + j * cg;
       if (cg < 16) {  // few channels (stem convs): plain loops beat library calls
-        for (int64_t c = 0; c < cg; ++c) dst[k + c] = pad ? zp_u : src[c];
+        for (int64_t c = 0; c < cg; ++c) d[c] = pad ? zp_u : src[c];
       } else if (pad) {
-        std::memset(dst + k, zp_u, static_cast<size_t>(cg));
+        std::memset(d, zp_u, static_cast<size_t>(cg));
       } else {
-        copyU8(dst + k, src, cg);
+        copyU8(d, src, cg);
       }
     }
+    for (int64_t k = pk.seg; k < pk.segp; ++k) row[k] = 0;
   }
-  for (; k < kq; ++k) dst[k] = 0;
 }
 
 constexpr int64_t kMaxSeg = 8;  // kernel rows read in place (taller kernels are packed)
@@ -158,11 +159,14 @@ void convGemmVnniU8(const uint8_t* x, int32_t zp_u, const ConvGeom& g, const Pac
   if (comp_buf.size() < p.wsum.size()) comp_buf.resize(p.wsum.size());
   for (size_t c = 0; c < p.wsum.size(); ++c) comp_buf[c] = -zp_u * p.wsum[c];
   const int32_t* comp = comp_buf.data();
-  // In-place rows: whole kernel rows of all channels whose length is a multiple of 4 (so no K
-  // quad straddles two segments); then K == kq and a packed row has the same segment layout.
-  const bool in_place = cg == g.c && g.dw == 1 && (g.kw * g.c) % 4 == 0 && g.kh <= kMaxSeg;
-  const int64_t nseg = in_place ? g.kh : 1;
-  const int64_t seg_len = in_place ? g.kw * g.c : p.kq;
+  // In-place rows: a kernel row of a dense conv (all channels, no horizontal dilation) is
+  // kw * C contiguous bytes; reading segp >= seg of them is harmless (the extra bytes meet zero
+  // weights) as long as it stays inside the tensor.
+  const bool segmented = p.kh <= kMaxSeg;
+  const bool in_place = segmented && cg == g.c && g.dw == 1;
+  const int64_t total = g.n * g.h * g.w * g.c;
+  const int64_t nseg = segmented ? p.kh : 1;
+  const int64_t seg_len = segmented ? p.segp : p.kq;
   const int64_t work = kMr * p.kq * p.og * p.groups;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, work));
   at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) {
@@ -191,13 +195,14 @@ void convGemmVnniU8(const uint8_t* x, int32_t zp_u, const ConvGeom& g, const Pac
             continue;
           }
           const Pos& ps = pos[r];
+          const int64_t last = ((ps.n * g.h + ps.iy0 + (g.kh - 1) * g.dh) * g.w + ps.ix0) * g.c;
           if (in_place && ps.ix0 >= 0 && ps.ix0 + g.kw <= g.w && ps.iy0 >= 0 &&
-              ps.iy0 + (g.kh - 1) * g.dh < g.h) {
+              ps.iy0 + (g.kh - 1) * g.dh < g.h && last + p.segp <= total) {
             for (int64_t s = 0; s < nseg; ++s)
               tile.seg[r][s] = x + ((ps.n * g.h + ps.iy0 + s * g.dh) * g.w + ps.ix0) * g.c;
           } else {
             uint8_t* row = abuf.data() + r * p.kq;
-            packRowU8(x, static_cast<uint8_t>(zp_u), g, gi, cg, ps, p.kq, row);
+            packRowU8(x, static_cast<uint8_t>(zp_u), g, gi, cg, ps, p, row);
             for (int64_t s = 0; s < nseg; ++s) tile.seg[r][s] = row + s * seg_len;
           }
         }
