@@ -165,6 +165,9 @@ void convGemmVnniU8(const uint8_t* x, int32_t zp_u, const ConvGeom& g, const Pac
   const bool segmented = p.kh <= kMaxSeg;
   const bool in_place = segmented && cg == g.c && g.dw == 1;
   const int64_t total = g.n * g.h * g.w * g.c;
+  thread_local std::vector<uint8_t> zrow_buf;
+  zrow_buf.assign(static_cast<size_t>(p.segp), static_cast<uint8_t>(zp_u));
+  const uint8_t* zrow = zrow_buf.data();
   const int64_t nseg = segmented ? p.kh : 1;
   const int64_t seg_len = segmented ? p.segp : p.kq;
   const int64_t work = kMr * p.kq * p.og * p.groups;
@@ -195,12 +198,20 @@ void convGemmVnniU8(const uint8_t* x, int32_t zp_u, const ConvGeom& g, const Pac
             continue;
           }
           const Pos& ps = pos[r];
-          const int64_t last = ((ps.n * g.h + ps.iy0 + (g.kh - 1) * g.dh) * g.w + ps.ix0) * g.c;
-          if (in_place && ps.ix0 >= 0 && ps.ix0 + g.kw <= g.w && ps.iy0 >= 0 &&
-              ps.iy0 + (g.kh - 1) * g.dh < g.h && last + p.segp <= total) {
-            for (int64_t s = 0; s < nseg; ++s)
-              tile.seg[r][s] = x + ((ps.n * g.h + ps.iy0 + s * g.dh) * g.w + ps.ix0) * g.c;
-          } else {
+          // Kernel rows above / below the image read a zero-point row; a row that would read
+          // past the tensor's end (the very last pixels) is packed instead.
+          bool direct = in_place && ps.ix0 >= 0 && ps.ix0 + g.kw <= g.w;
+          for (int64_t s = 0; direct && s < nseg; ++s) {
+            const int64_t iy = ps.iy0 + s * g.dh;
+            if (iy < 0 || iy >= g.h) {
+              tile.seg[r][s] = zrow;
+              continue;
+            }
+            const int64_t off = ((ps.n * g.h + iy) * g.w + ps.ix0) * g.c;
+            direct = off + p.segp <= total;
+            tile.seg[r][s] = x + off;
+          }
+          if (!direct) {
             uint8_t* row = abuf.data() + r * p.kq;
             packRowU8(x, static_cast<uint8_t>(zp_u), g, gi, cg, ps, p, row);
             for (int64_t s = 0; s < nseg; ++s) tile.seg[r][s] = row + s * seg_len;
