@@ -56,17 +56,19 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
         for (int64_t j = 0; j < kw; ++j)
           p.plain[static_cast<size_t>(oc * p.kp + (i * kw + j) * cg + c)] =
               w[((oc * cg + c) * kh + i) * kw + j];
+  // Calls f(block index, lane, output channel) for every real channel of every 16-wide block.
+  auto forEachLane = [&](auto&& f) {
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t b = 0; b < p.blocks; ++b)
+        for (int64_t lane = 0; lane < kNr; ++lane)
+          if (b * kNr + lane < p.og) f(g * p.blocks + b, lane, g * p.og + b * kNr + lane);
+  };
   p.avx.assign(static_cast<size_t>(groups * p.blocks * p.kp * kNr), 0);
-  for (int64_t g = 0; g < groups; ++g)
-    for (int64_t b = 0; b < p.blocks; ++b) {
-      int16_t* dst = p.avx.data() + (g * p.blocks + b) * p.kp * kNr;
-      for (int64_t lane = 0; lane < kNr; ++lane) {
-        const int64_t oc = b * kNr + lane;
-        if (oc >= p.og) continue;
-        const int16_t* src = p.plain.data() + (g * p.og + oc) * p.kp;
-        for (int64_t k = 0; k < p.kp; ++k) dst[(k / 2) * kNr * 2 + lane * 2 + k % 2] = src[k];
-      }
-    }
+  forEachLane([&](int64_t blk, int64_t lane, int64_t oc) {
+    int16_t* dst = p.avx.data() + blk * p.kp * kNr;
+    const int16_t* src = p.plain.data() + oc * p.kp;
+    for (int64_t k = 0; k < p.kp; ++k) dst[(k / 2) * kNr * 2 + lane * 2 + k % 2] = src[k];
+  });
   // VNNI layout: each kernel row (kw * cg values) padded to a multiple of 4, so a K quad never
   // straddles two kernel rows and a row of a dense conv can be read in place from the image.
   p.kh = kh;
@@ -75,20 +77,15 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
   p.kq = kh * p.segp;
   p.vnni.assign(static_cast<size_t>(groups * p.blocks * p.kq * kNr), 0);
   p.wsum.assign(static_cast<size_t>(o + kNr), 0);
-  for (int64_t g = 0; g < groups; ++g)
-    for (int64_t b = 0; b < p.blocks; ++b) {
-      int8_t* dst = p.vnni.data() + (g * p.blocks + b) * p.kq * kNr;
-      for (int64_t lane = 0; lane < kNr; ++lane) {
-        const int64_t oc = b * kNr + lane;
-        if (oc >= p.og) continue;
-        const int16_t* src = p.plain.data() + (g * p.og + oc) * p.kp;
-        for (int64_t k = 0; k < p.k; ++k) {
-          const int64_t kk = (k / p.seg) * p.segp + k % p.seg;
-          dst[(kk / 4) * kNr * 4 + lane * 4 + kk % 4] = static_cast<int8_t>(src[k]);
-          p.wsum[g * p.og + oc] += src[k];
-        }
-      }
+  forEachLane([&](int64_t blk, int64_t lane, int64_t oc) {
+    int8_t* dst = p.vnni.data() + blk * p.kq * kNr;
+    const int16_t* src = p.plain.data() + oc * p.kp;
+    for (int64_t k = 0; k < p.k; ++k) {
+      const int64_t kk = (k / p.seg) * p.segp + k % p.seg;
+      dst[(kk / 4) * kNr * 4 + lane * 4 + kk % 4] = static_cast<int8_t>(src[k]);
+      p.wsum[oc] += src[k];
     }
+  });
   return p;
 }
 
