@@ -18,9 +18,6 @@ namespace gs::int8::detail {
 namespace {
 constexpr int64_t kMr = 4;   // output rows per micro-tile
 constexpr int64_t kNr = 16;  // output channels per packed block
-}  // namespace
-
-namespace {
 std::atomic<Isa> g_forced{Isa::kAuto};
 }  // namespace
 

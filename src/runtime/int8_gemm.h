@@ -1,7 +1,8 @@
 // Own int8 conv / linear kernels behind QConv2d / QLinear: exact int32 accumulation of
 // (x_q - x_zp) * w_q on channels-last activations, requantization bit-identical to ONNX
 // Runtime's MLAS (float(acc + bias) * (x_scale * w_scale / y_scale), clamp, round half to even,
-// + zero point). AVX2 paths with runtime dispatch and a scalar fallback computing the same bits.
+// + zero point). AVX-512 VNNI and AVX2 paths with runtime dispatch and a scalar fallback, all
+// computing the same bits.
 #pragma once
 #include <cstdint>
 #include <vector>
