@@ -125,6 +125,15 @@ struct Stamps {
 
 enum class LinKind { kConv, kGemm, kMatMul };
 
+/// True when bias scale `bs` equals x_scale * w_scale per channel (to float rounding): the int32
+/// bias is then in accumulator units.
+bool accUnitScale(const at::Tensor& bs, const at::Tensor& ws, float x_scale) {
+  at::Tensor want = ws.to(at::kFloat).reshape({-1}) * x_scale;
+  at::Tensor got = bs.to(at::kFloat).reshape({-1});
+  if (got.numel() != want.numel() && got.numel() != 1 && want.numel() != 1) return false;
+  return at::le(at::abs(got - want), at::abs(want) * 1e-6).all().item<bool>();
+}
+
 /// Kernel input layout of a conv / linear group.
 enum LinIn { kX, kXs, kXz, kW, kWs, kWz, kB, kBs, kYs, kYz, kLo, kHi, kNumLinIn };
 
@@ -162,11 +171,12 @@ struct LinState {
       GS_CHECK(at::all(in[kWz] == 0).item<bool>(), anchor->describe(),
                ": int8 weights must have zero point 0");
     if (in[kB].defined()) {
-      // DequantizeLinear of an int32 bias computes float(b) * scale, as here; QLinearConv's
-      // int32 bias is in accumulator units, i.e. scaled by x_scale * w_scale.
-      if (bias_in_acc_units)
-        w.bias = in[kB].to(at::kDouble) * (static_cast<double>(xq.scale) *
-                                           in[kWs].to(at::kDouble).reshape({-1}));
+      // QLinearConv's int32 bias is in accumulator units (scale x_scale * w_scale). So is a
+      // DQ(int32) bias whose scale is that product: ONNX Runtime's QDQ fusion then adds the
+      // integers to the accumulator, and so do we (same result, bit for bit). Any other bias
+      // is applied in float: DQ computes float(b) * scale.
+      if (bias_in_acc_units || (in[kBs].defined() && accUnitScale(in[kBs], in[kWs], xq.scale)))
+        w.bias_acc = in[kB].to(at::kInt);
       else
         w.bias = in[kBs].defined() ? at::mul(in[kB].to(at::kFloat), in[kBs].to(at::kFloat))
                                    : in[kB].to(at::kFloat);

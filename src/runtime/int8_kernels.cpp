@@ -1,205 +1,297 @@
-// Real int8 kernels (see int8_kernels.h): ATen quantized engine wrappers and an AVX2 QLinearAdd.
+// Real int8 kernels (see int8_kernels.h): QConv2d / QLinear on the own GEMM and depthwise
+// kernels (int8_gemm.cpp), an AVX2 QLinearAdd, max pooling on the 8-bit values.
 #include "runtime/int8_kernels.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <ATen/native/quantized/PackedParams.h>
 #include <ATen/quantized/Quantizer.h>
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
+#include "runtime/int8_gemm.h"
 #include "support/error.h"
 
 namespace gs::int8 {
-namespace {
-
-/// Runs `f` with the oneDNN quantized engine selected (prepacking picks the engine from the
-/// global context), restoring the previous engine afterwards.
-template <class F>
-auto withOnednn(F&& f) {
-  at::Context& ctx = at::globalContext();
-  at::QEngine prev = ctx.qEngine();
-  ctx.setQEngine(at::QEngine::ONEDNN);
-  struct Restore {
-    at::Context& c;
-    at::QEngine e;
-    ~Restore() { c.setQEngine(e); }
-  } restore{ctx, prev};
-  return f();
-}
-
-/// Zero-copy view of an 8-bit activation as a quint8 quantized tensor (the engines take quint8
-/// only: int8 input is shifted by 128, exactly, into a new buffer).
-at::Tensor asQuantized(const at::Tensor& x, const QParams& q) {
-  at::Tensor u = x;
-  int64_t zp = q.zero_point;
-  if (q.is_signed) {
-    u = at::bitwise_xor(x, -128).view(at::kByte);  // q + 128 in two's complement
-    zp += 128;
-  }
-  GS_ASSERT(u.scalar_type() == at::kByte, "int8 kernel: expected an 8-bit activation");
-  at::Tensor keep = u;
-  return at::from_blob_quantized_per_tensor_affine(
-      u.data_ptr(), u.sizes(), u.strides(), [keep](void*) {}, q.scale, zp,
-      at::TensorOptions().dtype(at::kQUInt8));
-}
-
-/// Output zero point in the engine's quint8 domain.
-int64_t engineZeroPoint(const QParams& q) { return q.zero_point + (q.is_signed ? 128 : 0); }
-
-/// Integer view of a quint8 engine result, clamped for the activation, converted to int8 when
-/// the output is signed.
-at::Tensor fromQuantized(const at::Tensor& yq, const QParams& q, const Activation& act) {
-  at::Tensor keep = yq;
-  at::Tensor u = at::from_blob(yq.data_ptr(), yq.sizes(), yq.strides(), [keep](void*) {},
-                               at::TensorOptions().dtype(at::kByte));
-  if (act.kind == Activation::kClip) {
-    // Q(clip(v, lo, hi)) == clamp(Q(v), Q(lo), Q(hi)) with Q computed as QuantizeLinear does.
-    auto quant = [&](float v) {
-      float r = std::nearbyint(v / q.scale) + static_cast<float>(engineZeroPoint(q));
-      return static_cast<int64_t>(std::clamp(r, 0.0f, 255.0f));
-    };
-    at::clamp_(u, quant(act.lo), quant(act.hi));
-  }
-  if (q.is_signed) return at::bitwise_xor(u.view(at::kChar), -128);
-  return u;
-}
-
-at::Tensor quantizedWeight(const QWeight& w) {
-  GS_ASSERT(w.w.scalar_type() == at::kChar, "int8 weight must be int8");
-  at::Tensor s = w.scale.to(at::kDouble).reshape({-1});
-  if (s.numel() == 1) return at::_make_per_tensor_quantized_tensor(w.w.contiguous(), s.item<double>(), 0);
-  return at::_make_per_channel_quantized_tensor(w.w.contiguous(), s,
-                                                at::zeros({s.numel()}, at::kLong), 0);
-}
-
-c10::optional<at::Tensor> floatBias(const QWeight& w) {
-  if (!w.bias.defined()) return c10::nullopt;
-  return w.bias.to(at::kFloat).reshape({-1}).contiguous();
-}
-
-}  // namespace
 
 bool engineAvailable(std::string* name) {
-  for (at::QEngine e : at::globalContext().supportedQEngines())
-    if (e == at::QEngine::ONEDNN) {
-      if (name) *name = "onednn";
-      return true;
+  if (name) {
+    switch (detail::resolveIsa(detail::Isa::kAuto)) {
+      case detail::Isa::kAvx512Vnni: *name = "gstick-avx512vnni"; break;
+      case detail::Isa::kAvx2: *name = "gstick-avx2"; break;
+      default: *name = "gstick-scalar";
     }
-  return false;
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------- conv / linear
 
+namespace {
+
+using detail::Requant;
+
+at::ScalarType qtype(const QParams& q) { return q.is_signed ? at::kChar : at::kByte; }
+
+/// Per-layer constants shared by QConv2d and QLinear: weight scales and biases, padded so the
+/// vector kernels may read 16 channels past the last one.
+struct LayerConsts {
+  int64_t o = 0;
+  std::vector<float> wscale;     // [O + 16]
+  std::vector<float> bias;       // [O + 16] float bias, or empty
+  std::vector<int32_t> bias_acc; // [O + 16] int32 accumulator-unit bias, or empty
+
+  explicit LayerConsts(const QWeight& w) : o(w.w.size(0)) {
+    GS_CHECK(w.w.scalar_type() == at::kChar, "int8 kernel: weight must be int8");
+    GS_CHECK(!(w.bias.defined() && w.bias_acc.defined()), "int8 kernel: two biases given");
+    at::Tensor s = w.scale.to(at::kFloat).reshape({-1}).contiguous();
+    GS_CHECK(s.numel() == 1 || s.numel() == o, "int8 kernel: weight scale has ", s.numel(),
+             " elements for ", o, " output channels");
+    wscale.assign(static_cast<size_t>(o + 16), 0.0f);
+    for (int64_t c = 0; c < o; ++c) wscale[c] = s.data_ptr<float>()[s.numel() == 1 ? 0 : c];
+    if (w.bias.defined()) {
+      at::Tensor b = w.bias.to(at::kFloat).reshape({-1}).contiguous();
+      GS_CHECK(b.numel() == o, "int8 kernel: bias has ", b.numel(), " elements, expected ", o);
+      bias.assign(static_cast<size_t>(o + 16), 0.0f);
+      std::copy(b.data_ptr<float>(), b.data_ptr<float>() + o, bias.begin());
+    }
+    if (w.bias_acc.defined()) {
+      at::Tensor b = w.bias_acc.to(at::kInt).reshape({-1}).contiguous();
+      GS_CHECK(b.numel() == o, "int8 kernel: bias has ", b.numel(), " elements, expected ", o);
+      bias_acc.assign(static_cast<size_t>(o + 16), 0);
+      std::copy(b.data_ptr<int32_t>(), b.data_ptr<int32_t>() + o, bias_acc.begin());
+    }
+  }
+
+  /// The requantization of one call (multipliers in thread-local scratch, valid until the
+  /// thread's next call).
+  Requant requant(const QParams& xq, const QParams& yq, const Activation& act) const {
+    thread_local std::vector<float> mult, bias_f;
+    if (mult.size() < wscale.size()) mult.resize(wscale.size());
+    for (int64_t c = 0; c < o; ++c) mult[c] = xq.scale * wscale[c] / yq.scale;  // ORT's order
+    Requant rq;
+    rq.mult = mult.data();
+    if (!bias.empty()) {
+      if (bias_f.size() < bias.size()) bias_f.resize(bias.size());
+      for (int64_t c = 0; c < o; ++c) bias_f[c] = bias[c] / yq.scale;
+      rq.bias_f = bias_f.data();
+    }
+    if (!bias_acc.empty()) rq.bias_acc = bias_acc.data();
+    int32_t lo = yq.qmin(), hi = yq.qmax();
+    auto quant = [&](float v) {  // QuantizeLinear of a real bound, saturated
+      float r = std::nearbyint(v / yq.scale) + static_cast<float>(yq.zero_point);
+      return static_cast<int32_t>(std::clamp(r, static_cast<float>(yq.qmin()), static_cast<float>(yq.qmax())));
+    };
+    if (act.kind == Activation::kRelu) lo = std::max(lo, yq.zero_point);
+    if (act.kind == Activation::kClip) {
+      if (act.lo > -std::numeric_limits<float>::infinity()) lo = std::max(lo, quant(act.lo));
+      if (act.hi < std::numeric_limits<float>::infinity()) hi = std::min(hi, quant(act.hi));
+    }
+    rq.lo = static_cast<float>(lo - yq.zero_point);
+    rq.hi = static_cast<float>(std::max(lo, hi) - yq.zero_point);
+    rq.zp = yq.zero_point;
+    rq.out_signed = yq.is_signed;
+    return rq;
+  }
+};
+
+}  // namespace
+
 struct QConv2d::Impl {
-  c10::intrusive_ptr<ConvPackedParamsBase<2>> packed;
+  LayerConsts consts;
+  int64_t c = 0, kh = 0, kw = 0, groups = 1;
+  std::vector<int64_t> strides, pads, dilations;
+  bool depthwise = false;
+  detail::PackedGemm gemm;
+  detail::PackedDw dw;
+  explicit Impl(const QWeight& w) : consts(w) {}
 };
 
 QConv2d::QConv2d(const QWeight& w, std::vector<int64_t> strides, std::vector<int64_t> pads,
                  std::vector<int64_t> dilations, int64_t groups)
-    : impl_(std::make_unique<Impl>()) {
-  static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
-  impl_->packed = withOnednn([&] {
-    torch::jit::Stack st{quantizedWeight(w), floatBias(w), c10::List<int64_t>(strides),
-                         c10::List<int64_t>(pads), c10::List<int64_t>(dilations), groups};
-    op.callBoxed(&st);
-    return st[0].toCustomClass<ConvPackedParamsBase<2>>();
-  });
+    : impl_(std::make_unique<Impl>(w)) {
+  GS_CHECK(w.w.dim() == 4, "int8 conv: weight must be 4-D, got rank ", w.w.dim());
+  GS_CHECK(strides.size() == 2 && pads.size() == 2 && dilations.size() == 2 && groups >= 1,
+           "int8 conv: expected 2-D strides, pads, dilations");
+  const int64_t o = w.w.size(0), cg = w.w.size(1);
+  GS_CHECK(o % groups == 0, "int8 conv: ", o, " output channels not divisible by group ", groups);
+  Impl& m = *impl_;
+  m.c = cg * groups;
+  m.kh = w.w.size(2);
+  m.kw = w.w.size(3);
+  m.groups = groups;
+  m.strides = std::move(strides);
+  m.pads = std::move(pads);
+  m.dilations = std::move(dilations);
+  at::Tensor wc = w.w.contiguous();
+  m.depthwise = cg == 1 && groups == o && groups > 1;
+  if (m.depthwise) m.dw = detail::packDw(wc.data_ptr<int8_t>(), o, m.kh, m.kw);
+  else m.gemm = detail::packGemm(wc.data_ptr<int8_t>(), o, cg, m.kh, m.kw, groups);
 }
 
 QConv2d::~QConv2d() = default;
 
 at::Tensor QConv2d::run(const at::Tensor& x, const QParams& xq, const QParams& yq,
                         const Activation& act) const {
-  at::Tensor qx = asQuantized(x, xq);
-  at::Tensor y = act.kind == Activation::kRelu
-                     ? impl_->packed->apply_relu(qx, yq.scale, engineZeroPoint(yq))
-                     : impl_->packed->apply(qx, yq.scale, engineZeroPoint(yq));
-  return fromQuantized(y, yq, act);
+  const Impl& m = *impl_;
+  GS_CHECK(x.dim() == 4 && x.size(1) == m.c, "int8 conv: expected input [N, ", m.c,
+           ", H, W], got ", x.sizes());
+  GS_CHECK(x.scalar_type() == qtype(xq), "int8 conv: input dtype does not match its zero point");
+  detail::ConvGeom g;
+  g.n = x.size(0);
+  g.c = m.c;
+  g.h = x.size(2);
+  g.w = x.size(3);
+  g.o = m.consts.o;
+  g.kh = m.kh;
+  g.kw = m.kw;
+  g.sh = m.strides[0];
+  g.sw = m.strides[1];
+  g.ph = m.pads[0];
+  g.pw = m.pads[1];
+  g.dh = m.dilations[0];
+  g.dw = m.dilations[1];
+  g.groups = m.groups;
+  g.oh = (g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  g.ow = (g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  GS_CHECK(g.oh > 0 && g.ow > 0, "int8 conv: input ", x.sizes(), " is smaller than the kernel");
+  // Channels-last input (a no-op for the previous int8 layer's output and for C == 1).
+  const at::Tensor xc = x.is_contiguous(at::MemoryFormat::ChannelsLast)
+                            ? x
+                            : x.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor y = at::empty({g.n, g.o, g.oh, g.ow},
+                           x.options().dtype(qtype(yq)).memory_format(at::MemoryFormat::ChannelsLast));
+  const Requant rq = m.consts.requant(xq, yq, act);
+  if (m.depthwise)
+    detail::convDw(xc.data_ptr(), xq.is_signed, xq.zero_point, g, m.dw, rq, y.data_ptr(), detail::Isa::kAuto);
+  else
+    detail::convGemm(xc.data_ptr(), xq.is_signed, xq.zero_point, g, m.gemm, rq, y.data_ptr(),
+                     detail::Isa::kAuto);
+  return y;
 }
 
 struct QLinear::Impl {
-  c10::intrusive_ptr<LinearPackedParamsBase> packed;
+  LayerConsts consts;
   int64_t k = 0;
+  detail::PackedGemm gemm;
+  explicit Impl(const QWeight& w) : consts(w) {}
 };
 
-QLinear::QLinear(const QWeight& w) : impl_(std::make_unique<Impl>()) {
-  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
+QLinear::QLinear(const QWeight& w) : impl_(std::make_unique<Impl>(w)) {
+  GS_CHECK(w.w.dim() == 2, "int8 linear: weight must be 2-D, got rank ", w.w.dim());
   impl_->k = w.w.size(1);
-  impl_->packed = withOnednn([&] {
-    torch::jit::Stack st{quantizedWeight(w), floatBias(w)};
-    op.callBoxed(&st);
-    return st[0].toCustomClass<LinearPackedParamsBase>();
-  });
+  at::Tensor wc = w.w.contiguous();
+  impl_->gemm = detail::packGemm(wc.data_ptr<int8_t>(), w.w.size(0), impl_->k, 1, 1, 1);
 }
 
 QLinear::~QLinear() = default;
 
 at::Tensor QLinear::run(const at::Tensor& x, const QParams& xq, const QParams& yq,
                         const Activation& act) const {
-  GS_CHECK(x.dim() >= 1 && x.size(-1) == impl_->k, "int8 linear: input has ", x.size(-1),
-           " features, the weight expects ", impl_->k);
+  const Impl& m = *impl_;
+  GS_CHECK(x.dim() >= 1 && x.size(-1) == m.k, "int8 linear: input has ", x.size(-1),
+           " features, the weight expects ", m.k);
+  GS_CHECK(x.scalar_type() == qtype(xq), "int8 linear: input dtype does not match its zero point");
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
-  at::Tensor x2 = x.reshape({-1, impl_->k}).contiguous();
-  at::Tensor qx = asQuantized(x2, xq);
-  at::Tensor y = act.kind == Activation::kRelu
-                     ? impl_->packed->apply_relu(qx, yq.scale, engineZeroPoint(yq))
-                     : impl_->packed->apply(qx, yq.scale, engineZeroPoint(yq));
-  out_shape.back() = y.size(-1);
-  return fromQuantized(y, yq, act).reshape(out_shape);
+  out_shape.back() = m.consts.o;
+  const at::Tensor x2 = x.reshape({-1, m.k}).contiguous();
+  detail::ConvGeom g;
+  g.n = x2.size(0);
+  g.c = m.k;
+  g.o = m.consts.o;
+  at::Tensor y = at::empty(out_shape, x.options().dtype(qtype(yq)));
+  detail::convGemm(x2.data_ptr(), xq.is_signed, xq.zero_point, g, m.gemm, m.consts.requant(xq, yq, act),
+                   y.data_ptr(), detail::Isa::kAuto);
+  return y;
 }
 
 // ---------------------------------------------------------------- add
 
 namespace {
 
+/// The two QLinearAdd roundings (see int8_kernels.h). kFused is ONNX Runtime's AVX2 kernel
+/// (MLAS, default "XNNFloatMultiply" method):
+///   ra = sa / sy, rb = sb / sy, k = float(zy) - fma(ra, za, rb * zb)    (float, once)
+///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k))))           (per element)
+/// kFloatOps is DequantizeLinear, Add, [Relu], QuantizeLinear as float ops:
+///   y = saturate(round_half_even((float((a - za) * sa) + float((b - zb) * sb)) / sy) + zy).
+/// Relu is folded as y >= zy (for kFused ORT removes a Relu before Q when zy is the type
+/// minimum; the clamp is then the saturation it relies on).
 struct AddArgs {
-  float sa, sb, sy, zy, lo, hi;
-  int32_t za, zb;
+  bool fused;
+  float ra, rb, k;                 // kFused
+  float sa, sb, sy, zy, za, zb;    // kFloatOps
+  float lo, hi;
   bool relu;
 };
+
+AddArgs addArgs(const QParams& aq, const QParams& bq, const QParams& yq, bool relu) {
+  AddArgs p{};
+  p.ra = aq.scale / yq.scale;
+  p.rb = bq.scale / yq.scale;
+  // ORT's compiled `zy - (ra * za + rb * zb)` contracts the first product into an FMA (measured:
+  // with both zero points nonzero only this form reproduces its outputs).
+  float tb = p.rb * static_cast<float>(bq.zero_point);
+  __asm__("" : "+x"(tb));
+  p.k = static_cast<float>(yq.zero_point) - std::fma(p.ra, static_cast<float>(aq.zero_point), tb);
+  p.fused = !aq.is_signed && !bq.is_signed && !yq.is_signed;
+  p.sa = aq.scale;
+  p.sb = bq.scale;
+  p.sy = yq.scale;
+  p.zy = static_cast<float>(yq.zero_point);
+  p.za = static_cast<float>(aq.zero_point);
+  p.zb = static_cast<float>(bq.zero_point);
+  p.lo = static_cast<float>(relu ? std::max(yq.qmin(), yq.zero_point) : yq.qmin());
+  p.hi = static_cast<float>(yq.qmax());
+  p.relu = relu;
+  return p;
+}
 
 template <class A, class B, class Y>
 void addScalar(const A* a, const B* b, Y* y, int64_t n, const AddArgs& p) {
   for (int64_t i = 0; i < n; ++i) {
-    float fa = static_cast<float>(static_cast<int32_t>(a[i]) - p.za) * p.sa;
-    float fb = static_cast<float>(static_cast<int32_t>(b[i]) - p.zb) * p.sb;
-    float r = fa + fb;
-    if (p.relu) r = std::max(r, 0.0f);
-    float q = std::nearbyint(r / p.sy) + p.zy;
+    float q;
+    if (p.fused) {
+      q = std::nearbyint(std::fma(float(a[i]), p.ra, std::fma(float(b[i]), p.rb, p.k)));
+    } else {
+      float fa = (float(a[i]) - p.za) * p.sa, fb = (float(b[i]) - p.zb) * p.sb;
+      __asm__("" : "+x"(fa), "+x"(fb));  // rounded products, as the float ops
+      q = std::nearbyint((fa + fb) / p.sy) + p.zy;
+    }
     y[i] = static_cast<Y>(std::clamp(q, p.lo, p.hi));
   }
 }
 
 template <class T>
-__attribute__((target("avx2"))) inline __m256i load8(const T* p) {
+__attribute__((target("avx2"))) inline __m256 load8f(const T* p) {
   __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  if constexpr (std::is_signed_v<T>) return _mm256_cvtepi8_epi32(v);
-  else return _mm256_cvtepu8_epi32(v);
+  if constexpr (std::is_signed_v<T>) return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+  else return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
 }
 
-// Same operation order as addScalar (mul, add, div, round, add, clamp; no FMA), so both paths
-// and the float reference ops agree bit for bit.
+// Same operations as addScalar, in the same order.
 template <class A, class B, class Y>
-__attribute__((target("avx2"))) void addAvx2(const A* a, const B* b, Y* y, int64_t n,
-                                             const AddArgs& p) {
+__attribute__((target("avx2,fma"))) void addAvx2(const A* a, const B* b, Y* y, int64_t n,
+                                                 const AddArgs& p) {
+  const __m256 ra = _mm256_set1_ps(p.ra), rb = _mm256_set1_ps(p.rb), k = _mm256_set1_ps(p.k);
   const __m256 sa = _mm256_set1_ps(p.sa), sb = _mm256_set1_ps(p.sb), sy = _mm256_set1_ps(p.sy);
-  const __m256 zy = _mm256_set1_ps(p.zy), lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
-  const __m256i za = _mm256_set1_epi32(p.za), zb = _mm256_set1_epi32(p.zb);
-  const __m256 zero = _mm256_setzero_ps();
+  const __m256 za = _mm256_set1_ps(p.za), zb = _mm256_set1_ps(p.zb), zy = _mm256_set1_ps(p.zy);
+  const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 fa = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8(a + i), za)), sa);
-    __m256 fb = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8(b + i), zb)), sb);
-    __m256 r = _mm256_add_ps(fa, fb);
-    if (p.relu) r = _mm256_max_ps(r, zero);
-    __m256 q = _mm256_round_ps(_mm256_div_ps(r, sy), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, zy), lo), hi);
-    __m256i qi = _mm256_cvtps_epi32(q);
+    __m256 v;
+    if (p.fused) {
+      v = _mm256_round_ps(_mm256_fmadd_ps(load8f(a + i), ra, _mm256_fmadd_ps(load8f(b + i), rb, k)), kNearest);
+    } else {
+      __m256 fa = _mm256_mul_ps(_mm256_sub_ps(load8f(a + i), za), sa);
+      __m256 fb = _mm256_mul_ps(_mm256_sub_ps(load8f(b + i), zb), sb);
+      __asm__("" : "+x"(fa), "+x"(fb));  // no contraction into FMAs
+      v = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_add_ps(fa, fb), sy), kNearest), zy);
+    }
+    __m256i qi = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
     __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
     __m128i p8 = std::is_signed_v<Y> ? _mm_packs_epi16(p16, p16) : _mm_packus_epi16(p16, p16);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), p8);
@@ -212,9 +304,10 @@ void addDense(const at::Tensor& a, const at::Tensor& b, at::Tensor& y, const Add
   const A* pa = static_cast<const A*>(a.data_ptr());
   const B* pb = static_cast<const B*>(b.data_ptr());
   Y* py = static_cast<Y*>(y.data_ptr());
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool vec = detail::resolveIsa(detail::Isa::kAuto) != detail::Isa::kScalar &&
+                   __builtin_cpu_supports("fma");
   at::parallel_for(0, a.numel(), 1 << 15, [&](int64_t s, int64_t e) {
-    if (avx2) addAvx2(pa + s, pb + s, py + s, e - s, p);
+    if (vec) addAvx2(pa + s, pb + s, py + s, e - s, p);
     else addScalar(pa + s, pb + s, py + s, e - s, p);
   });
 }
@@ -231,31 +324,19 @@ void addDispatchB(const at::Tensor& a, const at::Tensor& b, at::Tensor& y, const
   else addDispatchY<A, uint8_t>(a, b, y, p);
 }
 
-at::ScalarType qtype(const QParams& q) { return q.is_signed ? at::kChar : at::kByte; }
-
 }  // namespace
 
 at::Tensor add(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
                const QParams& yq, bool relu) {
   GS_CHECK(a.scalar_type() == qtype(aq) && b.scalar_type() == qtype(bq),
            "int8 add: input dtypes do not match their zero points");
-  AddArgs p{aq.scale, bq.scale, yq.scale, static_cast<float>(yq.zero_point),
-            static_cast<float>(yq.qmin()), static_cast<float>(yq.qmax()), aq.zero_point,
-            bq.zero_point, relu};
-  if (a.sizes() != b.sizes()) {
-    // Broadcasting: the reference's float ops, in the same order (rare in QDQ CNNs).
-    auto dq = [](const at::Tensor& t, const QParams& q) {
-      return at::mul(at::sub(t.to(at::kInt), q.zero_point).to(at::kFloat), q.scale);
-    };
-    at::Tensor r = at::add(dq(a, aq), dq(b, bq));
-    if (relu) r = at::relu(r);
-    at::Tensor q = at::add(at::round(at::div(r, yq.scale)), p.zy);
-    return at::clamp(q, p.lo, p.hi).to(qtype(yq));
-  }
-  // One pass over memory in a's layout (conv outputs are channels-last).
-  at::MemoryFormat fmt = a.suggest_memory_format();
-  at::Tensor ac = a.contiguous(fmt), bc = b.contiguous(fmt);
-  at::Tensor y = at::empty(a.sizes(), a.options().dtype(qtype(yq)).memory_format(fmt));
+  const AddArgs p = addArgs(aq, bq, yq, relu);
+  // One pass over memory in a's layout (conv outputs are channels-last); broadcast operands
+  // (rare in QDQ CNNs) are materialized first.
+  at::MemoryFormat fmt = a.dim() == 4 ? a.suggest_memory_format() : at::MemoryFormat::Contiguous;
+  std::vector<int64_t> shape = at::infer_size(a.sizes(), b.sizes());
+  at::Tensor ac = a.expand(shape).contiguous(fmt), bc = b.expand(shape).contiguous(fmt);
+  at::Tensor y = at::empty(shape, a.options().dtype(qtype(yq)).memory_format(fmt));
   if (ac.scalar_type() == at::kChar) addDispatchB<int8_t>(ac, bc, y, p);
   else addDispatchB<uint8_t>(ac, bc, y, p);
   return y;

@@ -1,6 +1,6 @@
-// Real int8 kernels for the eval-time QDQ fusions: conv/linear through ATen's quantized engine
-// (oneDNN: exact int32 accumulation, float requantization), residual add and max pooling on
-// 8-bit tensors. Activations are plain uint8/int8 at::Tensors with per-tensor (scale, zero point).
+// Real int8 kernels for the eval-time QDQ fusions: conv/linear on own AVX2 / scalar kernels
+// (exact int32 accumulation, requantization bit-identical to ONNX Runtime's MLAS; see
+// int8_gemm.h), residual add and max pooling on 8-bit tensors. Activations are plain uint8/int8 at::Tensors with per-tensor (scale, zero point).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -22,8 +22,9 @@ struct QParams {
   int32_t qmax() const { return is_signed ? 127 : 255; }
 };
 
-/// True when ATen offers a quantized engine with int8 conv/linear (oneDNN, else QNNPACK); the
-/// fusions are not formed without one. `name` receives the engine used ("onednn").
+/// True when the int8 kernels can run (always: own kernels, AVX2 or the scalar fallback).
+/// `name` receives the conv/linear path this machine uses ("gstick-avx512vnni", "gstick-avx2"
+/// or "gstick-scalar").
 bool engineAvailable(std::string* name = nullptr);
 
 /// Activation applied to the float result before requantization, folded into the integer
@@ -35,17 +36,30 @@ struct Activation {
 };
 
 /// Weight of a conv or linear layer: int8 values (symmetric, zero point 0), float scale per
-/// output channel (size O) or per tensor (one element), optional float bias of size O.
+/// output channel (size O) or per tensor (one element), optional bias of size O: either float
+/// (`bias`, added to the requantized real value) or int32 in accumulator units (`bias_acc`,
+/// scale x_scale * w_scale, added to the int32 accumulator as ONNX Runtime's QLinearConv /
+/// QGemm do). At most one of the two is defined.
 struct QWeight {
-  at::Tensor w;      // int8: conv [O, I/g, kh, kw]; linear [O, K]
-  at::Tensor scale;  // float, numel 1 or O
-  at::Tensor bias;   // float [O] or undefined
+  at::Tensor w;         // int8: conv [O, I/g, kh, kw]; linear [O, K]
+  at::Tensor scale;     // float, numel 1 or O
+  at::Tensor bias;      // float [O] or undefined
+  at::Tensor bias_acc;  // int32 [O] or undefined
 };
 
-/// A 2-D convolution with prepacked int8 weights: y_q = requant(sum (x_q - x_zp) * w_q + bias').
+/// Requantization of a conv / linear output element with accumulator `acc` (exact int32 sum of
+/// (x_q - x_zp) * w_q) in output channel c, as ONNX Runtime's MLAS computes it:
+///   m = float(x_scale * w_scale[c]) / y_scale (float ops in this order),
+///   v = float(acc + bias_acc[c]) * m  [+ bias[c] / y_scale for a float bias],
+///   y = clamp(round_half_even(v), lo - y_zp, hi - y_zp) + y_zp,
+/// with [lo, hi] the output type's range narrowed by the activation (Relu: lo = y_zp; Clip:
+/// Q(lo), Q(hi) with QuantizeLinear's rounding).
+///
+/// A 2-D convolution with prepacked int8 weights. Depthwise convs (groups == C == O) run a
+/// direct NHWC kernel, every other shape an im2col int16 GEMM (vpmaddwd, exact).
 class QConv2d {
  public:
-  /// Packs the weight for the engine; `pads` = {top, left} (symmetric padding only).
+  /// Packs the weight; `pads` = {top, left} (symmetric padding only).
   QConv2d(const QWeight& w, std::vector<int64_t> strides, std::vector<int64_t> pads,
           std::vector<int64_t> dilations, int64_t groups);
   ~QConv2d();
@@ -59,10 +73,12 @@ class QConv2d {
 };
 
 /// A linear layer (y = x W^T + b) with prepacked int8 weights [O, K]; x has shape [..., K].
+/// Same GEMM and requantization as QConv2d.
 class QLinear {
  public:
   explicit QLinear(const QWeight& w);
   ~QLinear();
+  /// y [..., O] uint8/int8 (per `yq.is_signed`).
   at::Tensor run(const at::Tensor& x, const QParams& xq, const QParams& yq, const Activation& act) const;
 
  private:
@@ -70,10 +86,15 @@ class QLinear {
   std::unique_ptr<Impl> impl_;
 };
 
-/// QLinearAdd with the reference's float rounding: y = Q(act(DQ(a) + DQ(b))), computed per element
-/// as float((a - za) * sa) + float((b - zb) * sb), divided by sy, rounded half to even, plus zy,
-/// saturated: bit-identical to DequantizeLinear, Add, [Relu], QuantizeLinear run as float ops.
-/// Shapes may broadcast (slow path); equal shapes run one fused AVX2 pass.
+/// QLinearAdd y = Q(act(DQ(a) + DQ(b))) rounded as ONNX Runtime computes the QDQ graph on x86:
+/// - uint8 a, b, y: ORT fuses DQ -> Add -> Q into QLinearAdd, whose AVX2 MLAS kernel computes
+///   ra = sa / sy, rb = sb / sy, k = zy - fma(ra, za, rb * zb) in float once, then per element
+///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k)))): reproduced bit for bit;
+/// - any int8 operand: ORT leaves the nodes unfused, i.e. float ops
+///   y = saturate(round_half_even((float((a - za) * sa) + float((b - zb) * sb)) / sy) + zy):
+///   reproduced bit for bit (the same as gstick's own unfused float kernels).
+/// Relu folds as y >= zy. The two roundings differ only at near-ties (one step).
+/// Shapes may broadcast (materialized first); one AVX2 pass over memory.
 at::Tensor add(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
                const QParams& yq, bool relu);
 

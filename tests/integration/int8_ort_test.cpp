@@ -1,7 +1,9 @@
 // Int8 deploy fidelity: QDQ models (runtime/int8_qdq_builder.h) exported to ONNX, run by ONNX
-// Runtime and by gstick's real int8 kernels: logits within a few output quantization steps,
-// top-1 agreement (measured: LeNet-5 identical, ResNet-20 within 1 step, untrained MobileNetV2
-// within 11 steps); the exported model also passes the ONNX checker (exportOnnxFile checks).
+// Runtime and by gstick's real int8 kernels, whose requantization reproduces ORT's MLAS bit for
+// bit: with uint8 activations every logit is identical (LeNet-5, ResNet-20, MobileNetV2, float or
+// int32 biases). With int8 activations ORT's results differ from the exact-arithmetic rounding
+// at rare near-tie elements (see docs/int8-runtime.md), so those variants keep a step bound.
+// The exported model also passes the ONNX checker (exportOnnxFile checks).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -61,8 +63,8 @@ void checkAgainstOrt(const Graph& fp32, const std::string& tag, bool is_signed, 
   double agree = ours.argmax(1).eq(r.argmax(1)).to(at::kDouble).mean().item<double>();
   std::printf("[%s] vs ORT: max %.0f steps, %.1f%% logits identical, top-1 agreement %.1f%%\n",
               tag.c_str(), max_steps, 100 * exact, 100 * agree);
-  // Both runtimes accumulate exactly in int32 but requantize with their own float rounding, so a
-  // layer output can differ by one step at near-ties; in a deep net those flips propagate.
+  // uint8 activations: bit-identical. int8 activations: ORT rounds a few near-tie elements
+  // differently from the exact result, and in a deep net those flips propagate.
   EXPECT_LE(max_steps, bounds.max_steps) << tag;
   EXPECT_GE(exact, bounds.min_exact) << tag;
   EXPECT_GE(agree, 31.0 / 32.0) << tag;
@@ -71,22 +73,28 @@ void checkAgainstOrt(const Graph& fp32, const std::string& tag, bool is_signed, 
 TEST(Int8Ort, LeNet5QdqMatchesOrt) {
   REQUIRE_ORT();
   if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
-  checkAgainstOrt(*models::buildLeNet5({}, 2), "lenet5", false, false, {1, 0.95});
+  checkAgainstOrt(*models::buildLeNet5({}, 2), "lenet5", false, false, {0, 1.0});
 }
 
 TEST(Int8Ort, ResNet20QdqMatchesOrt) {
   REQUIRE_ORT();
   if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   auto g = models::buildResNet20({}, 2);
-  checkAgainstOrt(*g, "resnet20_u8", false, false, {1, 0.8});
-  checkAgainstOrt(*g, "resnet20_s8_int32bias", true, true, {1, 0.8});
+  checkAgainstOrt(*g, "resnet20_u8", false, false, {0, 1.0});
+  checkAgainstOrt(*g, "resnet20_u8_int32bias", false, true, {0, 1.0});
+  checkAgainstOrt(*g, "resnet20_s8", true, false, {1, 0.9});  // measured 1 step, 94.4 %
+  checkAgainstOrt(*g, "resnet20_s8_int32bias", true, true, {1, 0.9});
 }
 
 TEST(Int8Ort, MobileNetV2QdqMatchesOrt) {
   REQUIRE_ORT();
   if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
-  // Untrained MobileNetV2 amplifies single-step differences through 17 inverted-residual blocks.
-  checkAgainstOrt(*models::buildMobileNetV2({}, 2), "mobilenetv2", false, false, {16, 0.75});
+  auto g = models::buildMobileNetV2({}, 2);
+  checkAgainstOrt(*g, "mobilenetv2", false, false, {0, 1.0});
+  checkAgainstOrt(*g, "mobilenetv2_u8_int32bias", false, true, {0, 1.0});
+  // The untrained MobileNetV2 amplifies ORT's int8-activation near-tie flips through 17
+  // inverted-residual blocks (measured 8 steps, 91.6 % identical).
+  checkAgainstOrt(*g, "mobilenetv2_s8_int32bias", true, true, {12, 0.85});
 }
 
 }  // namespace

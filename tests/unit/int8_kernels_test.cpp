@@ -1,12 +1,20 @@
 // Int8 runtime kernels (runtime/int8_kernels.h) against exact integer / float-op references,
-// sweeping shapes (channels below/above vector widths, odd K, depthwise, strides, dilation).
+// sweeping shapes (channels below/above vector widths, odd K, depthwise, strides, dilation):
+// conv / linear bit for bit against an independent ONNX-Runtime-style requantization of the
+// exact accumulator, on the AVX2 path and the forced scalar fallback.
 #include "runtime/int8_kernels.h"
+
+#include "runtime/int8_gemm.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
+#include <vector>
 
+#include "support/error.h"
 #include "test_util.h"
 
 namespace gs {
@@ -25,6 +33,24 @@ at::Tensor randW(at::IntArrayRef shape, uint64_t seed) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   return at::randint(-127, 128, shape, gen, at::kInt).to(at::kChar);
 }
+
+/// The instruction paths to cover on this machine: the scalar fallback always, AVX2 and AVX-512
+/// VNNI when present.
+std::vector<int8::detail::Isa> isas() {
+  std::vector<int8::detail::Isa> v{int8::detail::Isa::kScalar};
+  if (__builtin_cpu_supports("avx2")) v.push_back(int8::detail::Isa::kAvx2);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+    v.push_back(int8::detail::Isa::kAvx512Vnni);
+  return v;
+}
+
+/// Forces one kernel path for a scope.
+struct IsaScope {
+  int8::detail::Isa prev;
+  explicit IsaScope(int8::detail::Isa isa) : prev(int8::detail::setIsa(isa)) {}
+  ~IsaScope() { int8::detail::setIsa(prev); }
+};
 
 /// Real-arithmetic reference: r = acc * x_scale * w_scale[o] + b[o] in double from the exact
 /// integer accumulation, then round half to even, zero point, activation clamp, saturate.
@@ -132,7 +158,20 @@ at::Tensor addRef(const at::Tensor& a, const QParams& aq, const at::Tensor& b, c
   return at::clamp(q, yq.qmin(), yq.qmax()).to(yq.is_signed ? at::kChar : at::kByte);
 }
 
-TEST(Int8Kernels, AddIsBitIdenticalToFloatOps) {
+/// ONNX Runtime's AVX2 QLinearAdd, written with ATen double ops: each fma(x, r, c) is the exact
+/// x * r + c (a float product is exact in double) rounded once to float.
+at::Tensor addOrtRef(const at::Tensor& a, const QParams& aq, const at::Tensor& b, const QParams& bq,
+                     const QParams& yq, bool relu) {
+  const float ra = aq.scale / yq.scale, rb = bq.scale / yq.scale;
+  const float tb = rb * float(bq.zero_point);
+  const float k = float(yq.zero_point) - float(double(ra) * double(aq.zero_point) + double(tb));
+  at::Tensor inner = (b.to(at::kDouble) * double(rb) + double(k)).to(at::kFloat);
+  at::Tensor v = (a.to(at::kDouble) * double(ra) + inner.to(at::kDouble)).to(at::kFloat);
+  double lo = relu ? std::max(yq.qmin(), yq.zero_point) : yq.qmin();
+  return at::clamp(at::round(v), lo, yq.qmax()).to(yq.is_signed ? at::kChar : at::kByte);
+}
+
+TEST(Int8Kernels, AddIsBitIdenticalToOrt) {
   uint64_t seed = 200;
   for (int64_t n : {1, 7, 8, 9, 100, 70001}) {
     for (int combo = 0; combo < 8; ++combo) {
@@ -140,18 +179,30 @@ TEST(Int8Kernels, AddIsBitIdenticalToFloatOps) {
       at::Tensor a = randQ({n}, as, seed++), b = randQ({n}, bs, seed++);
       QParams aq{0.031f, as ? -3 : 128, as}, bq{0.017f, bs ? 9 : 100, bs}, yq{0.045f, ys ? 0 : 120, ys};
       for (bool relu : {false, true}) {
-        at::Tensor y = int8::add(a, aq, b, bq, yq, relu);
-        EXPECT_TRUE(at::equal(y, addRef(a, aq, b, bq, yq, relu))) << "n=" << n << " combo=" << combo;
+        // ORT fuses (and rounds its own way) only all-uint8 adds; else it runs the float ops.
+        at::Tensor want = !as && !bs && !ys ? addOrtRef(a, aq, b, bq, yq, relu)
+                                            : addRef(a, aq, b, bq, yq, relu);
+        for (auto isa : isas()) {
+          IsaScope scope(isa);
+          at::Tensor y = int8::add(a, aq, b, bq, yq, relu);
+          EXPECT_TRUE(at::equal(y, want)) << "n=" << n << " combo=" << combo << " isa=" << int(isa);
+          // Against the float ops DQ, Add, [Relu], Q: at most one step apart (near-ties).
+          at::Tensor d = (y.to(at::kInt) - addRef(a, aq, b, bq, yq, relu).to(at::kInt)).abs();
+          EXPECT_LE(d.max().item<int>(), 1) << "n=" << n << " combo=" << combo;
+          EXPECT_LE(d.gt(0).sum().item<int64_t>(), std::max<int64_t>(1, n / 1000));
+        }
       }
     }
   }
   // Mixed layouts (a channels-last as conv outputs are) and broadcasting.
   at::Tensor a = randQ({2, 8, 5, 5}, false, 1).contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor b = randQ({2, 8, 5, 5}, false, 2);
-  QParams q{0.05f, 128, false};
-  EXPECT_TRUE(at::equal(int8::add(a, q, b, q, q, true), addRef(a, q, b, q, q, true)));
+  QParams q{0.05f, 128, false}, qy{0.07f, 0, false};
+  EXPECT_TRUE(at::equal(int8::add(a, q, b, q, qy, true), addOrtRef(a, q, b, q, qy, true)));
   at::Tensor c = randQ({8, 1, 1}, false, 3);
-  EXPECT_TRUE(at::equal(int8::add(b, q, c, q, q, false), addRef(b, q, c, q, q, false)));
+  at::Tensor bc = int8::add(b, q, c, q, qy, false);
+  ASSERT_EQ(bc.sizes(), b.sizes());
+  EXPECT_TRUE(at::equal(bc, addOrtRef(b, q, c.expand_as(b), q, qy, false)));
 }
 
 TEST(Int8Kernels, MaxPoolEqualsFloatPool) {
@@ -162,6 +213,141 @@ TEST(Int8Kernels, MaxPoolEqualsFloatPool) {
     at::Tensor want = at::max_pool2d(x.to(at::kFloat), {3, 3}, {2, 2}, {1, 1}, {1, 1}, true);
     EXPECT_TRUE(at::equal(y.to(at::kFloat), want));
   }
+}
+
+// ---------------------------------------------------------------- ORT-exact requantization
+
+/// ONNX Runtime's requantization of an exact accumulator, written with ATen float32 tensor ops:
+/// m = x_scale * w_scale / y_scale, v = float(acc + bias_acc) * m [+ bias / y_scale], clamp to
+/// the activation's integer range minus y_zp, round half to even, + y_zp.
+at::Tensor requantOrt(const at::Tensor& acc, const at::Tensor& wscale, const at::Tensor& bias,
+                      const at::Tensor& bias_acc, const QParams& xq, const QParams& yq,
+                      const Activation& act, int64_t ch_dim) {
+  std::vector<int64_t> shape(static_cast<size_t>(acc.dim()), 1);
+  shape[static_cast<size_t>(ch_dim)] = -1;
+  auto chan = [&](const at::Tensor& t) { return t.numel() == 1 ? t.reshape({}) : t.reshape(shape); };
+  at::Tensor m = at::div(at::mul(wscale.to(at::kFloat), xq.scale), yq.scale);
+  at::Tensor a = acc.to(at::kLong);
+  if (bias_acc.defined()) a = a + chan(bias_acc.to(at::kLong));
+  at::Tensor v = a.to(at::kFloat) * chan(m);
+  if (bias.defined()) v = v + chan(at::div(bias.to(at::kFloat), yq.scale));
+  double lo = yq.qmin(), hi = yq.qmax();
+  auto q = [&](double r) { return std::clamp<double>(std::nearbyint(float(r) / yq.scale) + yq.zero_point, yq.qmin(), yq.qmax()); };
+  if (act.kind == Activation::kRelu) lo = std::max<double>(lo, yq.zero_point);
+  if (act.kind == Activation::kClip) {
+    lo = std::max(lo, q(act.lo));
+    hi = std::min(hi, q(act.hi));
+  }
+  v = at::clamp(v, lo - yq.zero_point, hi - yq.zero_point);
+  return (at::round(v).to(at::kInt) + yq.zero_point).to(yq.is_signed ? at::kChar : at::kByte);
+}
+
+struct OrtCase {
+  int64_t n, c, o, h, w, kh, kw, stride, pad, dil, groups;
+  bool xs, ys, per_channel;
+  int bias;  // 0 none, 1 float, 2 int32 accumulator units
+  Activation::Kind act;
+};
+
+TEST(Int8Kernels, ConvIsBitIdenticalToOrtRequantization) {
+  using K = Activation::Kind;
+  std::vector<OrtCase> cases = {
+      // pointwise 1x1, stride 1 and 2, odd channel counts
+      {1, 16, 48, 14, 14, 1, 1, 1, 0, 1, 1, false, false, true, 2, K::kClip},
+      {1, 48, 12, 14, 14, 1, 1, 1, 0, 1, 1, false, false, true, 2, K::kNone},
+      {2, 13, 33, 9, 7, 1, 1, 1, 0, 1, 1, true, true, true, 1, K::kRelu},
+      {1, 24, 17, 10, 10, 1, 1, 2, 0, 1, 1, false, true, false, 2, K::kNone},
+      {3, 96, 160, 4, 4, 1, 1, 1, 0, 1, 1, false, false, true, 2, K::kRelu},
+      // depthwise 3x3 stride 1/2 pad 1, also odd channels, 5x5 and dilation
+      {1, 48, 48, 14, 14, 3, 3, 1, 1, 1, 48, false, false, true, 2, K::kClip},
+      {2, 72, 72, 13, 13, 3, 3, 2, 1, 1, 72, true, false, true, 2, K::kRelu},
+      {1, 13, 13, 8, 9, 3, 3, 1, 1, 1, 13, false, true, false, 1, K::kNone},
+      {1, 19, 19, 9, 9, 5, 5, 2, 2, 1, 19, true, true, true, 0, K::kNone},
+      {2, 16, 16, 10, 10, 3, 3, 1, 2, 2, 16, false, false, true, 2, K::kRelu},
+      // dense 3x3 (stem with C = 1, ResNet-style), grouped, asymmetric kernel, no padding
+      {2, 1, 16, 28, 28, 3, 3, 1, 1, 1, 1, false, false, true, 2, K::kRelu},
+      {1, 1, 6, 28, 28, 5, 5, 1, 2, 1, 1, false, false, true, 1, K::kRelu},
+      {2, 16, 32, 15, 15, 3, 3, 2, 1, 1, 1, true, true, true, 2, K::kNone},
+      {1, 12, 18, 9, 11, 3, 3, 1, 1, 1, 3, false, false, true, 2, K::kClip},
+      {1, 5, 7, 6, 9, 2, 3, 1, 0, 1, 1, true, false, false, 1, K::kNone},
+  };
+  uint64_t seed = 500;
+  for (const OrtCase& cc : cases) {
+    const std::string what = "c=" + std::to_string(cc.c) + " o=" + std::to_string(cc.o) + " k=" +
+                             std::to_string(cc.kh) + "x" + std::to_string(cc.kw) + " s=" +
+                             std::to_string(cc.stride) + " g=" + std::to_string(cc.groups);
+    at::Tensor x = randQ({cc.n, cc.c, cc.h, cc.w}, cc.xs, seed++);
+    at::Tensor w = randW({cc.o, cc.c / cc.groups, cc.kh, cc.kw}, seed++);
+    at::Tensor ws = cc.per_channel ? test::randn({cc.o}, seed++).abs() * 0.01f + 0.001f
+                                   : at::full({1}, 0.0037f);
+    QParams xq{0.021f, cc.xs ? -9 : 127, cc.xs}, yq{0.083f, cc.ys ? 3 : 101, cc.ys};
+    int8::QWeight qw{w, ws, {}, {}};
+    if (cc.bias == 1) qw.bias = test::randn({cc.o}, seed++) * 2;
+    if (cc.bias == 2) qw.bias_acc = (test::randn({cc.o}, seed++) * 3000).to(at::kInt);
+    Activation act{cc.act, 0.0f, 6.0f};
+    int8::QConv2d conv(qw, {cc.stride, cc.stride}, {cc.pad, cc.pad}, {cc.dil, cc.dil}, cc.groups);
+    at::Tensor acc = at::conv2d(x.to(at::kDouble) - xq.zero_point, w.to(at::kDouble), {},
+                                {cc.stride, cc.stride}, {cc.pad, cc.pad}, {cc.dil, cc.dil}, cc.groups);
+    at::Tensor want = requantOrt(acc, ws, qw.bias, qw.bias_acc, xq, yq, act, 1);
+    for (auto isa : isas()) {
+      IsaScope scope(isa);
+      at::Tensor y = conv.run(x, xq, yq, act);
+      ASSERT_EQ(y.sizes(), want.sizes()) << what;
+      EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast)) << what;
+      EXPECT_TRUE(at::equal(y.contiguous(), want)) << what << " isa=" << int(isa) << " differs in "
+          << y.ne(want).sum().item<int64_t>() << " of " << want.numel();
+    }
+  }
+}
+
+TEST(Int8Kernels, LinearIsBitIdenticalToOrtRequantization) {
+  uint64_t seed = 700;
+  for (int64_t k : {1, 3, 16, 33, 120, 400}) {
+    for (int64_t o : {1, 10, 16, 37}) {
+      const bool xs = (k + o) % 2 == 1;
+      std::vector<int64_t> xshape = k == 33 ? std::vector<int64_t>{2, 3, k} : std::vector<int64_t>{7, k};
+      at::Tensor x = randQ(xshape, xs, seed++);
+      at::Tensor w = randW({o, k}, seed++);
+      at::Tensor ws = test::randn({o}, seed++).abs() * 0.01f + 0.001f;
+      int8::QWeight qw{w, ws, {}, {}};
+      if (o % 2 == 0) qw.bias_acc = (test::randn({o}, seed++) * 500).to(at::kInt);
+      else qw.bias = test::randn({o}, seed++);
+      QParams xq{0.03f, xs ? 3 : 120, xs}, yq{0.2f, xs ? -4 : 110, !xs};
+      Activation act{k % 2 ? Activation::kRelu : Activation::kNone};
+      int8::QLinear lin(qw);
+      at::Tensor acc = at::matmul(x.to(at::kDouble) - xq.zero_point, w.to(at::kDouble).t());
+      at::Tensor want = requantOrt(acc, ws, qw.bias, qw.bias_acc, xq, yq, act, acc.dim() - 1);
+      for (auto isa : isas()) {
+        IsaScope scope(isa);
+        at::Tensor y = lin.run(x, xq, yq, act);
+        EXPECT_TRUE(at::equal(y, want)) << "k=" << k << " o=" << o << " isa=" << int(isa);
+      }
+    }
+  }
+}
+
+// Closed form: multiplier exactly 0.5 puts every odd accumulator on a tie, which must round to
+// even (0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -1.5 -> -2); large accumulators saturate.
+TEST(Int8Kernels, RequantizationRoundsTiesToEvenAndSaturates) {
+  at::Tensor x = at::tensor({1, 3, 5, 2, 0, 255}, at::kInt).to(at::kByte).reshape({6, 1});
+  at::Tensor w = at::ones({2, 1}, at::kChar);
+  w[1][0] = -1;
+  int8::QLinear lin({w, at::full({1}, 0.5f), {}, {}});
+  QParams xq{1.0f, 0, false}, yq{1.0f, 0, true};
+  for (auto isa : isas()) {
+    IsaScope scope(isa);
+    at::Tensor y = lin.run(x, xq, yq, {}).to(at::kInt);
+    // acc * 0.5 for w = +1 / -1: 0.5, 1.5, 2.5, 1, 0, 127.5 (-> 128 saturates to 127)
+    EXPECT_TRUE(at::equal(y.select(1, 0), at::tensor({0, 2, 2, 1, 0, 127}, at::kInt))) << int(isa);
+    EXPECT_TRUE(at::equal(y.select(1, 1), at::tensor({0, -2, -2, -1, 0, -128}, at::kInt))) << int(isa);
+  }
+}
+
+TEST(Int8Kernels, ConvRejectsMismatchedInput) {
+  int8::QConv2d conv({randW({4, 3, 3, 3}, 1), at::full({1}, 0.01f), {}, {}}, {1, 1}, {1, 1}, {1, 1}, 1);
+  QParams q{0.1f, 128, false};
+  EXPECT_THROW(conv.run(randQ({1, 4, 5, 5}, false, 2), q, q, {}), Error);
+  EXPECT_THROW(conv.run(randQ({1, 3, 5, 5}, true, 2), q, q, {}), Error);
 }
 
 }  // namespace
