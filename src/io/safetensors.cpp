@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "support/error.h"
@@ -102,14 +103,34 @@ void writeSafetensors(const std::string& path, const std::map<std::string, at::T
   writeFileAtomic(path, bytes);
 }
 
-/// The read-only (copy-on-write) mapping of a whole file.
+/// The read-only (copy-on-write) mapping of a whole file, with a count of the live tensor views
+/// of every byte range so a range's pages can leave the process when its last view is released.
 struct SafetensorsFile::Mapping {
   void* addr = nullptr;
   size_t size = 0;
+  std::mutex mu;
+  std::map<std::pair<uint64_t, uint64_t>, int64_t> live;  // [begin, end) in file offsets -> views
   ~Mapping() {
     if (addr && addr != MAP_FAILED) ::munmap(addr, size);
   }
   const uint8_t* bytes() const { return static_cast<const uint8_t*>(addr); }
+  void acquire(uint64_t b, uint64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++live[{b, e}];
+  }
+  /// Last view of [b, e) gone: MADV_DONTNEED on the pages lying wholly inside it. Clean file
+  /// pages simply leave RSS (a later view reads them from the file again); private copy-on-write
+  /// changes made through the released views are discarded, which is fine since no view is left
+  /// to see them. Boundary pages shared with neighbouring tensors are kept.
+  void release(uint64_t b, uint64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = live.find({b, e});
+    if (it == live.end() || --it->second > 0) return;
+    live.erase(it);
+    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t pb = (b + page - 1) / page * page, pe = e / page * page;
+    if (pe > pb) ::madvise(static_cast<uint8_t*>(addr) + pb, pe - pb, MADV_DONTNEED);
+  }
 };
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
@@ -232,7 +253,9 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
     return t;
   }
   auto keep = map_;
-  return at::from_blob(ptr, e.shape, [keep](void*) {}, opts);
+  const uint64_t b = data_start_ + e.begin, end = data_start_ + e.end;
+  keep->acquire(b, end);
+  return at::from_blob(ptr, e.shape, [keep, b, end](void*) { keep->release(b, end); }, opts);
 }
 
 TensorFile SafetensorsFile::readAll() const {

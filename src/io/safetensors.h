@@ -48,7 +48,10 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   /// The tensor `name` as a view on the mapping (copy-on-write: writes stay private to the
   /// process; the mapping lives as long as any returned tensor). Copied when its offset is not a
-  /// multiple of its element size. Throws gs::Error naming the file for an unknown name.
+  /// multiple of its element size. When the last view of a tensor's bytes is released, the pages
+  /// wholly inside them are dropped from the process (madvise MADV_DONTNEED), so a weight that
+  /// was read and then replaced stops counting in RSS. Throws gs::Error naming the file for an
+  /// unknown name.
   at::Tensor tensor(const std::string& name) const;
   /// All tensors and the metadata.
   TensorFile readAll() const;

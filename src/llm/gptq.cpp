@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <tuple>
+
 #include "support/error.h"
 
 namespace gs::llm {
@@ -43,7 +45,9 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
   const bool grouped = spec.group_size > 0;
 
   at::Tensor W = w0.to(at::kFloat).clone();
-  at::Tensor H = h0.to(at::kDouble).clone();
+  // One float64 copy of H; every factorisation below replaces its input as soon as it is done,
+  // so at most two [in, in] float64 matrices are alive at a time (the peak of a wide layer).
+  at::Tensor H = h0.to(at::kDouble, /*non_blocking=*/false, /*copy=*/true);
   at::Tensor dead = H.diagonal() == 0;
   H.diagonal().masked_fill_(dead, 1.0);
   W.index_put_({at::indexing::Slice(), dead}, 0.0);
@@ -61,20 +65,28 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
   if (cfg.act_order) {
     perm = at::argsort(H.diagonal(), 0, /*descending=*/true);
     W = W.index_select(1, perm);
-    H = H.index_select(0, perm).index_select(1, perm);
+    H = H.index_select(0, perm);
+    H = H.index_select(1, perm);
     invperm = at::argsort(perm);
   }
 
   const double damp = cfg.damp_percent * H.diagonal().mean().item<double>();
   H.diagonal().add_(damp);
-  auto [L, info] = at::linalg_cholesky_ex(H);
-  GS_CHECK(info.item<int64_t>() == 0, "GPTQ: Hessian is not positive definite after dampening "
-           "(damp_percent ", cfg.damp_percent, "); increase damp_percent");
-  at::Tensor Hinv = at::cholesky_inverse(L);
-  auto [U, info2] = at::linalg_cholesky_ex(Hinv, /*upper=*/true);
-  GS_CHECK(info2.item<int64_t>() == 0, "GPTQ: inverse Hessian is not positive definite; increase "
-           "damp_percent");
-  at::Tensor Hu = U.to(at::kFloat);
+  at::Tensor Hu;  // float32 upper Cholesky factor of H^-1
+  {
+    at::Tensor L, info;
+    std::tie(L, info) = at::linalg_cholesky_ex(H);
+    H = at::Tensor();
+    GS_CHECK(info.item<int64_t>() == 0, "GPTQ: Hessian is not positive definite after dampening "
+             "(damp_percent ", cfg.damp_percent, "); increase damp_percent");
+    at::Tensor Hinv = at::cholesky_inverse(L);
+    L = at::Tensor();
+    std::tie(L, info) = at::linalg_cholesky_ex(Hinv, /*upper=*/true);
+    Hinv = at::Tensor();
+    GS_CHECK(info.item<int64_t>() == 0, "GPTQ: inverse Hessian is not positive definite; "
+             "increase damp_percent");
+    Hu = L.to(at::kFloat);
+  }
 
   at::Tensor Q = at::zeros_like(W);
   // Parameters per (permuted) group in quantization order; used for g_idx / scale tensors.
