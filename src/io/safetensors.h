@@ -73,6 +73,13 @@ class SafetensorsFile {
 /// Opens `path` and reads every tensor (views on the mapping) and the metadata.
 TensorFile readSafetensors(const std::string& path);
 
+/// If `t`'s storage lies inside a live SafetensorsFile mapping, asks the kernel to reclaim its
+/// resident pages (madvise MADV_PAGEOUT on the pages wholly inside it): clean file pages leave RSS
+/// and are read from the file again on the next access; pages the process modified are kept (no
+/// data is lost). For mapped weights that stay referenced but are not needed for a while (an
+/// embedding table once the calibration inputs are embedded). Returns whether `t` was mapped.
+bool dropMappedPages(const at::Tensor& t);
+
 /// Safetensors dtype name ("F32") of an ATen type; throws gs::Error for unsupported types.
 std::string safetensorsDtypeName(c10::ScalarType t);
 

@@ -68,6 +68,13 @@ void trimHeap() {
 #endif
 }
 
+/// Pages out the memory-mapped checkpoint weights `g` still references (the embedding table once
+/// the calibration inputs are embedded, a finished block's float layers and norms): they are
+/// read from the file again if ever used.
+void dropMappedParams(const Graph& g) {
+  for (const Value* v : g.params()) dropMappedPages(v->data());
+}
+
 using Chunk = std::map<std::string, at::Tensor>;
 
 /// Runs `sub` on every chunk, taking inputs by name from the chunk.
@@ -189,6 +196,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       for (size_t k = 0; k < outs.size(); ++k) c[pre.outputs[k]] = outs[k];
     });
   }
+  dropMappedParams(*pre.graph);
   std::set<std::string> side(pre.outputs.begin(), pre.outputs.end());
   for (Value* in : g.inputs()) side.insert(in->name());
 
@@ -397,6 +405,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     phase(bi, "propagate");
     H.clear();
     X.clear();
+    trimHeap();  // the quantization temporaries
     blocks = findDecoderBlocks(g);
     {
       Subgraph sub = extractSubgraph(g, blocks[bi].nodes);
@@ -406,6 +415,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
           it = side.count(it->first) ? std::next(it) : c.erase(it);
         for (size_t k = 0; k < outs.size(); ++k) c[sub.outputs[k]] = outs[k];
       });
+      dropMappedParams(*sub.graph);
     }
     phase(bi, "release");
     double sum_rtn = 0, sum = 0;
