@@ -3,8 +3,6 @@
 
 #include <ATen/ATen.h>
 
-#include <tuple>
-
 #include "support/error.h"
 
 namespace gs::llm {
@@ -45,9 +43,16 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
   const bool grouped = spec.group_size > 0;
 
   at::Tensor W = w0.to(at::kFloat).clone();
-  // One float64 copy of H; every factorisation below replaces its input as soon as it is done,
-  // so at most two [in, in] float64 matrices are alive at a time (the peak of a wide layer).
-  at::Tensor H = h0.to(at::kDouble, /*non_blocking=*/false, /*copy=*/true);
+  // H in float64, stored column-major (a transposed view of an [in, in] buffer): LAPACK then
+  // factorises it in place through the out= forms below, so one float64 [in, in] matrix is alive
+  // instead of four (H, L, H^-1, U: 1 GB for a 5632-wide layer). Same LAPACK calls on the same
+  // values as the allocating forms, so the factors are bit-identical.
+  auto columnMajor = [cols](const at::Tensor& src) {
+    at::Tensor m = at::empty({cols, cols}, at::kDouble).t();
+    m.copy_(src);
+    return m;
+  };
+  at::Tensor H = columnMajor(h0);
   at::Tensor dead = H.diagonal() == 0;
   H.diagonal().masked_fill_(dead, 1.0);
   W.index_put_({at::indexing::Slice(), dead}, 0.0);
@@ -66,27 +71,23 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
     perm = at::argsort(H.diagonal(), 0, /*descending=*/true);
     W = W.index_select(1, perm);
     H = H.index_select(0, perm);
-    H = H.index_select(1, perm);
+    H = columnMajor(H.index_select(1, perm));
     invperm = at::argsort(perm);
   }
 
   const double damp = cfg.damp_percent * H.diagonal().mean().item<double>();
   H.diagonal().add_(damp);
-  at::Tensor Hu;  // float32 upper Cholesky factor of H^-1
-  {
-    at::Tensor L, info;
-    std::tie(L, info) = at::linalg_cholesky_ex(H);
-    H = at::Tensor();
-    GS_CHECK(info.item<int64_t>() == 0, "GPTQ: Hessian is not positive definite after dampening "
-             "(damp_percent ", cfg.damp_percent, "); increase damp_percent");
-    at::Tensor Hinv = at::cholesky_inverse(L);
-    L = at::Tensor();
-    std::tie(L, info) = at::linalg_cholesky_ex(Hinv, /*upper=*/true);
-    Hinv = at::Tensor();
-    GS_CHECK(info.item<int64_t>() == 0, "GPTQ: inverse Hessian is not positive definite; "
-             "increase damp_percent");
-    Hu = L.to(at::kFloat);
-  }
+  at::Tensor info = at::empty({}, at::kInt);
+  at::linalg_cholesky_ex_out(H, info, H, /*upper=*/false, /*check_errors=*/false);  // H = L
+  GS_CHECK(info.item<int64_t>() == 0, "GPTQ: Hessian is not positive definite after dampening "
+           "(damp_percent ", cfg.damp_percent, "); increase damp_percent");
+  at::cholesky_inverse_out(H, H, /*upper=*/false);  // H = H^-1
+  at::linalg_cholesky_ex_out(H, info, H, /*upper=*/true, /*check_errors=*/false);  // H = U
+  GS_CHECK(info.item<int64_t>() == 0, "GPTQ: inverse Hessian is not positive definite; increase "
+           "damp_percent");
+  at::Tensor Hu = at::empty({cols, cols}, at::kFloat);  // row-major, as the updates expect
+  Hu.copy_(H);
+  H = at::Tensor();
 
   at::Tensor Q = at::zeros_like(W);
   // Parameters per (permuted) group in quantization order; used for g_idx / scale tensors.
