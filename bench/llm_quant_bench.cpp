@@ -219,11 +219,13 @@ void gptqLayerSection(const Args& a) {
     cfg.spec = {4, 128, false};
     cfg.act_order = act;
     const double t1 = now(), c1 = cpuSeconds();
+    std::ofstream("/proc/self/clear_refs") << "5";  // VmHWM := current RSS: GPTQ's own peak
     GptqResult r = gptqQuantize(w, h.hessian(), cfg);
     const double t2 = now(), c2 = cpuSeconds();
+    const int64_t peak = peakRssKb();  // before the float64 error evaluation below
     const double e = err(r.weight.dequantize());
     std::printf("| GPTQ W4 g128 asym, block 128, damp 0.01%s | %.1f | %.1f | %lld | %.3f |\n",
-                act ? ", act-order" : "", t2 - t1, c2 - c1, static_cast<long long>(peakRssKb() / 1024),
+                act ? ", act-order" : "", t2 - t1, c2 - c1, static_cast<long long>(peak / 1024),
                 e / e_rtn);
     std::fflush(stdout);
   }

@@ -31,7 +31,7 @@ void GptqConfig::validate(int64_t in) const {
   GS_CHECK(spec.group_size >= 0, "GPTQ quantizes per channel or per group, not per tensor");
 }
 
-GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqConfig& cfg) {
+GptqResult gptqQuantize(const at::Tensor& w0, at::Tensor h0, const GptqConfig& cfg) {
   GS_CHECK(w0.dim() == 2, "GPTQ: weight must be 2-D [out, in], got ", w0.dim(), "-D");
   const int64_t rows = w0.size(0), cols = w0.size(1);
   GS_CHECK(h0.dim() == 2 && h0.size(0) == cols && h0.size(1) == cols, "GPTQ: Hessian must be [",
@@ -53,6 +53,7 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
     return m;
   };
   at::Tensor H = columnMajor(h0);
+  h0 = at::Tensor();  // frees the float32 H if the caller handed it over
   at::Tensor dead = H.diagonal() == 0;
   H.diagonal().masked_fill_(dead, 1.0);
   W.index_put_({at::indexing::Slice(), dead}, 0.0);

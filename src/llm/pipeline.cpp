@@ -275,6 +275,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     std::map<std::string, at::Tensor> H;
     for (auto& [k, h] : hess) H[k] = h.hessian();
     hess.clear();
+    trimHeap();  // the float forward's freed activations
 
     std::map<std::string, LayerReport> reps;
     for (const Lin& l : lins) {
@@ -284,7 +285,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       r.method = l.spec ? (gptq ? "GPTQ" : "RTN") : "-";
       if (l.spec && awq) r.method = "AWQ+" + r.method;
       if (l.spec && smooth) r.method = "SQ+" + r.method;
-      if (l.spec && H.count(l.in_name)) {
+      if (l.spec && cfg.measure_error && H.count(l.in_name)) {
         at::Tensor w = l.ref.weightOI();
         r.err_rtn = outputError(w - rtnFakeQuant(w, *l.spec), H[l.in_name]);
       }
@@ -345,12 +346,19 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         const bool qk = l.ref.name().find("q_proj") != std::string::npos ||
                         l.ref.name().find("k_proj") != std::string::npos;
         if (awq && cfg.awq_clip && !qk) wc = awqClip(X.at(l.in_name), w, cfg.awqConfig(*l.spec));
-        qw = gptq ? gptqQuantize(wc, H.at(l.in_name), cfg.gptqConfig(*l.spec)).weight
-                  : rtnQuantize(wc, *l.spec);
+        if (gptq) {
+          at::Tensor h = H.at(l.in_name);
+          // Without error reports the group's last linear hands H over: GPTQ frees it once
+          // its float64 copy exists.
+          if (!cfg.measure_error && last_of_group[l.in_name] == li) H.erase(l.in_name);
+          qw = gptqQuantize(wc, std::move(h), cfg.gptqConfig(*l.spec)).weight;
+        } else {
+          qw = rtnQuantize(wc, *l.spec);
+        }
       }
       at::Tensor dq = qw.dequantize();
       LayerReport& r = reps[l.ref.name()];
-      if (H.count(l.in_name)) r.err = outputError(w - dq, H[l.in_name]);
+      if (cfg.measure_error && H.count(l.in_name)) r.err = outputError(w - dq, H[l.in_name]);
       l.ref.setWeightOI(dq);
       w = at::Tensor();
       dq = at::Tensor();
