@@ -51,6 +51,17 @@ double mse(const at::Tensor& a, const at::Tensor& b) { return (a - b).square().m
 
 std::unique_ptr<Graph> tinyLlama() { return models::buildLlama(tinyConfig(), 7); }
 
+// W8A8: int8 symmetric per-channel weights, int8 activations.
+PtqConfig w8a8(ActGranularity act) {
+  PtqConfig c;
+  c.weight_bits = 8;
+  c.group_size = 0;
+  c.weight_symmetric = true;
+  c.act_bits = 8;
+  c.act_granularity = act;
+  return c;
+}
+
 TEST(LlmPtq, GptqBelowRtnOnEveryLayer) {
   at::Tensor calib = textWindows(TextSplit::Train, 16, 64);
   for (int bits : {4, 3}) {
@@ -150,12 +161,7 @@ TEST(LlmPtq, SmoothQuantRecoversW8A8OnInjectedOutliers) {
     auto g = tinyLlama();
     injectOutlier(*g, 5);
     EXPECT_LT(test::maxRelDiff(logits(*g, ids), ref), 1e-4);  // fp32 unchanged
-    PtqConfig cfg;
-    cfg.weight_bits = 8;
-    cfg.group_size = 0;
-    cfg.weight_symmetric = true;
-    cfg.act_bits = 8;
-    cfg.act_granularity = ActGranularity::PerTensor;
+    PtqConfig cfg = w8a8(ActGranularity::PerTensor);
     if (smooth) cfg.outlier = OutlierSuppression::Smooth;
     PtqResult r = quantizeDecoder(*g, calib, cfg);
     EXPECT_EQ(r.act_scales.size(), 8u);  // qkv, o, gate/up, down per block
@@ -165,12 +171,7 @@ TEST(LlmPtq, SmoothQuantRecoversW8A8OnInjectedOutliers) {
   EXPECT_LT(sq, 0.25 * naive) << "naive " << naive << " smooth " << sq;
   // Without outliers, W8A8 per-tensor is already close: the injected outlier is what hurts.
   auto g = tinyLlama();
-  PtqConfig cfg;
-  cfg.weight_bits = 8;
-  cfg.group_size = 0;
-  cfg.weight_symmetric = true;
-  cfg.act_bits = 8;
-  cfg.act_granularity = ActGranularity::PerTensor;
+  PtqConfig cfg = w8a8(ActGranularity::PerTensor);
   quantizeDecoder(*g, calib, cfg);
   EXPECT_LT(mse(logits(*g, ids), ref), 0.25 * naive);
 }
@@ -246,11 +247,7 @@ std::vector<Recipe> recipes() {
   gptq3.act_order = true;
   PtqConfig awq = rtn;
   awq.outlier = OutlierSuppression::Awq;
-  PtqConfig sq;
-  sq.weight_bits = 8;
-  sq.group_size = 0;
-  sq.weight_symmetric = true;
-  sq.act_bits = 8;
+  PtqConfig sq = w8a8(ActGranularity::PerToken);
   sq.outlier = OutlierSuppression::Smooth;
   return {{"RTN W4 g32", rtn}, {"GPTQ W4 g32", gptq}, {"GPTQ W3 g32 act-order", gptq3},
           {"AWQ W4 g32", awq}, {"SmoothQuant W8A8", sq}};
