@@ -90,7 +90,8 @@ GptqResult gptqQuantize(const at::Tensor& w0, at::Tensor h0, const GptqConfig& c
   Hu.copy_(H);
   H = at::Tensor();
 
-  at::Tensor Q = at::zeros_like(W);
+  // Codes are integers in [0, maxq]: stored as uint8 straight away (exact), not as float.
+  at::Tensor Q = at::zeros(W.sizes(), at::kByte);
   // Parameters per (permuted) group in quantization order; used for g_idx / scale tensors.
   const int64_t ngroups = spec.numGroups(cols);
   at::Tensor scales = at::zeros({rows, ngroups}, at::kFloat);
@@ -165,7 +166,7 @@ GptqResult gptqQuantize(const at::Tensor& w0, at::Tensor h0, const GptqConfig& c
   if (cfg.act_order) Q = Q.index_select(1, invperm);
   GptqResult r;
   r.weight.spec = spec;
-  r.weight.q = Q.to(at::kByte);
+  r.weight.q = Q;
   r.weight.scale = scales;
   r.weight.zero = zeros;
   r.weight.g_idx = gidx;

@@ -374,6 +374,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       }
       res.weights[l.ref.name()] = std::move(qw);
       r.seconds = now() - t0;
+      trimHeap();  // this layer's quantization temporaries (GPTQ: tens of MB per wide layer)
     }
 
     // ---- phase 3: activation and KV-cache fake quant nodes (in the block's name scope).
