@@ -5,7 +5,8 @@
 //                        [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N]
 //                        [--threads N] [--model-dir DIR] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
-//                        [--methods rtn,gptq,rtn-release,gptq-release]
+//                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
+//                        [--calib-batch N]
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -63,8 +64,9 @@ struct Args {
   models::LlamaConfig hf{.vocab = 32000, .dim = 2048, .layers = 8, .heads = 32, .kv_heads = 4,
                          .ffn = 5632, .max_seq = 2048};
   bool calib_set = false, seq_set = false, keep_model = false;
-  std::string method = "gptq";  // whole-model-run: rtn | gptq | rtn-release | gptq-release
-  std::vector<std::string> methods{"rtn", "gptq", "rtn-release", "gptq-release"};
+  int64_t calib_batch = 4;       // whole-model: calibration windows per forward pass
+  std::string method = "gptq";  // whole-model-run: rtn | gptq, optionally -release / -pack
+  std::vector<std::string> methods{"rtn-pack", "gptq-pack"};
   std::string self;              // argv[0], to run sections in child processes
 };
 
@@ -160,6 +162,13 @@ class RssSampler {
 
 double mb(double bytes) { return bytes / (1024.0 * 1024.0); }
 
+/// Process CPU time (all threads), seconds.
+double cpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /// GPTQ on one 4096x4096 linear layer: the Hessian from `gptq_tokens` calibration rows streamed
 /// in 2048-token chunks (never all held: 128 x 2048 tokens x 4096 fp32 would be 4 GiB), then
 /// GPTQ W4 g128 (damp 0.01, block 128) without and with act-order; the output error relative to
@@ -174,11 +183,6 @@ void gptqLayerSection(const Args& a) {
   at::Tensor mag = at::exp(0.5 * at::randn({d}, gen));
   mag.narrow(0, 0, 8).mul_(20.0);
   const int64_t rss0 = currentRssKb();
-  auto cpuS = [] {
-    timespec ts{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-  };
   double c_h = 0;
   HessianAccumulator h(d);
   double t_gen = 0, t_h = 0;
@@ -186,11 +190,11 @@ void gptqLayerSection(const Args& a) {
     const double g0 = now();
     const int64_t m = std::min(chunk, a.gptq_tokens - n);
     at::Tensor x = (at::randn({m, rank}, gen).mm(mix) + at::randn({m, d}, gen)) * mag;
-    const double g1 = now(), c1 = cpuS();
+    const double g1 = now(), c1 = cpuSeconds();
     h.add(x);
     t_gen += g1 - g0;
     t_h += now() - g1;
-    c_h += cpuS() - c1;
+    c_h += cpuSeconds() - c1;
   }
   const int64_t rss_h = peakRssKb();
   auto err = [&](const at::Tensor& dq) {
@@ -214,12 +218,14 @@ void gptqLayerSection(const Args& a) {
     GptqConfig cfg;
     cfg.spec = {4, 128, false};
     cfg.act_order = act;
-    const double t1 = now(), c1 = cpuS();
+    const double t1 = now(), c1 = cpuSeconds();
+    std::ofstream("/proc/self/clear_refs") << "5";  // VmHWM := current RSS: GPTQ's own peak
     GptqResult r = gptqQuantize(w, h.hessian(), cfg);
-    const double t2 = now(), c2 = cpuS();
+    const double t2 = now(), c2 = cpuSeconds();
+    const int64_t peak = peakRssKb();  // before the float64 error evaluation below
     const double e = err(r.weight.dequantize());
     std::printf("| GPTQ W4 g128 asym, block 128, damp 0.01%s | %.1f | %.1f | %lld | %.3f |\n",
-                act ? ", act-order" : "", t2 - t1, c2 - c1, static_cast<long long>(peakRssKb() / 1024),
+                act ? ", act-order" : "", t2 - t1, c2 - c1, static_cast<long long>(peak / 1024),
                 e / e_rtn);
     std::fflush(stdout);
   }
@@ -287,10 +293,69 @@ void writeModelSection(const Args& a) {
   std::ofstream(fs::path(a.model_dir) / "model.safetensors.index.json") << idx.dump(2);
 }
 
-/// One quantization run on the generated checkpoint in this process (so VmHWM is this run's
-/// peak): load (mmap), block-by-block RTN or GPTQ W4 g128, one markdown row.
+/// Peak RSS, wall and CPU seconds per pipeline phase (PipelineOptions::on_phase): at every phase
+/// change the kernel's high-water mark (VmHWM) is read, attributed to the phase that ends, and
+/// reset to the current RSS by writing "5" to /proc/self/clear_refs, so each phase's peak is
+/// exact (not sampled). `overallKb` is the maximum over all phases = the run's VmHWM.
+class PhaseTracker {
+ public:
+  void enter(int64_t block, const std::string& phase) {
+    const int64_t hwm = peakRssKb();
+    const double t = now(), c = cpuSeconds();
+    if (!cur_.empty()) {
+      Stat& s = stats_[cur_];
+      if (hwm > s.peak_kb) {
+        s.peak_kb = hwm;
+        s.block = cur_block_;
+      }
+      s.wall += t - t_;
+      s.cpu += c - c_;
+    }
+    overall_kb_ = std::max(overall_kb_, hwm);
+    if (!stats_.count(phase)) order_.push_back(phase);
+    stats_[phase];
+    std::ofstream("/proc/self/clear_refs") << "5";
+    cur_ = phase;
+    cur_block_ = block;
+    t_ = t;
+    c_ = c;
+  }
+  int64_t overallKb() const { return overall_kb_; }
+  /// "| phase | ... |" cells: peak MB (block) and wall / CPU seconds summed over blocks.
+  std::string cells() const {
+    std::string r;
+    char b[128];
+    for (const std::string& p : order_) {
+      const Stat& s = stats_.at(p);
+      if (p == "end") continue;
+      std::snprintf(b, sizeof b, " %s: %lld MB%s, %.0f s (CPU %.0f) |", p.c_str(),
+                    static_cast<long long>(s.peak_kb / 1024),
+                    s.block >= 0 ? (" (block " + std::to_string(s.block + 1) + ")").c_str() : "",
+                    s.wall, s.cpu);
+      r += b;
+    }
+    return r;
+  }
+
+ private:
+  struct Stat {
+    int64_t peak_kb = 0, block = -1;
+    double wall = 0, cpu = 0;
+  };
+  std::map<std::string, Stat> stats_;
+  std::vector<std::string> order_;
+  std::string cur_;
+  int64_t cur_block_ = -1, overall_kb_ = 0;
+  double t_ = 0, c_ = 0;
+};
+
+/// One quantization run on the generated checkpoint in this process (so its peaks are this
+/// run's): load (mmap), block-by-block RTN or GPTQ W4 g128, one markdown row on stdout and one
+/// per-phase row appended to <model-dir>/phases.md.
 void wholeModelRun(const Args& a) {
   RssSampler sampler;
+  PhaseTracker phases;
+  phases.enter(-1, "load");
   const double t0 = now();
   HfLlama m = loadHfLlama(a.model_dir, a.seq);
   const double t_load = now() - t0;
@@ -304,20 +369,28 @@ void wholeModelRun(const Args& a) {
   cfg.measure_error = false;
   const bool gptq = a.method.rfind("gptq", 0) == 0;
   if (gptq) cfg.recovery = PrecisionRecovery::Gptq;
+  cfg.calib_batch = a.calib_batch;
   PipelineOptions opts;
   opts.progress = &std::cerr;
   opts.release_weights = a.method.find("release") != std::string::npos;
-  const double t1 = now();
+  opts.pack_weights = a.method.find("pack") != std::string::npos;
+  opts.on_phase = [&](int64_t block, const std::string& p) { phases.enter(block, p); };
+  const char* mode = opts.pack_weights      ? ", pack_weights"
+                     : opts.release_weights ? ", release_weights"
+                                            : " (float weights kept)";
+  const double t1 = now(), c1 = cpuSeconds();
   PtqResult r = quantizeDecoder(*m.graph, calib, cfg, opts);
-  const double t_q = now() - t1;
+  const double t_q = now() - t1, c_q = cpuSeconds() - c1;
   sampler.sample();
-  std::printf("| %s W4 g128%s | %.1f | %.1f | %.1f | %lld / %lld | %lld | %lld / %lld | %lld |\n",
-              gptq ? "GPTQ" : "RTN", opts.release_weights ? ", release_weights" : "", t_load, t_q, t_q / r.blocks,
+  std::printf("| %s W4 g128%s | %.1f | %.1f (CPU %.0f) | %.1f | %lld / %lld | %lld | %lld / %lld | %lld |\n",
+              gptq ? "GPTQ" : "RTN", mode, t_load, t_q, c_q, t_q / r.blocks,
               static_cast<long long>(rss_load / 1024), static_cast<long long>(peak_load / 1024),
-              static_cast<long long>(r.peak_rss_kb / 1024),
+              static_cast<long long>(std::max(phases.overallKb(), peakRssKb()) / 1024),
               static_cast<long long>(sampler.maxAnonMb()), static_cast<long long>(sampler.maxFileMb()),
               static_cast<long long>(currentRssKb() / 1024));
   std::fflush(stdout);
+  std::ofstream(std::filesystem::path(a.model_dir) / "phases.md", std::ios::app)
+      << "| " << (gptq ? "GPTQ" : "RTN") << mode << " |" << phases.cells() << "\n";
 }
 
 /// Whole-model evidence: writes the checkpoint (child process), then quantizes it with RTN and
@@ -332,6 +405,7 @@ void wholeModelSection(const Args& a) {
                       " --heads " + std::to_string(a.hf.heads) + " --kv-heads " +
                       std::to_string(a.hf.kv_heads) + " --vocab " + std::to_string(a.hf.vocab) +
                       " --calib " + std::to_string(a.calib) + " --seq " + std::to_string(a.seq) +
+                      " --calib-batch " + std::to_string(a.calib_batch) +
                       (a.threads > 0 ? " --threads " + std::to_string(a.threads) : "") + extra;
     std::fflush(stdout);
     GS_CHECK(std::system(cmd.c_str()) == 0, "whole-model: child failed: ", cmd);
@@ -366,7 +440,13 @@ void wholeModelSection(const Args& a) {
   std::printf("| run | load s | quantize s | s per block | RSS after load: current / peak MB | "
               "peak RSS MB (VmHWM) | peak anon / file-backed MB | RSS at end MB |\n"
               "|---|---|---|---|---|---|---|---|\n");
+  const fs::path phases = fs::path(a.model_dir) / "phases.md";
+  fs::remove(phases);
   for (const std::string& m : a.methods) child("whole-model-run", " --method " + m);
+  std::printf("\nPeak RSS per phase (VmHWM reset at every phase change; max over blocks, the "
+              "block where it occurred) and wall / CPU seconds summed over blocks:\n\n");
+  std::ifstream pf(phases);
+  for (std::string line; std::getline(pf, line);) std::printf("%s\n", line.c_str());
   if (!a.keep_model) fs::remove_all(a.model_dir);
   std::printf("\n");
 }
@@ -515,6 +595,7 @@ int main(int argc, char** argv) {
     else if (k == "--kv-heads") a.hf.kv_heads = std::stoll(val());
     else if (k == "--vocab") a.hf.vocab = std::stoll(val());
     else if (k == "--method") a.method = val();
+    else if (k == "--calib-batch") a.calib_batch = std::stoll(val());
     else if (k == "--methods") {
       a.methods.clear();
       std::stringstream ss(val());
@@ -525,7 +606,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--calib N] "
                    "[--seq T] [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--hidden N] [--layers N] [--ffn N] "
-                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release] [--keep-model]\n");
+                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--keep-model]\n");
       return 2;
     }
   }

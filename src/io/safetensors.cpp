@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "support/error.h"
 #include "support/file_util.h"
@@ -102,14 +104,48 @@ void writeSafetensors(const std::string& path, const std::map<std::string, at::T
   writeFileAtomic(path, bytes);
 }
 
-/// The read-only (copy-on-write) mapping of a whole file.
+/// Address ranges [begin, end) of the live mappings, for dropMappedPages.
+std::mutex g_maps_mu;
+std::set<std::pair<uintptr_t, uintptr_t>> g_maps;
+
+/// The read-only (copy-on-write) mapping of a whole file, with a count of the live tensor views
+/// of every byte range so a range's pages can leave the process when its last view is released.
 struct SafetensorsFile::Mapping {
   void* addr = nullptr;
   size_t size = 0;
+  std::mutex mu;
+  std::map<std::pair<uint64_t, uint64_t>, int64_t> live;  // [begin, end) in file offsets -> views
   ~Mapping() {
-    if (addr && addr != MAP_FAILED) ::munmap(addr, size);
+    if (addr && addr != MAP_FAILED) {
+      {
+        std::lock_guard<std::mutex> lock(g_maps_mu);
+        g_maps.erase(range());
+      }
+      ::munmap(addr, size);
+    }
+  }
+  std::pair<uintptr_t, uintptr_t> range() const {
+    const auto b = reinterpret_cast<uintptr_t>(addr);
+    return {b, b + size};
   }
   const uint8_t* bytes() const { return static_cast<const uint8_t*>(addr); }
+  void acquire(uint64_t b, uint64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++live[{b, e}];
+  }
+  /// Last view of [b, e) gone: MADV_DONTNEED on the pages lying wholly inside it. Clean file
+  /// pages simply leave RSS (a later view reads them from the file again); private copy-on-write
+  /// changes made through the released views are discarded, which is fine since no view is left
+  /// to see them. Boundary pages shared with neighbouring tensors are kept.
+  void release(uint64_t b, uint64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = live.find({b, e});
+    if (it == live.end() || --it->second > 0) return;
+    live.erase(it);
+    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t pb = (b + page - 1) / page * page, pe = e / page * page;
+    if (pe > pb) ::madvise(static_cast<uint8_t*>(addr) + pb, pe - pb, MADV_DONTNEED);
+  }
 };
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
@@ -131,6 +167,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   int err = errno;
   ::close(fd);
   GS_CHECK(map_->addr != MAP_FAILED, path, ": mmap failed: ", std::strerror(err));
+  {
+    std::lock_guard<std::mutex> lock(g_maps_mu);
+    g_maps.insert(map_->range());
+  }
   const uint8_t* p = map_->bytes();
   uint64_t hlen = 0;
   for (int i = 0; i < 8; ++i) hlen |= static_cast<uint64_t>(p[i]) << (8 * i);
@@ -232,7 +272,9 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
     return t;
   }
   auto keep = map_;
-  return at::from_blob(ptr, e.shape, [keep](void*) {}, opts);
+  const uint64_t b = data_start_ + e.begin, end = data_start_ + e.end;
+  keep->acquire(b, end);
+  return at::from_blob(ptr, e.shape, [keep, b, end](void*) { keep->release(b, end); }, opts);
 }
 
 TensorFile SafetensorsFile::readAll() const {
@@ -243,5 +285,22 @@ TensorFile SafetensorsFile::readAll() const {
 }
 
 TensorFile readSafetensors(const std::string& path) { return SafetensorsFile(path).readAll(); }
+
+bool dropMappedPages(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage() || t.storage().nbytes() == 0) return false;
+  const auto b = reinterpret_cast<uintptr_t>(t.storage().data());
+  const uintptr_t e = b + t.storage().nbytes();
+  {
+    std::lock_guard<std::mutex> lock(g_maps_mu);
+    auto it = g_maps.upper_bound({b, UINTPTR_MAX});
+    if (it == g_maps.begin() || (--it)->first > b || it->second < e) return false;
+  }
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
+#ifdef MADV_PAGEOUT
+  if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_PAGEOUT);
+#endif
+  return true;
+}
 
 }  // namespace gs

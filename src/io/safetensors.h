@@ -48,7 +48,10 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   /// The tensor `name` as a view on the mapping (copy-on-write: writes stay private to the
   /// process; the mapping lives as long as any returned tensor). Copied when its offset is not a
-  /// multiple of its element size. Throws gs::Error naming the file for an unknown name.
+  /// multiple of its element size. When the last view of a tensor's bytes is released, the pages
+  /// wholly inside them are dropped from the process (madvise MADV_DONTNEED), so a weight that
+  /// was read and then replaced stops counting in RSS. Throws gs::Error naming the file for an
+  /// unknown name.
   at::Tensor tensor(const std::string& name) const;
   /// All tensors and the metadata.
   TensorFile readAll() const;
@@ -69,6 +72,13 @@ class SafetensorsFile {
 
 /// Opens `path` and reads every tensor (views on the mapping) and the metadata.
 TensorFile readSafetensors(const std::string& path);
+
+/// If `t`'s storage lies inside a live SafetensorsFile mapping, asks the kernel to reclaim its
+/// resident pages (madvise MADV_PAGEOUT on the pages wholly inside it): clean file pages leave RSS
+/// and are read from the file again on the next access; pages the process modified are kept (no
+/// data is lost). For mapped weights that stay referenced but are not needed for a while (an
+/// embedding table once the calibration inputs are embedded). Returns whether `t` was mapped.
+bool dropMappedPages(const at::Tensor& t);
 
 /// Safetensors dtype name ("F32") of an ATen type; throws gs::Error for unsupported types.
 std::string safetensorsDtypeName(c10::ScalarType t);

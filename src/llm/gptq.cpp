@@ -31,7 +31,7 @@ void GptqConfig::validate(int64_t in) const {
   GS_CHECK(spec.group_size >= 0, "GPTQ quantizes per channel or per group, not per tensor");
 }
 
-GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqConfig& cfg) {
+GptqResult gptqQuantize(const at::Tensor& w0, at::Tensor h0, const GptqConfig& cfg) {
   GS_CHECK(w0.dim() == 2, "GPTQ: weight must be 2-D [out, in], got ", w0.dim(), "-D");
   const int64_t rows = w0.size(0), cols = w0.size(1);
   GS_CHECK(h0.dim() == 2 && h0.size(0) == cols && h0.size(1) == cols, "GPTQ: Hessian must be [",
@@ -43,7 +43,17 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
   const bool grouped = spec.group_size > 0;
 
   at::Tensor W = w0.to(at::kFloat).clone();
-  at::Tensor H = h0.to(at::kDouble).clone();
+  // H in float64, stored column-major (a transposed view of an [in, in] buffer): LAPACK then
+  // factorises it in place through the out= forms below, so one float64 [in, in] matrix is alive
+  // instead of four (H, L, H^-1, U: 1 GB for a 5632-wide layer). Same LAPACK calls on the same
+  // values as the allocating forms, so the factors are bit-identical.
+  auto columnMajor = [cols](const at::Tensor& src) {
+    at::Tensor m = at::empty({cols, cols}, at::kDouble).t();
+    m.copy_(src);
+    return m;
+  };
+  at::Tensor H = columnMajor(h0);
+  h0 = at::Tensor();  // frees the float32 H if the caller handed it over
   at::Tensor dead = H.diagonal() == 0;
   H.diagonal().masked_fill_(dead, 1.0);
   W.index_put_({at::indexing::Slice(), dead}, 0.0);
@@ -61,22 +71,27 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
   if (cfg.act_order) {
     perm = at::argsort(H.diagonal(), 0, /*descending=*/true);
     W = W.index_select(1, perm);
-    H = H.index_select(0, perm).index_select(1, perm);
+    H = H.index_select(0, perm);
+    H = columnMajor(H.index_select(1, perm));
     invperm = at::argsort(perm);
   }
 
   const double damp = cfg.damp_percent * H.diagonal().mean().item<double>();
   H.diagonal().add_(damp);
-  auto [L, info] = at::linalg_cholesky_ex(H);
+  at::Tensor info = at::empty({}, at::kInt);
+  at::linalg_cholesky_ex_out(H, info, H, /*upper=*/false, /*check_errors=*/false);  // H = L
   GS_CHECK(info.item<int64_t>() == 0, "GPTQ: Hessian is not positive definite after dampening "
            "(damp_percent ", cfg.damp_percent, "); increase damp_percent");
-  at::Tensor Hinv = at::cholesky_inverse(L);
-  auto [U, info2] = at::linalg_cholesky_ex(Hinv, /*upper=*/true);
-  GS_CHECK(info2.item<int64_t>() == 0, "GPTQ: inverse Hessian is not positive definite; increase "
+  at::cholesky_inverse_out(H, H, /*upper=*/false);  // H = H^-1
+  at::linalg_cholesky_ex_out(H, info, H, /*upper=*/true, /*check_errors=*/false);  // H = U
+  GS_CHECK(info.item<int64_t>() == 0, "GPTQ: inverse Hessian is not positive definite; increase "
            "damp_percent");
-  at::Tensor Hu = U.to(at::kFloat);
+  at::Tensor Hu = at::empty({cols, cols}, at::kFloat);  // row-major, as the updates expect
+  Hu.copy_(H);
+  H = at::Tensor();
 
-  at::Tensor Q = at::zeros_like(W);
+  // Codes are integers in [0, maxq]: stored as uint8 straight away (exact), not as float.
+  at::Tensor Q = at::zeros(W.sizes(), at::kByte);
   // Parameters per (permuted) group in quantization order; used for g_idx / scale tensors.
   const int64_t ngroups = spec.numGroups(cols);
   at::Tensor scales = at::zeros({rows, ngroups}, at::kFloat);
@@ -151,7 +166,7 @@ GptqResult gptqQuantize(const at::Tensor& w0, const at::Tensor& h0, const GptqCo
   if (cfg.act_order) Q = Q.index_select(1, invperm);
   GptqResult r;
   r.weight.spec = spec;
-  r.weight.q = Q.to(at::kByte);
+  r.weight.q = Q;
   r.weight.scale = scales;
   r.weight.zero = zeros;
   r.weight.g_idx = gidx;

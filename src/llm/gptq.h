@@ -50,7 +50,9 @@ struct GptqResult {
 /// q_j) / U_jj, the remaining columns k > j get w_k -= e * U_jk (applied lazily per block).
 /// Group parameters are computed from the error-updated weights at each group's first column
 /// (or up front from the original W with static_groups). Throws gs::Error on bad shapes or a
-/// non-positive-definite H even after dampening.
-GptqResult gptqQuantize(const at::Tensor& w, const at::Tensor& h, const GptqConfig& cfg);
+/// non-positive-definite H even after dampening. `h` is taken by value: a caller that passes it
+/// with std::move lets GPTQ free it as soon as its float64 copy is made (a wide layer's peak).
+/// Memory: one float64 [in, in] matrix (factorised in place) plus float32 W, Q and U.
+GptqResult gptqQuantize(const at::Tensor& w, at::Tensor h, const GptqConfig& cfg);
 
 }  // namespace gs::llm

@@ -52,24 +52,30 @@ std::vector<std::string> writeGptqCheckpoint(const std::string& dir, const Graph
   const WeightQuantSpec base{recipe.weight_bits, recipe.group_size, recipe.weight_symmetric};
   std::map<std::string, gptq::GptqLinear> layers;
   std::set<std::string> quantized_params;
-  for (const LinearRef& l : findLinears(g)) {
-    auto it = weights.find(l.name());
-    if (it == weights.end()) continue;
-    const WeightQuantSpec& s = it->second.spec;
+  std::map<std::string, std::string> weight_of;  // linear node name -> its weight parameter
+  for (const LinearRef& l : findLinears(g)) weight_of[l.name()] = l.weight->name();
+  const std::vector<std::string> hf_names = hfLlamaTensorNames(c);
+  const std::set<std::string> hf_set(hf_names.begin(), hf_names.end());
+  for (const auto& [name, qw] : weights) {
+    const WeightQuantSpec& s = qw.spec;
     GS_CHECK(s.bits == base.bits && s.group_size == base.group_size, "GPTQ checkpoints have one "
-             "bit width and group size for every layer: '", l.name(), "' is ", s.describe(),
+             "bit width and group size for every layer: '", name, "' is ", s.describe(),
              ", the recipe ", base.describe());
-    std::string prefix = l.weight->name();
-    GS_CHECK(prefix.size() > 7 && prefix.compare(prefix.size() - 7, 7, ".weight") == 0,
-             "GPTQ export: linear '", l.name(), "' has weight '", prefix,
-             "', not a Hugging Face '<layer>.weight' name");
+    // A linear still in float form names its weight; one already lowered by the driver
+    // (PipelineOptions::pack_weights) has lost it: HF graphs name the node after the weight.
+    auto it = weight_of.find(name);
+    std::string prefix = it != weight_of.end() ? it->second : name + ".weight";
+    GS_CHECK(prefix.size() > 7 && prefix.compare(prefix.size() - 7, 7, ".weight") == 0 &&
+                 hf_set.count(prefix),
+             "GPTQ export: linear '", name, "' has weight '", prefix,
+             "', not a Hugging Face '<layer>.weight' name of this config");
     quantized_params.insert(prefix);
     prefix.resize(prefix.size() - 7);
-    layers[prefix] = toGptqLinear(it->second);
+    layers[prefix] = toGptqLinear(qw);
   }
   GS_CHECK(!layers.empty(), "GPTQ export: no quantized linear layer");
   std::map<std::string, at::Tensor> extra;
-  for (const std::string& n : hfLlamaTensorNames(c)) {
+  for (const std::string& n : hf_names) {
     if (quantized_params.count(n)) continue;
     const Value* v = g.findValue(n);
     GS_CHECK(v && v->isParam(), "GPTQ export: the graph has no parameter '", n, "'");

@@ -22,7 +22,8 @@ gptq::GptqLinear toGptqLinear(const QuantizedWeight& w);
 /// Writes a GPTQ checkpoint of a quantized Hugging Face Llama (graph `g` after quantizeDecoder,
 /// config `c`, codes `weights` by linear node name) to directory `dir` (created if needed):
 /// model.safetensors with `<layer>.qweight/.qzeros/.scales/.g_idx` for every quantized linear
-/// (`<layer>` = its HF weight name without ".weight") and the other HF tensors (embeddings,
+/// (`<layer>` = its HF weight name without ".weight"; for a linear the driver already lowered,
+/// its node name) and the other HF tensors (embeddings,
 /// norms — which hold folded AWQ scales —, unquantized linears, lm_head) from `g` in float32;
 /// quantize_config.json; config.json with a "quantization_config" entry. Each file is written
 /// atomically. Weight-only recipes only, one bit width / group size for every quantized layer

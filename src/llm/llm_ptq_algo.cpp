@@ -122,6 +122,9 @@ class LlmPtqAlgo : public CompAlgo {
                                                config().getInt("calib_samples"), seq);
     llm::PipelineOptions o;
     o.cache_path = config().getString("cache_path");
+    // Finished blocks are lowered right away (packed codes, no float copy of the model): the
+    // applied graph runs and convert() / GPTQ export take the codes from result_.weights.
+    o.pack_weights = true;
     std::optional<Progress> bar;
     if (context().verbose) {
       ProgressOptions po;

@@ -4,6 +4,9 @@
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <chrono>
 #include <filesystem>
@@ -18,6 +21,7 @@
 #include "llm/awq.h"
 #include "llm/decoder.h"
 #include "llm/gptq.h"
+#include "llm/lower.h"
 #include "llm/smoothquant.h"
 #include "runtime/executor.h"
 #include "support/error.h"
@@ -43,10 +47,32 @@ double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-/// mean_x ||D x||^2 for D [out, in] given H = 2/n sum x x^T: trace(D H D^T) / 2.
+/// mean_x ||D x||^2 for D [out, in] given H = 2/n sum x x^T: trace(D H D^T) / 2, in float64
+/// over column blocks of H so no float64 copy of a wide layer's H is ever made.
 double outputError(const at::Tensor& d, const at::Tensor& h) {
   at::Tensor dd = d.to(at::kDouble);
-  return (dd.mm(h.to(at::kDouble)) * dd).sum().item<double>() / 2.0;
+  const int64_t in = h.size(0), step = 512;
+  double sum = 0;
+  for (int64_t j = 0; j < in; j += step) {
+    const int64_t n = std::min(step, in - j);
+    sum += (dd.mm(h.narrow(1, j, n).to(at::kDouble)) * dd.narrow(1, j, n)).sum().item<double>();
+  }
+  return sum / 2.0;
+}
+
+/// Returns freed heap memory to the OS: the executor's malloc tuning keeps freed blocks in the
+/// heap for speed, which after a block would otherwise stay counted in RSS.
+void trimHeap() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
+/// Pages out the memory-mapped checkpoint weights `g` still references (the embedding table once
+/// the calibration inputs are embedded, a finished block's float layers and norms): they are
+/// read from the file again if ever used.
+void dropMappedParams(const Graph& g) {
+  for (const Value* v : g.params()) dropMappedPages(v->data());
 }
 
 using Chunk = std::map<std::string, at::Tensor>;
@@ -138,6 +164,10 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
   Cache cache;
   cache.load(opts.cache_path, cfg_json);
   PtqResult res;
+  auto phase = [&](int64_t block, const char* name) {
+    if (opts.on_phase) opts.on_phase(block, name);
+  };
+  phase(-1, "prefix");
 
   // ---- prefix: everything the blocks need that no block computes (embedding, rotary, mask).
   std::vector<DecoderBlock> blocks = findDecoderBlocks(g);
@@ -166,6 +196,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       for (size_t k = 0; k < outs.size(); ++k) c[pre.outputs[k]] = outs[k];
     });
   }
+  dropMappedParams(*pre.graph);
   std::set<std::string> side(pre.outputs.begin(), pre.outputs.end());
   for (Value* in : g.inputs()) side.insert(in->name());
 
@@ -177,6 +208,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
 
   for (int64_t bi = 0; bi < nblocks; ++bi) {
     const double t_block = now();
+    phase(bi, "calibrate");
     blocks = findDecoderBlocks(g);
     const DecoderBlock blk = blocks[bi];  // a copy: `blocks` is recomputed after insertions
     struct Lin {
@@ -243,6 +275,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     std::map<std::string, at::Tensor> H;
     for (auto& [k, h] : hess) H[k] = h.hessian();
     hess.clear();
+    trimHeap();  // the float forward's freed activations
 
     std::map<std::string, LayerReport> reps;
     for (const Lin& l : lins) {
@@ -252,7 +285,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       r.method = l.spec ? (gptq ? "GPTQ" : "RTN") : "-";
       if (l.spec && awq) r.method = "AWQ+" + r.method;
       if (l.spec && smooth) r.method = "SQ+" + r.method;
-      if (l.spec && H.count(l.in_name)) {
+      if (l.spec && cfg.measure_error && H.count(l.in_name)) {
         at::Tensor w = l.ref.weightOI();
         r.err_rtn = outputError(w - rtnFakeQuant(w, *l.spec), H[l.in_name]);
       }
@@ -260,6 +293,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     }
 
     // ---- phase 1: outlier scales (computed on float weights, folded before quantization).
+    phase(bi, "scales");
     if (awq || smooth) {
       for (const std::string& key : group_order) {
         std::vector<size_t>& idx = groups[key];
@@ -294,8 +328,12 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       }
     }
 
-    // ---- phase 2: weights.
-    for (const Lin& l : lins) {
+    // ---- phase 2: weights. Each group's H is dropped after its last linear.
+    phase(bi, "quantize");
+    std::map<std::string, size_t> last_of_group;
+    for (size_t i = 0; i < lins.size(); ++i) last_of_group[lins[i].in_name] = i;
+    for (size_t li = 0; li < lins.size(); ++li) {
+      const Lin& l = lins[li];
       if (!l.spec) continue;
       const double t0 = now();
       at::Tensor w = l.ref.weightOI();
@@ -308,14 +346,27 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         const bool qk = l.ref.name().find("q_proj") != std::string::npos ||
                         l.ref.name().find("k_proj") != std::string::npos;
         if (awq && cfg.awq_clip && !qk) wc = awqClip(X.at(l.in_name), w, cfg.awqConfig(*l.spec));
-        qw = gptq ? gptqQuantize(wc, H.at(l.in_name), cfg.gptqConfig(*l.spec)).weight
-                  : rtnQuantize(wc, *l.spec);
+        if (gptq) {
+          at::Tensor h = H.at(l.in_name);
+          // Without error reports the group's last linear hands H over: GPTQ frees it once
+          // its float64 copy exists.
+          if (!cfg.measure_error && last_of_group[l.in_name] == li) H.erase(l.in_name);
+          qw = gptqQuantize(wc, std::move(h), cfg.gptqConfig(*l.spec)).weight;
+        } else {
+          qw = rtnQuantize(wc, *l.spec);
+        }
       }
       at::Tensor dq = qw.dequantize();
       LayerReport& r = reps[l.ref.name()];
-      if (H.count(l.in_name)) r.err = outputError(w - dq, H[l.in_name]);
+      if (cfg.measure_error && H.count(l.in_name)) r.err = outputError(w - dq, H[l.in_name]);
       l.ref.setWeightOI(dq);
-      if (gptq) {
+      w = at::Tensor();
+      dq = at::Tensor();
+      if (last_of_group[l.in_name] == li) {
+        H.erase(l.in_name);
+        X.erase(l.in_name);
+      }
+      if (gptq && !opts.cache_path.empty()) {
         cache.gptq[l.ref.name() + ".q"] = qw.q;
         cache.gptq[l.ref.name() + ".scale"] = qw.scale;
         cache.gptq[l.ref.name() + ".zero"] = qw.zero;
@@ -323,6 +374,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       }
       res.weights[l.ref.name()] = std::move(qw);
       r.seconds = now() - t0;
+      trimHeap();  // this layer's quantization temporaries (GPTQ: tens of MB per wide layer)
     }
 
     // ---- phase 3: activation and KV-cache fake quant nodes (in the block's name scope).
@@ -359,6 +411,10 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     }
 
     // ---- phase 4: the quantized block produces the next block's inputs.
+    phase(bi, "propagate");
+    H.clear();
+    X.clear();
+    trimHeap();  // the quantization temporaries
     blocks = findDecoderBlocks(g);
     {
       Subgraph sub = extractSubgraph(g, blocks[bi].nodes);
@@ -368,22 +424,32 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
           it = side.count(it->first) ? std::next(it) : c.erase(it);
         for (size_t k = 0; k < outs.size(); ++k) c[sub.outputs[k]] = outs[k];
       });
+      dropMappedParams(*sub.graph);
     }
+    phase(bi, "release");
+    double sum_rtn = 0, sum = 0;
+    std::map<std::string, QuantizedWeight> done;
     for (const Lin& l : lins) {
-      res.layers.push_back(reps[l.ref.name()]);
-      if (opts.release_weights && l.spec) {
+      const LayerReport& r = reps[l.ref.name()];
+      res.layers.push_back(r);
+      sum_rtn += std::max(0.0, r.err_rtn);
+      sum += std::max(0.0, r.err);
+      if (!l.spec) continue;
+      if (opts.pack_weights) {
+        done.emplace(l.ref.name(), res.weights.at(l.ref.name()));
+      } else if (opts.release_weights) {
         const at::Tensor& d = l.ref.weight->data();
         l.ref.weight->setData(at::zeros({1}, d.options()).expand(d.sizes()));
       }
     }
+    const size_t nlins = lins.size();
+    lins.clear();  // lowering erases the nodes these refer to
+    if (!done.empty()) lowerQuantizedLinears(g, done, cfg.act_bits == 8);
+    done.clear();
+    trimHeap();
     if (opts.progress || opts.on_block) {
-      double sum_rtn = 0, sum = 0;
-      for (const Lin& l : lins) {
-        sum_rtn += std::max(0.0, reps[l.ref.name()].err_rtn);
-        sum += std::max(0.0, reps[l.ref.name()].err);
-      }
       std::ostringstream st;
-      st << blk.prefix << " (" << lins.size() << " linears)";
+      st << blk.prefix << " (" << nlins << " linears)";
       if (cfg.measure_error) st << " | err " << sum << " (RTN " << sum_rtn << ")";
       st << " | " << static_cast<int>((now() - t_block) * 1000) << " ms | RSS "
          << currentRssKb() / 1024 << " MB";
@@ -395,6 +461,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       if (opts.on_block) opts.on_block(bi + 1, nblocks, calib.numel(), st.str());
     }
   }
+  phase(nblocks, "end");
   cache.save(opts.cache_path, cfg_json);
   res.blocks = nblocks;
   res.seconds = now() - t_start;

@@ -57,6 +57,20 @@ struct PipelineOptions {
   /// at a time instead of accumulating a dequantized float model. The graph can then no longer
   /// be run.
   bool release_weights = false;
+  /// Keeps the graph runnable without a float copy of the quantized model: once block i has
+  /// produced block i+1's inputs (computed with its dequantized float weights, so the codes of
+  /// later blocks are those of the float flow), its quantized linears are lowered in place
+  /// (lowerQuantizedLinears: MatMulNBits with packed 2/4/8-bit codes, uint8 codes + standard-op
+  /// dequantization, or int8 DequantizeLinear for W8A8) and the float weights are dropped. The
+  /// result computes the quantized function up to float rounding; convert() has nothing left to
+  /// lower for these layers. What `gstick compress` (the llm_ptq CompAlgo) uses.
+  bool pack_weights = false;
+  /// Called when the driver enters a phase: (block, phase) with block -1 and phase "prefix" for
+  /// the embedding / rotary / mask subgraph, then per block "calibrate" (float forward +
+  /// statistics), "scales" (AWQ / SmoothQuant), "quantize" (RTN / GPTQ), "propagate" (quantized
+  /// forward to the next block's inputs), "release" (dropping / packing the float weights), and
+  /// (nblocks, "end") at the end. For time and memory breakdowns (e.g. peak RSS per phase).
+  std::function<void(int64_t block, const std::string& phase)> on_phase;
 };
 
 /// Quantizes decoder graph `g` in place following `cfg`. `calib` holds int64 token ids
@@ -64,7 +78,11 @@ struct PipelineOptions {
 /// (embedding, final norm, lm_head) stay float. Weight-only results are stored as fake-quantized
 /// float weights in the graph (the function the quantized model computes) plus the codes in
 /// PtqResult::weights; activation and KV-cache quantization insert fake-quant / QDQ nodes in the
-/// block scopes. Only one block's calibration activations are alive at a time.
+/// block scopes. Only one block's calibration activations are alive at a time. With
+/// PipelineOptions::release_weights / pack_weights the process holds one block's float weights
+/// at a time: mmapped checkpoint weights (loadHfLlama) are read when their block is processed
+/// and their pages leave RSS when replaced (SafetensorsFile drops released views), and freed heap
+/// memory is returned to the OS after every block (malloc_trim).
 PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cfg,
                           const PipelineOptions& opts = {});
 

@@ -1,14 +1,21 @@
 // Block-by-block LLM PTQ on a seeded tiny Llama with real text activations: GPTQ below RTN on
 // every layer, AWQ / SmoothQuant folding is function-preserving, SmoothQuant recovers W8A8 on
-// injected outliers, KV-cache int8, W8 RTN, hyper-parameter cache reuse.
+// injected outliers, KV-cache int8, W8 RTN, hyper-parameter cache reuse; the memory levers
+// (release / pack the float weights, mmapped checkpoints whose released pages leave RSS) give
+// identical codes and runnable graphs.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "data/text_corpus.h"
 #include "data/tokenizer.h"
+#include "io/safetensors.h"
 #include "llm/decoder.h"
+#include "llm/hf_llama.h"
 #include "llm/pipeline.h"
 #include "models/zoo.h"
 #include "runtime/executor.h"
@@ -43,6 +50,17 @@ at::Tensor logits(const Graph& g, const at::Tensor& ids) {
 double mse(const at::Tensor& a, const at::Tensor& b) { return (a - b).square().mean().item<double>(); }
 
 std::unique_ptr<Graph> tinyLlama() { return models::buildLlama(tinyConfig(), 7); }
+
+// W8A8: int8 symmetric per-channel weights, int8 activations.
+PtqConfig w8a8(ActGranularity act) {
+  PtqConfig c;
+  c.weight_bits = 8;
+  c.group_size = 0;
+  c.weight_symmetric = true;
+  c.act_bits = 8;
+  c.act_granularity = act;
+  return c;
+}
 
 TEST(LlmPtq, GptqBelowRtnOnEveryLayer) {
   at::Tensor calib = textWindows(TextSplit::Train, 16, 64);
@@ -143,12 +161,7 @@ TEST(LlmPtq, SmoothQuantRecoversW8A8OnInjectedOutliers) {
     auto g = tinyLlama();
     injectOutlier(*g, 5);
     EXPECT_LT(test::maxRelDiff(logits(*g, ids), ref), 1e-4);  // fp32 unchanged
-    PtqConfig cfg;
-    cfg.weight_bits = 8;
-    cfg.group_size = 0;
-    cfg.weight_symmetric = true;
-    cfg.act_bits = 8;
-    cfg.act_granularity = ActGranularity::PerTensor;
+    PtqConfig cfg = w8a8(ActGranularity::PerTensor);
     if (smooth) cfg.outlier = OutlierSuppression::Smooth;
     PtqResult r = quantizeDecoder(*g, calib, cfg);
     EXPECT_EQ(r.act_scales.size(), 8u);  // qkv, o, gate/up, down per block
@@ -158,12 +171,7 @@ TEST(LlmPtq, SmoothQuantRecoversW8A8OnInjectedOutliers) {
   EXPECT_LT(sq, 0.25 * naive) << "naive " << naive << " smooth " << sq;
   // Without outliers, W8A8 per-tensor is already close: the injected outlier is what hurts.
   auto g = tinyLlama();
-  PtqConfig cfg;
-  cfg.weight_bits = 8;
-  cfg.group_size = 0;
-  cfg.weight_symmetric = true;
-  cfg.act_bits = 8;
-  cfg.act_granularity = ActGranularity::PerTensor;
+  PtqConfig cfg = w8a8(ActGranularity::PerTensor);
   quantizeDecoder(*g, calib, cfg);
   EXPECT_LT(mse(logits(*g, ids), ref), 0.25 * naive);
 }
@@ -199,6 +207,164 @@ TEST(LlmPtq, KvCacheInt8AndW8Rtn) {
   quantizeDecoder(*g4, calib, cfg);
   const double e4 = mse(logits(*g4, ids), ref);
   EXPECT_LT(e8, 0.01 * e4);  // 16x finer steps: ~256x smaller squared error
+}
+
+// ---- memory levers of the driver (release / pack / mmapped checkpoints) leave the result
+// unchanged; the safetensors mapping gives released pages back.
+
+void expectSameCodes(const PtqResult& a, const PtqResult& b, const std::string& what) {
+  ASSERT_EQ(a.weights.size(), b.weights.size()) << what;
+  for (const auto& [name, w] : a.weights) {
+    const QuantizedWeight& v = b.weights.at(name);
+    EXPECT_TRUE(at::equal(w.q, v.q)) << what << " " << name;
+    EXPECT_TRUE(at::equal(w.scale, v.scale)) << what << " " << name;
+    EXPECT_TRUE(at::equal(w.zero, v.zero)) << what << " " << name;
+    EXPECT_TRUE(at::equal(w.g_idx, v.g_idx)) << what << " " << name;
+  }
+  ASSERT_EQ(a.layers.size(), b.layers.size());
+  for (size_t i = 0; i < a.layers.size(); ++i) EXPECT_EQ(a.layers[i].err, b.layers[i].err) << what;
+}
+
+int64_t countOps(const Graph& g, const std::string& op) {
+  int64_t n = 0;
+  for (const auto& up : g.nodes()) n += up->opType() == op;
+  return n;
+}
+
+struct Recipe {
+  std::string name;
+  PtqConfig cfg;
+};
+
+std::vector<Recipe> recipes() {
+  PtqConfig rtn;
+  rtn.weight_bits = 4;
+  rtn.group_size = 32;
+  PtqConfig gptq = rtn;
+  gptq.recovery = PrecisionRecovery::Gptq;
+  PtqConfig gptq3 = gptq;  // int3 + act-order: lowered to uint8 codes, not MatMulNBits
+  gptq3.weight_bits = 3;
+  gptq3.act_order = true;
+  PtqConfig awq = rtn;
+  awq.outlier = OutlierSuppression::Awq;
+  PtqConfig sq = w8a8(ActGranularity::PerToken);
+  sq.outlier = OutlierSuppression::Smooth;
+  return {{"RTN W4 g32", rtn}, {"GPTQ W4 g32", gptq}, {"GPTQ W3 g32 act-order", gptq3},
+          {"AWQ W4 g32", awq}, {"SmoothQuant W8A8", sq}};
+}
+
+TEST(LlmMemory, ReleaseAndPackKeepTheCodesAndPackedGraphsRun) {
+  at::Tensor calib = textWindows(TextSplit::Train, 8, 64);
+  at::Tensor ids = textWindows(TextSplit::Validation, 2, 64);
+  for (const Recipe& r : recipes()) {
+    SCOPED_TRACE(r.name);
+    auto g0 = tinyLlama();
+    PtqResult kept = quantizeDecoder(*g0, calib, r.cfg);
+    const at::Tensor fq = logits(*g0, ids);
+
+    auto g1 = tinyLlama();
+    PtqResult released = quantizeDecoder(*g1, calib, r.cfg, {.release_weights = true});
+    expectSameCodes(kept, released, "release_weights");
+    // Released weights are zero-stride placeholders: no storage of their own.
+    const Value* w = g1->findValue("model.layers.1.mlp.down_proj.weight");
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->data().stride(0), 0);
+
+    auto g2 = tinyLlama();
+    std::vector<std::string> phases;
+    PipelineOptions po;
+    po.pack_weights = true;
+    po.on_phase = [&](int64_t b, const std::string& p) { phases.push_back(std::to_string(b) + p); };
+    PtqResult packed = quantizeDecoder(*g2, calib, r.cfg, po);
+    expectSameCodes(kept, packed, "pack_weights");
+    EXPECT_EQ(phases.front(), "-1prefix");
+    EXPECT_EQ(phases.back(), "2end");
+    EXPECT_EQ(std::count(phases.begin(), phases.end(), "1quantize"), 1);
+    // No quantized linear keeps a float weight; every one is lowered (lm_head stays float).
+    for (const LinearRef& l : findLinears(*g2)) EXPECT_EQ(l.name().find("layers."), std::string::npos) << l.name();
+    EXPECT_EQ(g2->findValue("model.layers.0.self_attn.q_proj.weight"), nullptr);
+    const bool nbits = r.cfg.act_bits == 0 && r.cfg.weight_bits == 4;
+    EXPECT_EQ(countOps(*g2, "MatMulNBits"), nbits ? 14 : 0);
+    if (r.cfg.act_bits == 8) EXPECT_EQ(countOps(*g2, "DequantizeLinear") >= 14, true);
+    // The packed graph computes the fake-quantized function (up to float rounding).
+    EXPECT_LT(test::maxRelDiff(logits(*g2, ids), fq), 1e-4);
+  }
+}
+
+TEST(LlmMemory, MappedCheckpointGivesTheSameCodesAsInMemory) {
+  at::Tensor calib = textWindows(TextSplit::Train, 8, 64);
+  auto src = tinyLlama();
+  const std::string dir = test::tempDir("llm_memory_hf");
+  saveHfLlama(*src, tinyConfig(), dir, at::kFloat, /*shard_bytes=*/200000);
+  PtqConfig cfg;
+  cfg.weight_bits = 4;
+  cfg.group_size = 32;
+  cfg.recovery = PrecisionRecovery::Gptq;
+  auto mem = src->clone(false);
+  PtqResult a = quantizeDecoder(*mem, calib, cfg);
+  HfLlama hf = loadHfLlama(dir);
+  PtqResult b = quantizeDecoder(*hf.graph, calib, cfg, {.pack_weights = true});
+  expectSameCodes(a, b, "mmapped + pack_weights");
+  // The checkpoint's own files are untouched by the driver's in-place work.
+  HfLlama again = loadHfLlama(dir);
+  for (const char* n : {"model.layers.1.mlp.up_proj.weight", "model.layers.0.input_layernorm.weight"})
+    EXPECT_TRUE(at::equal(again.graph->findValue(n)->data(), src->findValue(n)->data())) << n;
+}
+
+int64_t rssFileKb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("RssFile:", 0) == 0) return std::stoll(line.substr(8));
+  return -1;
+}
+
+TEST(LlmMemory, ReleasedSafetensorsViewsLeaveRssAndReadBackCorrectly) {
+  const std::string path = test::tempDir("llm_memory_st") + "/t.safetensors";
+  const int64_t n = 4 << 20;  // 16 MiB of float32 per tensor
+  at::Tensor a = at::arange(n, at::kFloat), b = -at::arange(n, at::kFloat);
+  writeSafetensors(path, {{"a", a}, {"b", b}});
+  SafetensorsFile f(path);
+  at::Tensor va = f.tensor("a");
+  const int64_t before = rssFileKb();
+  ASSERT_GE(before, 0);
+  EXPECT_EQ(va.sum().item<double>(), a.sum().item<double>());  // touches every page of "a"
+  const int64_t touched = rssFileKb();
+  EXPECT_GT(touched - before, 15 * 1024) << "reading 16 MiB through the mapping";
+  // A second view of the same tensor keeps the pages (and private writes) alive.
+  // (Element n / 2 lies on a page wholly inside "a"; the first and last pages are shared with the
+  // header / "b" and are never dropped.)
+  at::Tensor va2 = f.tensor("a");
+  va2[n / 2] = 1234.5f;  // copy-on-write: private to the process, the file is unchanged
+  va = at::Tensor();
+  EXPECT_EQ(va2[n / 2].item<float>(), 1234.5f);
+  const int64_t one_left = rssFileKb();
+  EXPECT_GT(one_left - before, 12 * 1024) << "pages dropped while a view was alive";
+  va2 = at::Tensor();
+  const int64_t released = rssFileKb();
+  // Other mappings (code pages, the fault-around of "b") move the counter by up to ~2 MB (the
+  // kernel also batches RSS counter updates).
+  EXPECT_GT(one_left - released, 12 * 1024) << "last view released: its pages leave RSS";
+  std::printf("RssFile: %lld kB before reading, +%lld after reading 16 MiB, +%lld with one view "
+              "left, +%lld after releasing it\n", static_cast<long long>(before),
+              static_cast<long long>(touched - before), static_cast<long long>(one_left - before),
+              static_cast<long long>(released - before));
+  // A new view reads the file again (the private write is gone, as nobody could see it).
+  at::Tensor va3 = f.tensor("a");
+  EXPECT_EQ(va3[n / 2].item<float>(), static_cast<float>(n / 2));
+  EXPECT_TRUE(at::equal(va3, a));
+  va3 = at::Tensor();
+
+  // dropMappedPages: a view that stays alive gives its clean pages back and reads them again.
+  at::Tensor vb = f.tensor("b");
+  EXPECT_EQ(vb.sum().item<double>(), b.sum().item<double>());
+  const int64_t read_b = rssFileKb();
+  EXPECT_TRUE(dropMappedPages(vb));
+  const int64_t dropped_b = rssFileKb();
+  EXPECT_GT(read_b - dropped_b, 12 * 1024) << "paged out while referenced";
+  EXPECT_TRUE(at::equal(vb, b));
+  EXPECT_FALSE(dropMappedPages(b));  // heap memory: not a mapping, left alone
+  EXPECT_FALSE(dropMappedPages(at::Tensor()));
 }
 
 }  // namespace
