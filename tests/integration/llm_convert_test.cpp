@@ -12,33 +12,16 @@
 #include "models/zoo.h"
 #include "ort_runner.h"
 #include "runtime/executor.h"
+#include "llm_test_util.h"
 #include "support/error.h"
 #include "test_util.h"
 
 namespace gs::llm {
 namespace {
 
-models::LlamaConfig tinyConfig() {
-  models::LlamaConfig c;
-  c.vocab = 256;
-  c.dim = 64;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn = 128;
-  c.max_seq = 64;
-  return c;
-}
-
-at::Tensor windows(TextSplit s, int64_t n, int64_t seq) {
-  static TextCorpus corpus = loadBuiltinTextCorpus();
-  return calibrationWindows(ByteTokenizer::encode(corpus.split(s).substr(0, 200000)), n, seq);
-}
-
-at::Tensor logits(const Graph& g, const at::Tensor& ids) {
-  Executor ex(g);
-  return ex.run({ids})[0];
-}
+using llm_test::logits;
+using llm_test::tinyConfig;
+using llm_test::textWindows;
 
 int64_t countOps(const Graph& g, const std::string& op) {
   int64_t n = 0;
@@ -97,8 +80,8 @@ std::vector<Case> cases() {
 }
 
 TEST(LlmConvert, LoweredGraphsMatchFakeQuantInGstickAndOrt) {
-  at::Tensor calib = windows(TextSplit::Train, 8, 64);
-  at::Tensor ids = windows(TextSplit::Validation, 1, 64);
+  at::Tensor calib = textWindows(TextSplit::Train, 8, 64);
+  at::Tensor ids = textWindows(TextSplit::Validation, 1, 64);
   const std::string why = ort::ortMissingReason();
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);
@@ -131,7 +114,7 @@ TEST(LlmConvert, CompAlgoEntry) {
       "layer_policies": {".*down_proj.weight_t": {"weight_dtype": "int8", "group_size": 0},
                          "model.layers.1.self_attn.o_proj.weight_t": "skip"}})"));
   auto g = models::buildLlama(tinyConfig(), 12);
-  at::Tensor ids = windows(TextSplit::Validation, 1, 64);
+  at::Tensor ids = textWindows(TextSplit::Validation, 1, 64);
   at::Tensor ref = logits(*g, ids);
   Graph q = algo->apply(std::move(*g));
   at::Tensor fq = logits(q, ids);

@@ -18,34 +18,16 @@
 #include "llm/hf_llama.h"
 #include "llm/pipeline.h"
 #include "models/zoo.h"
+#include "llm_test_util.h"
 #include "runtime/executor.h"
 #include "test_util.h"
 
 namespace gs::llm {
 namespace {
 
-models::LlamaConfig tinyConfig() {
-  models::LlamaConfig c;
-  c.vocab = 256;
-  c.dim = 64;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn = 128;
-  c.max_seq = 64;
-  return c;
-}
-
-// Text windows: calibration from the train split, evaluation from the validation split.
-at::Tensor textWindows(TextSplit split, int64_t n, int64_t seq) {
-  static TextCorpus corpus = loadBuiltinTextCorpus();
-  return calibrationWindows(ByteTokenizer::encode(corpus.split(split).substr(0, 200000)), n, seq);
-}
-
-at::Tensor logits(const Graph& g, const at::Tensor& ids) {
-  Executor ex(g);
-  return ex.run({ids})[0];
-}
+using llm_test::logits;
+using llm_test::tinyConfig;
+using llm_test::textWindows;
 
 double mse(const at::Tensor& a, const at::Tensor& b) { return (a - b).square().mean().item<double>(); }
 
