@@ -147,6 +147,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
+    gs::initRuntime();  // the runtime set-up every gstick process gets (threads, malloc policy)
     gs::setIntraOpThreads(threads);
     c10::InferenceMode guard;
     Bandwidth bw1 = measureBandwidth(1), bw2 = measureBandwidth(threads);

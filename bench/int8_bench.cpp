@@ -159,6 +159,7 @@ int main(int argc, char** argv) try {
     else if (a == "--work") work = next();
     else GS_FAIL("unknown option '", a, "'");
   }
+  gs::initRuntime();  // the runtime set-up every gstick process gets (threads, malloc policy)
   gs::setIntraOpThreads(threads);
   std::string engine;
   gs::int8::engineAvailable(&engine);  // the kernel path in use (VNNI, AVX2 or scalar)
@@ -192,6 +193,7 @@ int main(int argc, char** argv) try {
   for (const std::string& name : names) {
     std::string source;
     auto fp32 = loadModel(name, &source);
+    auto ex_fp32 = makeExecutor(*fp32, false);  // before PTQ touches anything
     // The product path: the ptq algorithm, then convert() to ONNX QDQ.
     auto algo = gs::AlgoRegistry::global().create("ptq", gs::Json{{"act_signed", is_signed}});
     gs::AlgoContext actx;
@@ -201,7 +203,6 @@ int main(int argc, char** argv) try {
     std::string fp32_path = work + "/" + name + "-fp32.onnx", qdq_path = work + "/" + name + "-qdq.onnx";
     gs::exportOnnxFile(*fp32, fp32_path);
     gs::exportOnnxFile(*qdq, qdq_path);
-    auto ex_fp32 = makeExecutor(*fp32, false);
     auto ex_ref = makeExecutor(*qdq, false);
     auto ex_int8 = makeExecutor(*qdq, true);
     for (int64_t batch : batches) {
