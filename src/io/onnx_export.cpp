@@ -224,9 +224,13 @@ void checkModel(const onnx::ModelProto& m, bool full, const std::string& what) {
   }
 }
 
-std::string serialize(const onnx::ModelProto& m, const std::string& what) {
+void checkSerializable(const onnx::ModelProto& m, const std::string& what) {
   GS_CHECK(m.ByteSizeLong() < (size_t{1} << 31), what, ": model is larger than protobuf's 2 GB ",
            "limit; set external_data_threshold to store big tensors outside the .onnx file");
+}
+
+std::string serialize(const onnx::ModelProto& m, const std::string& what) {
+  checkSerializable(m, what);
   std::string out;
   GS_CHECK(m.SerializeToString(&out), what, ": protobuf serialisation failed");
   return out;
@@ -270,13 +274,15 @@ void exportOnnxFile(const Graph& g, const std::string& path, const OnnxExportOpt
       throw;
     }
   }
-  std::string bytes = serialize(m, path);
+  checkSerializable(m, path);
   if (!sink.data.empty()) {
     std::error_code ec;
     fs::rename(staged, data_path, ec);
     GS_CHECK(!ec, data_path.string(), ": cannot move external data into place: ", ec.message());
   }
-  writeFileAtomic(path, bytes);
+  // Streamed into the temp file: no serialized copy of the model is held in memory (for an LLM
+  // export that copy was as big as the model itself).
+  writeFileAtomic(path, [&](int fd) { return m.SerializeToFileDescriptor(fd); });
 }
 
 }  // namespace gs

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "support/error.h"
@@ -28,23 +29,40 @@ std::string readFile(const std::string& path) {
   return data;
 }
 
-void writeFileAtomic(const std::string& path, std::string_view data) {
+void writeFileAtomic(const std::string& path, const std::function<bool(int fd)>& write) {
   std::random_device rd;
   std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  GS_CHECK(f, path, ": cannot write: ", std::strerror(errno));
-  bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  GS_CHECK(fd >= 0, path, ": cannot write: ", std::strerror(errno));
+  bool ok = write(fd);
+  int e = errno;
+  ok = (::close(fd) == 0) && ok;
   if (!ok) {
     std::remove(tmp.c_str());
-    GS_FAIL(path, ": write failed: ", std::strerror(errno));
+    GS_FAIL(path, ": write failed: ", std::strerror(e ? e : errno));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
+    e = errno;
     std::remove(tmp.c_str());
     GS_FAIL(path, ": cannot rename temp file into place: ", std::strerror(e));
   }
+}
+
+void writeFileAtomic(const std::string& path, std::string_view data) {
+  writeFileAtomic(path, [&](int fd) {
+    const char* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    return true;
+  });
 }
 
 }  // namespace gs

@@ -1,5 +1,6 @@
 // File helpers: whole-file read with clear errors, atomic write (temp file + rename).
 #pragma once
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -11,5 +12,9 @@ std::string readFile(const std::string& path);
 /// Writes `data` to `path` atomically: a temp file in the same folder, then rename.
 /// On failure nothing is left at `path` (an existing file is untouched).
 void writeFileAtomic(const std::string& path, std::string_view data);
+
+/// Same, with the content streamed by `write` into the temp file's descriptor (returns false on
+/// failure): for outputs too big to hold a second copy of in memory.
+void writeFileAtomic(const std::string& path, const std::function<bool(int fd)>& write);
 
 }  // namespace gs
