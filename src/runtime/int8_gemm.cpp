@@ -72,6 +72,20 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
   p.seg = kw * cg;
   p.segp = (p.seg + 3) / 4 * 4;
   p.kq = kh * p.segp;
+  // AVX2 in-place layout for odd kernel rows: a zero weight after each row, so the pair that
+  // reads one element past the row (the next pixel's value, finite) adds exactly 0.
+  p.sege = (p.seg + 1) / 2 * 2;
+  if (p.seg % 2 == 1 && groups == 1) {
+    p.avx_rows.assign(static_cast<size_t>(p.blocks * kh * p.sege * kNr), 0);
+    forEachLane([&](int64_t blk, int64_t lane, int64_t oc) {
+      int16_t* dst = p.avx_rows.data() + blk * kh * p.sege * kNr;
+      const int16_t* src = p.plain.data() + oc * p.kp;
+      for (int64_t k = 0; k < p.k; ++k) {
+        const int64_t kk = (k / p.seg) * p.sege + k % p.seg;
+        dst[(kk / 2) * kNr * 2 + lane * 2 + kk % 2] = src[k];
+      }
+    });
+  }
   p.vnni.assign(static_cast<size_t>(groups * p.blocks * p.kq * kNr), 0);
   p.wsum.assign(static_cast<size_t>(o + kNr), 0);
   forEachLane([&](int64_t blk, int64_t lane, int64_t oc) {
@@ -255,7 +269,7 @@ PaddedInput widenPadded(const T* x, int32_t zp, const ConvGeom& g, std::vector<i
   const int64_t right = std::max<int64_t>(0, (g.ow - 1) * g.sw - g.pw + (g.kw - 1) * g.dw - (g.w - 1));
   const int64_t hp = g.ph + g.h + bottom, wp = g.pw + g.w + right;
   const int64_t rowlen = wp * g.c;
-  // One extra pair of elements: the last broadcast of a tail row may read 2 bytes past the end.
+  // Two spare elements: an odd kernel row's last pair reads one value past the row (zero weight).
   buf.resize(static_cast<size_t>(g.n * hp * rowlen + 2));
   int16_t* out = buf.data();
   at::parallel_for(0, g.n * hp, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, rowlen)),
@@ -284,17 +298,19 @@ __attribute__((target("avx2"), always_inline)) inline __m256i bcastPair(const in
 }
 
 /// kMrIn output rows x all output channels; a[r] points at row r's receptive-field origin in the
-/// padded input, kernel rows `kstride` elements apart, each seg = kw * C (even) values long and
-/// matching seg consecutive K entries of the packed weights.
+/// padded input, kernel rows `kstride` elements apart, each seg = kw * C values long (read as
+/// sege / 2 pairs; an odd row's extra value meets a zero weight).
 __attribute__((target("avx2"))) void kernelInPlace(const int16_t* const* a, int64_t kstride,
                                                    const PackedGemm& p, int64_t rows, int64_t m0,
                                                    const Requant& rq, uint8_t* y, int64_t ldy) {
-  const int64_t pairs = p.seg / 2;
+  const int64_t pairs = p.sege / 2;
+  // Even rows: the im2col layout has no gaps between kernel rows and is used as is.
+  const int16_t* wall = p.seg % 2 ? p.avx_rows.data() : p.avx.data();
   for (int64_t b = 0; b < p.blocks; ++b) {
-    const int16_t* w = p.avx.data() + b * p.kp * kNr;
+    const int16_t* w = wall + b * p.kh * p.sege * kNr;
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
             c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t i = 0; i < p.kh; ++i, w += p.seg * kNr) {
+    for (int64_t i = 0; i < p.kh; ++i, w += p.sege * kNr) {
       const int16_t *a0 = a[0] + i * kstride, *a1 = a[1] + i * kstride, *a2 = a[2] + i * kstride,
                     *a3 = a[3] + i * kstride, *a4 = a[4] + i * kstride, *a5 = a[5] + i * kstride;
       for (int64_t k = 0; k < pairs; ++k) {
@@ -329,11 +345,9 @@ __attribute__((target("avx2"))) void kernelInPlace(const int16_t* const* a, int6
   }
 }
 
-/// Whether the in-place AVX2 path applies: a dense (ungrouped) conv with a spatial kernel, no
-/// horizontal dilation, and an even kernel-row length so K pairs never straddle kernel rows.
-bool inPlaceApplies(const ConvGeom& g) {
-  return g.groups == 1 && g.kh * g.kw > 1 && g.dw == 1 && (g.kw * g.c) % 2 == 0;
-}
+/// Whether the in-place AVX2 path applies: a dense (ungrouped) conv with a spatial kernel and no
+/// horizontal dilation (a kernel row is then one contiguous run of the padded input).
+bool inPlaceApplies(const ConvGeom& g) { return g.groups == 1 && g.kh * g.kw > 1 && g.dw == 1; }
 
 template <class T>
 void convGemmInPlace(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
