@@ -308,36 +308,24 @@ __attribute__((target("avx2"))) void kernelInPlace(const int16_t* const* a, int6
   const int16_t* wall = p.seg % 2 ? p.avx_rows.data() : p.avx.data();
   for (int64_t b = 0; b < p.blocks; ++b) {
     const int16_t* w = wall + b * p.kh * p.sege * kNr;
-    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    __m256i acc[kMrIn][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < kMrIn; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     for (int64_t i = 0; i < p.kh; ++i, w += p.sege * kNr) {
-      const int16_t *a0 = a[0] + i * kstride, *a1 = a[1] + i * kstride, *a2 = a[2] + i * kstride,
-                    *a3 = a[3] + i * kstride, *a4 = a[4] + i * kstride, *a5 = a[5] + i * kstride;
+      const int16_t* ar[kMrIn];
+#pragma GCC unroll 6
+      for (int r = 0; r < kMrIn; ++r) ar[r] = a[r] + i * kstride;
       for (int64_t k = 0; k < pairs; ++k) {
         const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * 32));
         const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * 32 + 16));
-        __m256i x = bcastPair(a0 + 2 * k);
-        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, w0));
-        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, w1));
-        x = bcastPair(a1 + 2 * k);
-        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, w0));
-        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, w1));
-        x = bcastPair(a2 + 2 * k);
-        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, w0));
-        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, w1));
-        x = bcastPair(a3 + 2 * k);
-        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, w0));
-        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
-        x = bcastPair(a4 + 2 * k);
-        c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(x, w0));
-        c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(x, w1));
-        x = bcastPair(a5 + 2 * k);
-        c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(x, w0));
-        c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(x, w1));
+#pragma GCC unroll 6
+        for (int r = 0; r < kMrIn; ++r) {  // fully unrolled: the accumulators stay in registers
+          const __m256i x = bcastPair(ar[r] + 2 * k);
+          acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x, w0));
+          acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, w1));
+        }
       }
     }
-    const __m256i acc[kMrIn][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                                   {c30, c31}, {c40, c41}, {c50, c51}};
     const int64_t ch = b * kNr;
     const int64_t count = std::min<int64_t>(kNr, p.og - ch);
     for (int64_t r = 0; r < rows; ++r)
