@@ -333,9 +333,12 @@ __attribute__((target("avx2"))) void kernelInPlace(const int16_t* const* a, int6
   }
 }
 
-/// Whether the in-place AVX2 path applies: a dense (ungrouped) conv with a spatial kernel and no
-/// horizontal dilation (a kernel row is then one contiguous run of the padded input).
-bool inPlaceApplies(const ConvGeom& g) { return g.groups == 1 && g.kh * g.kw > 1 && g.dw == 1; }
+/// Whether the in-place AVX2 path applies: a dense (ungrouped) conv with no horizontal dilation
+/// (a kernel row is then one contiguous run of the padded input); 1x1 only at stride 1 (strided,
+/// widening every input pixel would be wasted work).
+bool inPlaceApplies(const ConvGeom& g) {
+  return g.groups == 1 && g.dw == 1 && (g.kh * g.kw > 1 || (g.sh == 1 && g.sw == 1));
+}
 
 template <class T>
 void convGemmInPlace(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
