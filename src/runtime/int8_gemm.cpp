@@ -1,6 +1,7 @@
-// Int8 im2col GEMM for dense / grouped / pointwise convs and linear layers (see int8_gemm.h):
-// activations widened to int16 (x - x_zp) per tile of 4 output rows, weights prepacked as int16
-// pairs, vpmaddwd into int32 (exact: |(x - zp) * w| <= 255 * 128, pair sums fit easily).
+// Int8 GEMM for dense / grouped / pointwise convs and linear layers (see int8_gemm.h): activations
+// widened to int16 (x - x_zp) — once per call into a padded copy read in place (dense convs) or
+// per im2col tile of 4 output rows (the rest) — weights prepacked as int16 pairs, vpmaddwd into
+// int32 (exact: |(x - zp) * w| <= 255 * 128, pair sums fit easily).
 #include "runtime/int8_gemm.h"
 #include "runtime/int8_simd.h"
 
