@@ -1,6 +1,7 @@
-// Int8 im2col GEMM for dense / grouped / pointwise convs and linear layers (see int8_gemm.h):
-// activations widened to int16 (x - x_zp) per tile of 4 output rows, weights prepacked as int16
-// pairs, vpmaddwd into int32 (exact: |(x - zp) * w| <= 255 * 128, pair sums fit easily).
+// Int8 GEMM for dense / grouped / pointwise convs and linear layers (see int8_gemm.h): activations
+// widened to int16 (x - x_zp) — once per call into a padded copy read in place (dense convs) or
+// per im2col tile of 4 output rows (the rest) — weights prepacked as int16 pairs, vpmaddwd into
+// int32 (exact: |(x - zp) * w| <= 255 * 128, pair sums fit easily).
 #include "runtime/int8_gemm.h"
 #include "runtime/int8_simd.h"
 
@@ -72,6 +73,20 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
   p.seg = kw * cg;
   p.segp = (p.seg + 3) / 4 * 4;
   p.kq = kh * p.segp;
+  // AVX2 in-place layout for odd kernel rows: a zero weight after each row, so the pair that
+  // reads one element past the row (the next pixel's value, finite) adds exactly 0.
+  p.sege = (p.seg + 1) / 2 * 2;
+  if (p.seg % 2 == 1 && groups == 1) {
+    p.avx_rows.assign(static_cast<size_t>(p.blocks * kh * p.sege * kNr), 0);
+    forEachLane([&](int64_t blk, int64_t lane, int64_t oc) {
+      int16_t* dst = p.avx_rows.data() + blk * kh * p.sege * kNr;
+      const int16_t* src = p.plain.data() + oc * p.kp;
+      for (int64_t k = 0; k < p.k; ++k) {
+        const int64_t kk = (k / p.seg) * p.sege + k % p.seg;
+        dst[(kk / 2) * kNr * 2 + lane * 2 + kk % 2] = src[k];
+      }
+    });
+  }
   p.vnni.assign(static_cast<size_t>(groups * p.blocks * p.kq * kNr), 0);
   p.wsum.assign(static_cast<size_t>(o + kNr), 0);
   forEachLane([&](int64_t blk, int64_t lane, int64_t oc) {
@@ -182,6 +197,24 @@ void kernelScalar(const int16_t* a, const PackedGemm& p, int64_t gi, int64_t row
 
 namespace {
 
+/// Requantizes one output row's 16 accumulators (channels [ch, ch + 16), `count` of them real)
+/// and stores them at dst.
+__attribute__((target("avx2"), always_inline)) inline void storeBlock(__m256i a0, __m256i a1,
+                                                                     int64_t ch, int64_t count,
+                                                                     const Requant& rq,
+                                                                     uint8_t* dst) {
+  __m128i lo = narrow8(requant8(a0, ch, rq), rq.out_signed);
+  __m128i hi = narrow8(requant8(a1, ch + 8, rq), rq.out_signed);
+  __m128i v = _mm_unpacklo_epi64(lo, hi);
+  if (count == kNr) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v);
+  } else {
+    alignas(16) uint8_t tmp[kNr];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), v);
+    std::memcpy(dst, tmp, static_cast<size_t>(count));
+  }
+}
+
 __attribute__((target("avx2"))) void kernelAvx2(const int16_t* a, const PackedGemm& p, int64_t gi,
                                                 int64_t rows, int64_t m0, const Requant& rq,
                                                 uint8_t* y, int64_t ldy) {
@@ -213,20 +246,128 @@ __attribute__((target("avx2"))) void kernelAvx2(const int16_t* a, const PackedGe
     const __m256i acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
     const int64_t ch = gi * p.og + b * kNr;
     const int64_t count = std::min<int64_t>(kNr, p.og - b * kNr);
-    for (int64_t r = 0; r < rows; ++r) {
-      __m128i lo = narrow8(requant8(acc[r][0], ch, rq), rq.out_signed);
-      __m128i hi = narrow8(requant8(acc[r][1], ch + 8, rq), rq.out_signed);
-      __m128i v = _mm_unpacklo_epi64(lo, hi);
-      uint8_t* dst = y + (m0 + r) * ldy + ch;
-      if (count == kNr) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v);
-      } else {
-        alignas(16) uint8_t tmp[kNr];
-        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), v);
-        std::memcpy(dst, tmp, static_cast<size_t>(count));
+    for (int64_t r = 0; r < rows; ++r)
+      storeBlock(acc[r][0], acc[r][1], ch, count, rq, y + (m0 + r) * ldy + ch);
+  }
+}
+
+// ---- AVX2 dense convs without im2col: the input is widened to int16 (x - zp) once per call into
+// a zero-padded NHWC copy, so every kernel row of a receptive field (kw * C values) is one
+// contiguous run that the micro-kernel reads in place (instead of widening each input pixel
+// kh * kw times into an im2col tile).
+
+constexpr int64_t kMrIn = 6;  // output rows per in-place micro-tile: 12 accumulators + 3 regs
+
+/// The zero-padded int16 copy of the input (padding value x_zp - x_zp = 0).
+struct PaddedInput {
+  const int16_t* data;
+  int64_t hp, wp;  // padded height / width; the image origin is at (ph, pw)
+};
+
+template <class T>
+PaddedInput widenPadded(const T* x, int32_t zp, const ConvGeom& g, std::vector<int16_t>& buf) {
+  const int64_t bottom = std::max<int64_t>(0, (g.oh - 1) * g.sh - g.ph + (g.kh - 1) * g.dh - (g.h - 1));
+  const int64_t right = std::max<int64_t>(0, (g.ow - 1) * g.sw - g.pw + (g.kw - 1) * g.dw - (g.w - 1));
+  const int64_t hp = g.ph + g.h + bottom, wp = g.pw + g.w + right;
+  const int64_t rowlen = wp * g.c;
+  // Two spare elements: an odd kernel row's last pair reads one value past the row (zero weight).
+  buf.resize(static_cast<size_t>(g.n * hp * rowlen + 2));
+  int16_t* out = buf.data();
+  at::parallel_for(0, g.n * hp, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, rowlen)),
+                   [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int16_t* dst = out + r * rowlen;
+      const int64_t n = r / hp, iy = r % hp - g.ph;
+      if (iy < 0 || iy >= g.h) {
+        std::memset(dst, 0, static_cast<size_t>(rowlen) * sizeof(int16_t));
+        continue;
+      }
+      std::memset(dst, 0, static_cast<size_t>(g.pw * g.c) * sizeof(int16_t));
+      widenAvx2(x + (n * g.h + iy) * g.w * g.c, g.w * g.c, zp, dst + g.pw * g.c);
+      std::memset(dst + (g.pw + g.w) * g.c, 0, static_cast<size_t>(right * g.c) * sizeof(int16_t));
+    }
+  });
+  out[g.n * hp * rowlen] = out[g.n * hp * rowlen + 1] = 0;
+  return {out, hp, wp};
+}
+
+/// Broadcasts the int16 pair at p (any alignment) to all 8 lanes.
+__attribute__((target("avx2"), always_inline)) inline __m256i bcastPair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+/// kMrIn output rows x all output channels; a[r] points at row r's receptive-field origin in the
+/// padded input, kernel rows `kstride` elements apart, each seg = kw * C values long (read as
+/// sege / 2 pairs; an odd row's extra value meets a zero weight).
+__attribute__((target("avx2"))) void kernelInPlace(const int16_t* const* a, int64_t kstride,
+                                                   const PackedGemm& p, int64_t rows, int64_t m0,
+                                                   const Requant& rq, uint8_t* y, int64_t ldy) {
+  const int64_t pairs = p.sege / 2;
+  // Even rows: the im2col layout has no gaps between kernel rows and is used as is.
+  const int16_t* wall = p.seg % 2 ? p.avx_rows.data() : p.avx.data();
+  for (int64_t b = 0; b < p.blocks; ++b) {
+    const int16_t* w = wall + b * p.kh * p.sege * kNr;
+    __m256i acc[kMrIn][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < kMrIn; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int64_t i = 0; i < p.kh; ++i, w += p.sege * kNr) {
+      const int16_t* ar[kMrIn];
+#pragma GCC unroll 6
+      for (int r = 0; r < kMrIn; ++r) ar[r] = a[r] + i * kstride;
+      for (int64_t k = 0; k < pairs; ++k) {
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * 32));
+        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k * 32 + 16));
+#pragma GCC unroll 6
+        for (int r = 0; r < kMrIn; ++r) {  // fully unrolled: the accumulators stay in registers
+          const __m256i x = bcastPair(ar[r] + 2 * k);
+          acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x, w0));
+          acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, w1));
+        }
       }
     }
+    const int64_t ch = b * kNr;
+    const int64_t count = std::min<int64_t>(kNr, p.og - ch);
+    for (int64_t r = 0; r < rows; ++r)
+      storeBlock(acc[r][0], acc[r][1], ch, count, rq, y + (m0 + r) * ldy + ch);
   }
+}
+
+/// Whether the in-place AVX2 path applies: a dense (ungrouped) conv with no horizontal dilation
+/// (a kernel row is then one contiguous run of the padded input); 1x1 only at stride 1 (strided,
+/// widening every input pixel would be wasted work).
+bool inPlaceApplies(const ConvGeom& g) {
+  return g.groups == 1 && g.dw == 1 && (g.kh * g.kw > 1 || (g.sh == 1 && g.sw == 1));
+}
+
+template <class T>
+void convGemmInPlace(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
+                     const Requant& rq, uint8_t* y) {
+  thread_local std::vector<int16_t> buf;
+  const PaddedInput in = widenPadded(x, x_zp, g, buf);
+  const int64_t m = g.n * g.oh * g.ow;
+  const int64_t tiles = (m + kMrIn - 1) / kMrIn;
+  const int64_t work = kMrIn * p.kp * p.og;  // MACs per tile
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 17) / std::max<int64_t>(1, work));
+  const int64_t kstride = g.dh * in.wp * g.c;
+  at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) {
+    const int16_t* a[kMrIn];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = t * kMrIn, rows = std::min(kMrIn, m - m0);
+      RowPos pos = rowPos(g, m0);
+      int64_t ox = (m0 % (g.oh * g.ow)) % g.ow;
+      for (int64_t r = 0; r < kMrIn; ++r) {
+        if (r >= rows) {  // tail: recompute row 0 (results not stored)
+          a[r] = a[0];
+          continue;
+        }
+        if (r > 0) pos = ++ox < g.ow ? RowPos{pos.n, pos.iy0, pos.ix0 + g.sw} : (ox = 0, rowPos(g, m0 + r));
+        a[r] = in.data + ((pos.n * in.hp + pos.iy0 + g.ph) * in.wp + pos.ix0 + g.pw) * g.c;
+      }
+      kernelInPlace(a, kstride, p, rows, m0, rq, y, g.o);
+    }
+  });
 }
 
 template <class T>
@@ -238,6 +379,7 @@ void convGemmT(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
   const int64_t work = kMr * p.kp * p.og * p.groups;  // MACs per tile
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 17) / std::max<int64_t>(1, work));
   const bool avx = isa == Isa::kAvx2;
+  if (avx && inPlaceApplies(g)) return convGemmInPlace(x, x_zp, g, p, rq, y);
   at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<int16_t> abuf;
     if (abuf.size() < static_cast<size_t>(kMr * p.kp)) abuf.resize(static_cast<size_t>(kMr * p.kp));

@@ -44,13 +44,16 @@ struct ConvGeom {
 /// Int8 weights of a dense / grouped conv prepacked once: per group, K = kh*kw*C/g (tap-major,
 /// channel-minor, matching the NHWC im2col row) padded to even, output channels in blocks of 16
 /// interleaved by K pairs for vpmaddwd; the same blocks interleaved by K quads for vpdpbusd,
-/// with each kernel row (seg = kw*C/g values) zero-padded to segp (a multiple of 4), and
+/// with each kernel row (seg = kw*C/g values) zero-padded to segp (a multiple of 4); for odd seg
+/// the int16 pair blocks again with each kernel row zero-padded to even length (AVX2 in place); and
 /// per-channel weight sums for the zero-point correction; also a plain copy [O][Kp] for the
 /// scalar path.
 struct PackedGemm {
   int64_t k = 0, kp = 0, kq = 0, og = 0, blocks = 0, groups = 1;
   int64_t kh = 1, seg = 0, segp = 0;  // VNNI: kq = kh * segp
+  int64_t sege = 0;            // seg rounded up to even (the AVX2 in-place kernel's row length)
   std::vector<int16_t> avx;    // [g][block][kp/2][16][2]
+  std::vector<int16_t> avx_rows;  // odd seg, 1 group: [block][kh * sege/2][16][2], row ends 0
   std::vector<int8_t> vnni;    // [g][block][kq/4][16][4]
   std::vector<int32_t> wsum;   // [O + 16] sum over K of w
   std::vector<int16_t> plain;  // [O][kp]

@@ -270,6 +270,13 @@ TEST(Int8Kernels, ConvIsBitIdenticalToOrtRequantization) {
       {2, 16, 32, 15, 15, 3, 3, 2, 1, 1, 1, true, true, true, 2, K::kNone},
       {1, 12, 18, 9, 11, 3, 3, 1, 1, 1, 3, false, false, true, 2, K::kClip},
       {1, 5, 7, 6, 9, 2, 3, 1, 0, 1, 1, true, false, false, 1, K::kNone},
+      // the AVX2 in-place path: ResNet stage 1 (16 -> 16 s1 p1), 16 -> 32 s2, odd C / O with
+      // odd kernel rows, 6-row tiles crossing images (dilation 2 stays on the im2col path)
+      {3, 16, 16, 12, 13, 3, 3, 1, 1, 1, 1, false, false, true, 2, K::kRelu},
+      {2, 16, 32, 14, 14, 3, 3, 2, 1, 1, 1, false, false, true, 2, K::kRelu},
+      {2, 7, 19, 11, 10, 3, 3, 2, 1, 1, 1, true, false, true, 1, K::kNone},
+      {1, 3, 33, 7, 5, 3, 3, 1, 2, 1, 1, false, true, true, 2, K::kClip},
+      {2, 6, 10, 9, 9, 3, 3, 1, 2, 2, 1, false, false, true, 2, K::kNone},
   };
   uint64_t seed = 500;
   for (const OrtCase& cc : cases) {
