@@ -33,15 +33,7 @@ const std::string kModel = std::string(GS_SOURCE_DIR) + "/models/llama-tiny-text
 
 // The configuration models/README.md trains llama-tiny-text.onnx with (zoo defaults otherwise).
 models::LlamaConfig tinyTextConfig() {
-  models::LlamaConfig c;
-  c.vocab = 256;
-  c.dim = 128;
-  c.layers = 4;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn = 352;
-  c.max_seq = 128;
-  return c;
+  return {.vocab = 256, .dim = 128, .layers = 4, .heads = 4, .kv_heads = 2, .ffn = 352, .max_seq = 128};
 }
 
 // Held-out slice: the first 4096 validation tokens, windows of 128.

@@ -12,15 +12,7 @@ namespace gs::llm::llm_test {
 
 /// A 2-layer, dim-64 Llama with grouped-query attention (4 query / 2 KV heads), byte vocabulary.
 inline models::LlamaConfig tinyConfig() {
-  models::LlamaConfig c;
-  c.vocab = 256;
-  c.dim = 64;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn = 128;
-  c.max_seq = 64;
-  return c;
+  return {.vocab = 256, .dim = 64, .layers = 2, .heads = 4, .kv_heads = 2, .ffn = 128, .max_seq = 64};
 }
 
 /// `n` token windows of length `seq` from the first 200,000 bytes of `split` of the built-in

@@ -20,17 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 
 models::LlamaConfig smallConfig(bool tie) {
-  models::LlamaConfig c;
-  c.vocab = 64;
-  c.dim = 32;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.ffn = 48;
-  c.max_seq = 16;
-  c.rms_eps = 1e-6;
-  c.tie_embeddings = tie;
-  return c;
+  return {.vocab = 64, .dim = 32, .layers = 2, .heads = 4, .kv_heads = 2, .ffn = 48, .max_seq = 16,
+          .rms_eps = 1e-6, .tie_embeddings = tie};
 }
 
 at::Tensor logits(const Graph& g) {

@@ -137,13 +137,7 @@ TEST(Perplexity, BigramModelUsesThePreviousToken) {
 TEST(Perplexity, LlamaSingleWindowMatchesDirectLogSoftmax) {
   // A real LM graph (small seeded Llama): one window of the whole stream must equal the mean
   // next-token NLL computed here directly from one forward pass.
-  models::LlamaConfig cfg;
-  cfg.dim = 32;
-  cfg.layers = 1;
-  cfg.heads = 2;
-  cfg.kv_heads = 1;
-  cfg.ffn = 64;
-  cfg.max_seq = 64;
+  models::LlamaConfig cfg{.dim = 32, .layers = 1, .heads = 2, .kv_heads = 1, .ffn = 64, .max_seq = 64};
   auto g = models::buildLlama(cfg, 3);
   Executor ex(*g);
   const int64_t n = 40;
