@@ -104,6 +104,18 @@ void writeSafetensors(const std::string& path, const std::map<std::string, at::T
   writeFileAtomic(path, bytes);
 }
 
+namespace {
+
+/// madvise(`advice`) on the pages lying wholly inside [b, e): pages shared with neighbouring
+/// data are left alone.
+void adviseWholePages(uintptr_t b, uintptr_t e, int advice) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
+  if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, advice);
+}
+
+}  // namespace
+
 /// Address ranges [begin, end) of the live mappings, for dropMappedPages.
 std::mutex g_maps_mu;
 std::set<std::pair<uintptr_t, uintptr_t>> g_maps;
@@ -142,9 +154,8 @@ struct SafetensorsFile::Mapping {
     auto it = live.find({b, e});
     if (it == live.end() || --it->second > 0) return;
     live.erase(it);
-    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    const uint64_t pb = (b + page - 1) / page * page, pe = e / page * page;
-    if (pe > pb) ::madvise(static_cast<uint8_t*>(addr) + pb, pe - pb, MADV_DONTNEED);
+    const auto base = reinterpret_cast<uintptr_t>(addr);
+    adviseWholePages(base + b, base + e, MADV_DONTNEED);
   }
 };
 
@@ -295,10 +306,8 @@ bool dropMappedPages(const at::Tensor& t) {
     auto it = g_maps.upper_bound({b, UINTPTR_MAX});
     if (it == g_maps.begin() || (--it)->first > b || it->second < e) return false;
   }
-  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
 #ifdef MADV_PAGEOUT
-  if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_PAGEOUT);
+  adviseWholePages(b, e, MADV_PAGEOUT);
 #endif
   return true;
 }
