@@ -97,6 +97,10 @@ int runCompress(const CompressOptions& o) {
     const llm::PtqConfig* r = llmPtqRecipe(*algo);
     GS_CHECK(r, "--format gptq needs an LLM PTQ algorithm (rtn, gptq, awq, llm_ptq), not ", o.algo);
     llm::checkGptqExportable(*r);
+  } else {
+    // The ONNX export takes the packed layers from the graph: the integer codes need not be kept
+    // beside them while the next blocks are quantized.
+    llmPtqKeepCodes(*algo, false);
   }
 
   int64_t epochs = o.epochs >= 0 ? o.epochs : algo->recommendedEpochs();

@@ -1,5 +1,7 @@
-// Graph -> ONNX ModelProto (opset 17): initializers, typed values, attributes, external data.
+// Graph -> ONNX (opset 17): typed values, attributes, initializers streamed one at a time into the
+// protobuf wire format (never a ModelProto holding every tensor), external data.
 #include <ATen/ATen.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <onnx/checker.h>
 #include <onnx/shape_inference/implementation.h>
 
@@ -7,6 +9,7 @@
 #include <set>
 
 #include "io/onnx.h"
+#include "io/safetensors.h"
 #include "io/tensor_proto.h"
 #include "support/error.h"
 #include "support/file_util.h"
@@ -72,34 +75,44 @@ void setAttr(const std::string& name, const Attribute& a, onnx::AttributeProto* 
   }
 }
 
-/// Collects big tensors into one external file; offsets aligned for mmap-friendly reading.
-struct ExternalSink {
-  std::string location;  // file name relative to the model's folder
-  std::string data;
+/// Bytes of `v` as a protobuf varint.
+size_t varintSize(uint64_t v) { return google::protobuf::io::CodedOutputStream::VarintSize64(v); }
 
-  void add(onnx::TensorProto* t) {
-    while (data.size() % 64) data.push_back('\0');
-    const std::string& raw = t->raw_data();
-    size_t offset = data.size();
-    data.append(raw);
-    auto entry = [&](const char* k, const std::string& v) {
-      auto* e = t->add_external_data();
-      e->set_key(k);
-      e->set_value(v);
-    };
-    entry("location", location);
-    entry("offset", std::to_string(offset));
-    entry("length", std::to_string(raw.size()));
-    t->clear_raw_data();
-    t->set_data_location(onnx::TensorProto::EXTERNAL);
+/// Tag of a length-delimited field (messages, strings, bytes).
+uint64_t lengthDelimitedTag(int field) { return (static_cast<uint64_t>(field) << 3) | 2; }
+
+/// One initializer: its TensorProto without the data (name, type, dims; the external-data entries
+/// when its bytes go to the .data file) and the tensor the bytes are streamed from.
+struct Init {
+  const Value* value = nullptr;
+  onnx::TensorProto meta;
+  uint64_t nbytes = 0;
+  bool external = false;
+
+  /// Size of the serialised TensorProto: the header, then (inline) the raw_data field.
+  uint64_t protoBytes() const {
+    uint64_t n = meta.ByteSizeLong();
+    if (!external) n += varintSize(lengthDelimitedTag(onnx::TensorProto::kRawDataFieldNumber)) +
+                        varintSize(nbytes) + nbytes;
+    return n;
   }
 };
 
-void inferOutputShapes(onnx::ModelProto& m);
+/// The model without tensor data: the ModelProto whose graph has no initializers, plus the
+/// initializers in graph order. Streamed out (streamModel) it is byte for byte the ModelProto
+/// holding every initializer, without ever holding that ModelProto.
+struct Skeleton {
+  onnx::ModelProto model;
+  std::vector<Init> inits;
+  uint64_t external_bytes = 0;  ///< size of the external data file (0: none)
+};
 
-onnx::ModelProto buildModel(const Graph& g, const OnnxExportOptions& opts, ExternalSink* sink) {
+
+Skeleton buildSkeleton(const Graph& g, const OnnxExportOptions& opts,
+                       const std::string& external_location) {
   registerOnnxContribSchemas();
-  onnx::ModelProto m;
+  Skeleton sk;
+  onnx::ModelProto& m = sk.model;
   m.set_ir_version(kIrVersion);
   m.set_producer_name(opts.producer_name);
   m.set_producer_version(GS_VERSION);
@@ -117,12 +130,29 @@ onnx::ModelProto buildModel(const Graph& g, const OnnxExportOptions& opts, Exter
 
   std::string frozen;
   for (const Value* p : g.params()) {
-    auto* t = gp->add_initializer();
-    tensorToProto(p->data(), p->name(), t);
-    if (sink && opts.external_data_threshold > 0 &&
-        static_cast<int64_t>(t->raw_data().size()) >= opts.external_data_threshold)
-      sink->add(t);
-    if (p->data().is_floating_point() && !p->trainable()) frozen += p->name() + "\n";
+    Init in;
+    in.value = p;
+    const at::Tensor& t = p->data();
+    in.nbytes = static_cast<uint64_t>(t.numel()) * t.element_size();
+    tensorProtoHeader(t, p->name(), &in.meta);
+    // Big tensors go to the external file, each at an offset aligned for mmap-friendly reading.
+    if (!external_location.empty() && opts.external_data_threshold > 0 &&
+        static_cast<int64_t>(in.nbytes) >= opts.external_data_threshold) {
+      in.external = true;
+      const uint64_t offset = (sk.external_bytes + 63) / 64 * 64;
+      sk.external_bytes = offset + in.nbytes;
+      auto entry = [&](const char* k, const std::string& v) {
+        auto* e = in.meta.add_external_data();
+        e->set_key(k);
+        e->set_value(v);
+      };
+      entry("location", external_location);
+      entry("offset", std::to_string(offset));
+      entry("length", std::to_string(in.nbytes));
+      in.meta.set_data_location(onnx::TensorProto::EXTERNAL);
+    }
+    sk.inits.push_back(std::move(in));
+    if (t.is_floating_point() && !p->trainable()) frozen += p->name() + "\n";
   }
   if (!frozen.empty()) {
     auto* kv = m.add_metadata_props();
@@ -147,54 +177,60 @@ onnx::ModelProto buildModel(const Graph& g, const OnnxExportOptions& opts, Exter
         listed.insert(v);
       }
   }
-  inferOutputShapes(m);
-  return m;
+  return sk;
 }
 
-/// ONNX requires shapes on main-graph inputs and outputs. Outputs whose rank gstick does not know
-/// get the shape ONNX's own (non-strict) shape inference derives. Big initializers are replaced
-/// by typed inputs in the inference copy, so the copy stays small.
-void inferOutputShapes(onnx::ModelProto& m) {
-  auto& gp = *m.mutable_graph();
-  bool missing = false;
-  for (const auto& o : gp.output()) missing |= !o.type().tensor_type().has_shape();
-  if (!missing) return;
-  onnx::ModelProto copy;
-  copy.set_ir_version(m.ir_version());
-  *copy.mutable_opset_import() = m.opset_import();
-  auto& cg = *copy.mutable_graph();
-  *cg.mutable_node() = gp.node();
-  *cg.mutable_input() = gp.input();
-  *cg.mutable_output() = gp.output();
-  *cg.mutable_value_info() = gp.value_info();
-  for (const auto& t : gp.initializer()) {
-    if (t.data_location() != onnx::TensorProto::EXTERNAL && t.raw_data().size() <= 4096) {
-      *cg.add_initializer() = t;
+/// Initializers up to this size are copied whole into the model the checker and shape inference
+/// see (shape-like constants whose values inference reads); bigger ones are declared as typed
+/// graph inputs there, so checking never holds a copy of the big tensors.
+constexpr uint64_t kCheckInlineBytes = 4096;
+
+/// The skeleton as the ONNX checker and shape inference see it: small inline initializers whole,
+/// the others (and external ones) as typed graph inputs of the same name, type and shape.
+onnx::ModelProto lightModel(const Skeleton& sk) {
+  onnx::ModelProto light = sk.model;
+  auto& cg = *light.mutable_graph();
+  for (const Init& in : sk.inits) {
+    if (!in.external && in.nbytes <= kCheckInlineBytes) {
+      tensorToProto(in.value->data(), in.value->name(), cg.add_initializer());
       continue;
     }
     auto* vi = cg.add_input();
-    vi->set_name(t.name());
+    vi->set_name(in.meta.name());
     auto* tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(t.data_type());
+    tt->set_elem_type(in.meta.data_type());
     auto* sh = tt->mutable_shape();
-    for (int64_t d : t.dims()) sh->add_dim()->set_dim_value(d);
+    for (int64_t d : in.meta.dims()) sh->add_dim()->set_dim_value(d);
   }
+  return light;
+}
+
+/// ONNX requires shapes on main-graph inputs and outputs. Outputs whose rank gstick does not know
+/// get the shape ONNX's own (non-strict) shape inference derives on the light model; they are
+/// set in both `m` and `light`.
+void inferOutputShapes(onnx::ModelProto& m, onnx::ModelProto& light) {
+  bool missing = false;
+  for (const auto& o : m.graph().output()) missing |= !o.type().tensor_type().has_shape();
+  if (!missing) return;
+  onnx::ModelProto copy = light;
   try {
     onnx::shape_inference::InferShapes(copy);
   } catch (const std::exception&) {
     return;  // best effort: the checker reports what is still missing
   }
+  const auto& cg = copy.graph();
   std::map<std::string, const onnx::TypeProto*> inferred;
   for (const auto& vi : cg.value_info()) inferred[vi.name()] = &vi.type();
   for (const auto& vi : cg.output()) inferred[vi.name()] = &vi.type();
-  for (auto& o : *gp.mutable_output()) {
-    auto* tt = o.mutable_type()->mutable_tensor_type();
-    if (tt->has_shape()) continue;
-    auto it = inferred.find(o.name());
-    if (it == inferred.end() || !it->second->tensor_type().has_shape()) continue;
-    *tt->mutable_shape() = it->second->tensor_type().shape();
-    if (tt->elem_type() == 0) tt->set_elem_type(it->second->tensor_type().elem_type());
-  }
+  for (onnx::ModelProto* target : {&m, &light})
+    for (auto& o : *target->mutable_graph()->mutable_output()) {
+      auto* tt = o.mutable_type()->mutable_tensor_type();
+      if (tt->has_shape()) continue;
+      auto it = inferred.find(o.name());
+      if (it == inferred.end() || !it->second->tensor_type().has_shape()) continue;
+      *tt->mutable_shape() = it->second->tensor_type().shape();
+      if (tt->elem_type() == 0) tt->set_elem_type(it->second->tensor_type().elem_type());
+    }
 }
 
 /// Runs the ONNX checker (and optionally strict shape inference); throws gs::Error.
@@ -224,16 +260,149 @@ void checkModel(const onnx::ModelProto& m, bool full, const std::string& what) {
   }
 }
 
-void checkSerializable(const onnx::ModelProto& m, const std::string& what) {
-  GS_CHECK(m.ByteSizeLong() < (size_t{1} << 31), what, ": model is larger than protobuf's 2 GB ",
-           "limit; set external_data_threshold to store big tensors outside the .onnx file");
+/// Destination of the streamed model: a string, or a file descriptor through a buffer (tensor
+/// bytes bigger than the buffer are written straight from the tensor's memory).
+class ByteSink {
+ public:
+  explicit ByteSink(std::string* out) : out_(out) {}
+  explicit ByteSink(int fd) : fd_(fd) { buf_.reserve(kBuffer); }
+  /// False on an I/O error (errno set).
+  bool write(const void* p, size_t n) {
+    if (out_) {
+      out_->append(static_cast<const char*>(p), n);
+      return true;
+    }
+    if (buf_.size() + n > kBuffer && !flush()) return false;
+    if (n >= kBuffer) return writeAll(fd_, p, n);
+    buf_.append(static_cast<const char*>(p), n);
+    return true;
+  }
+  bool writeVarint(uint64_t v) {
+    uint8_t b[10];
+    uint8_t* e = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(v, b);
+    return write(b, static_cast<size_t>(e - b));
+  }
+  bool writeMessage(const google::protobuf::MessageLite& m) {
+    std::string bytes;
+    return m.SerializeToString(&bytes) && write(bytes.data(), bytes.size());
+  }
+  bool flush() {
+    if (out_ || buf_.empty()) return true;
+    bool ok = writeAll(fd_, buf_.data(), buf_.size());
+    buf_.clear();
+    return ok;
+  }
+
+ private:
+  static constexpr size_t kBuffer = size_t{1} << 20;
+  std::string* out_ = nullptr;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+/// Writes a tensor's raw bytes in chunks. A tensor viewing a memory-mapped checkpoint (fp32
+/// embedding / lm_head of an HF import) is read from the file as it is written; each written
+/// chunk's pages are handed back (dropMappedPages) so they do not stay counted in RSS.
+bool writeTensorBytes(ByteSink& sink, const at::Tensor& t) {
+  constexpr size_t kChunk = size_t{16} << 20;
+  at::Tensor c = rawDataTensor(t);
+  const char* p = static_cast<const char*>(c.data_ptr());
+  const size_t n = c.nbytes();
+  for (size_t off = 0; off < n; off += kChunk) {
+    const size_t len = std::min(kChunk, n - off);
+    if (!sink.write(p + off, len)) return false;
+    dropMappedPages(p + off, len);
+  }
+  return true;
 }
 
-std::string serialize(const onnx::ModelProto& m, const std::string& what) {
-  checkSerializable(m, what);
-  std::string out;
-  GS_CHECK(m.SerializeToString(&out), what, ": protobuf serialisation failed");
+/// Copy of `m` keeping only its fields numbered in [lo, hi] (reflection, so no field is missed).
+template <class M>
+M fieldRange(const M& m, int lo, int hi) {
+  M out = m;
+  const auto* r = out.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r->ListFields(out, &fields);
+  for (const auto* f : fields)
+    if (f->number() < lo || f->number() > hi) r->ClearField(&out, f);
   return out;
+}
+
+/// The serialised model in its pieces. Protobuf writes a message's fields in field-number order
+/// and a sub-message as tag + length + its own fields, so the ModelProto with every initializer
+/// is exactly: model fields before `graph`, the graph's tag and length, graph fields before
+/// `initializer`, each initializer (tag, length, TensorProto header, raw_data field), the other
+/// graph fields, the other model fields.
+struct Layout {
+  std::string model_head, model_tail, graph_head, graph_tail;
+  uint64_t graph_bytes = 0, total = 0;
+};
+
+Layout layoutOf(const Skeleton& sk) {
+  constexpr int kGraph = onnx::ModelProto::kGraphFieldNumber;
+  constexpr int kInit = onnx::GraphProto::kInitializerFieldNumber;
+  constexpr int kLast = 536870911;  // largest protobuf field number
+  Layout l;
+  onnx::ModelProto no_graph = sk.model;
+  no_graph.clear_graph();
+  l.model_head = fieldRange(no_graph, 1, kGraph - 1).SerializeAsString();
+  l.model_tail = fieldRange(no_graph, kGraph + 1, kLast).SerializeAsString();
+  const onnx::GraphProto& gp = sk.model.graph();
+  l.graph_head = fieldRange(gp, 1, kInit - 1).SerializeAsString();
+  l.graph_tail = fieldRange(gp, kInit + 1, kLast).SerializeAsString();
+  l.graph_bytes = l.graph_head.size() + l.graph_tail.size();
+  for (const Init& in : sk.inits) {
+    const uint64_t n = in.protoBytes();
+    l.graph_bytes += varintSize(lengthDelimitedTag(kInit)) + varintSize(n) + n;
+  }
+  l.total = l.model_head.size() + varintSize(lengthDelimitedTag(kGraph)) +
+            varintSize(l.graph_bytes) + l.graph_bytes + l.model_tail.size();
+  return l;
+}
+
+/// Streams the model: one initializer at a time, its bytes straight from the graph's tensor, so
+/// memory holds the graph plus small buffers, never a ModelProto with the tensors.
+bool streamModel(const Skeleton& sk, const Layout& l, ByteSink& s) {
+  bool ok = s.write(l.model_head.data(), l.model_head.size()) &&
+            s.writeVarint(lengthDelimitedTag(onnx::ModelProto::kGraphFieldNumber)) &&
+            s.writeVarint(l.graph_bytes) && s.write(l.graph_head.data(), l.graph_head.size());
+  for (const Init& in : sk.inits) {
+    if (!ok) return false;
+    // The header holds fields numbered below raw_data only (dims, data_type, name) for inline
+    // tensors, so raw_data follows it in field order.
+    ok = s.writeVarint(lengthDelimitedTag(onnx::GraphProto::kInitializerFieldNumber)) &&
+         s.writeVarint(in.protoBytes()) && s.writeMessage(in.meta);
+    if (ok && !in.external)
+      ok = s.writeVarint(lengthDelimitedTag(onnx::TensorProto::kRawDataFieldNumber)) &&
+           s.writeVarint(in.nbytes) && writeTensorBytes(s, in.value->data());
+  }
+  return ok && s.write(l.graph_tail.data(), l.graph_tail.size()) &&
+         s.write(l.model_tail.data(), l.model_tail.size()) && s.flush();
+}
+
+/// Streams the external tensors' bytes at the offsets recorded in their headers (zero padding).
+bool streamExternalData(const Skeleton& sk, ByteSink& s) {
+  static const char zeros[64] = {};
+  uint64_t pos = 0;
+  for (const Init& in : sk.inits) {
+    if (!in.external) continue;
+    const uint64_t offset = (pos + 63) / 64 * 64;
+    if (!s.write(zeros, offset - pos) || !writeTensorBytes(s, in.value->data())) return false;
+    pos = offset + in.nbytes;
+  }
+  return s.flush();
+}
+
+/// Shapes of unknown outputs, the ONNX checker (on the light model) and protobuf's 2 GB limit,
+/// all before anything is written. Returns the layout to stream.
+Layout prepare(Skeleton& sk, const OnnxExportOptions& opts, const std::string& what) {
+  onnx::ModelProto light = lightModel(sk);
+  inferOutputShapes(sk.model, light);
+  if (opts.check) checkModel(light, opts.full_check, what);
+  Layout l = layoutOf(sk);
+  GS_CHECK(l.total < (uint64_t{1} << 31), what, ": model is larger than protobuf's 2 GB ",
+           "limit; set external_data_threshold to store big tensors outside the .onnx file");
+  return l;
 }
 
 }  // namespace
@@ -241,48 +410,31 @@ std::string serialize(const onnx::ModelProto& m, const std::string& what) {
 std::string exportOnnxBytes(const Graph& g, const OnnxExportOptions& opts) {
   GS_CHECK(opts.external_data_threshold <= 0, "graph '", g.name,
            "': external data needs a file; use exportOnnxFile");
-  onnx::ModelProto m = buildModel(g, opts, nullptr);
-  if (opts.check) checkModel(m, opts.full_check, "graph '" + g.name + "'");
-  return serialize(m, "graph '" + g.name + "'");
+  Skeleton sk = buildSkeleton(g, opts, "");
+  Layout l = prepare(sk, opts, "graph '" + g.name + "'");
+  std::string out;
+  out.reserve(l.total);
+  ByteSink sink(&out);
+  streamModel(sk, l, sink);
+  return out;
 }
 
 void exportOnnxFile(const Graph& g, const std::string& path, const OnnxExportOptions& opts) {
-  ExternalSink sink;
-  sink.location = fs::path(path).filename().string() + ".data";
-  onnx::ModelProto m = buildModel(g, opts, &sink);
-  fs::path data_path = fs::path(path).parent_path() / sink.location;
-  // Data goes to a staging file first so a failed check leaves an existing export untouched.
-  fs::path staged = data_path.string() + ".staged";
-  if (!sink.data.empty()) writeFileAtomic(staged.string(), sink.data);
-  if (opts.check) {
-    // The checker resolves external locations against an empty model folder (the working
-    // directory): check a copy whose locations are absolute paths of the written data file.
-    onnx::ModelProto copy;
-    const onnx::ModelProto* to_check = &m;
-    if (!sink.data.empty()) {
-      copy = m;
-      std::string abs = fs::absolute(staged).string();
-      for (auto& t : *copy.mutable_graph()->mutable_initializer())
-        for (auto& e : *t.mutable_external_data())
-          if (e.key() == "location") e.set_value(abs);
-      to_check = &copy;
-    }
-    try {
-      checkModel(*to_check, opts.full_check, path);
-    } catch (const Error&) {
-      if (!sink.data.empty()) fs::remove(staged);
-      throw;
-    }
+  const std::string location = fs::path(path).filename().string() + ".data";
+  Skeleton sk = buildSkeleton(g, opts, location);
+  Layout l = prepare(sk, opts, path);
+  // Both files are streamed into temp files and renamed into place; a failed check above left
+  // any existing export untouched.
+  if (sk.external_bytes > 0) {
+    writeFileAtomic((fs::path(path).parent_path() / location).string(), [&](int fd) {
+      ByteSink sink(fd);
+      return streamExternalData(sk, sink);
+    });
   }
-  checkSerializable(m, path);
-  if (!sink.data.empty()) {
-    std::error_code ec;
-    fs::rename(staged, data_path, ec);
-    GS_CHECK(!ec, data_path.string(), ": cannot move external data into place: ", ec.message());
-  }
-  // Streamed into the temp file: no serialized copy of the model is held in memory (for an LLM
-  // export that copy was as big as the model itself).
-  writeFileAtomic(path, [&](int fd) { return m.SerializeToFileDescriptor(fd); });
+  writeFileAtomic(path, [&](int fd) {
+    ByteSink sink(fd);
+    return streamModel(sk, l, sink);
+  });
 }
 
 }  // namespace gs

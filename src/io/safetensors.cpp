@@ -297,10 +297,10 @@ TensorFile SafetensorsFile::readAll() const {
 
 TensorFile readSafetensors(const std::string& path) { return SafetensorsFile(path).readAll(); }
 
-bool dropMappedPages(const at::Tensor& t) {
-  if (!t.defined() || !t.has_storage() || t.storage().nbytes() == 0) return false;
-  const auto b = reinterpret_cast<uintptr_t>(t.storage().data());
-  const uintptr_t e = b + t.storage().nbytes();
+bool dropMappedPages(const void* data, size_t bytes) {
+  if (!data || bytes == 0) return false;
+  const auto b = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t e = b + bytes;
   {
     std::lock_guard<std::mutex> lock(g_maps_mu);
     auto it = g_maps.upper_bound({b, UINTPTR_MAX});
@@ -310,6 +310,11 @@ bool dropMappedPages(const at::Tensor& t) {
   adviseWholePages(b, e, MADV_PAGEOUT);
 #endif
   return true;
+}
+
+bool dropMappedPages(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage()) return false;
+  return dropMappedPages(t.storage().data(), t.storage().nbytes());
 }
 
 }  // namespace gs

@@ -79,6 +79,9 @@ TensorFile readSafetensors(const std::string& path);
 /// data is lost). For mapped weights that stay referenced but are not needed for a while (an
 /// embedding table once the calibration inputs are embedded). Returns whether `t` was mapped.
 bool dropMappedPages(const at::Tensor& t);
+/// The same for the bytes [data, data + bytes) (e.g. a chunk of a mapped tensor that was just
+/// written out); returns whether the range lies inside a live mapping.
+bool dropMappedPages(const void* data, size_t bytes);
 
 /// Safetensors dtype name ("F32") of an ATen type; throws gs::Error for unsupported types.
 std::string safetensorsDtypeName(c10::ScalarType t);

@@ -192,12 +192,20 @@ at::Tensor tensorFromProto(const onnx::TensorProto& p, const TensorLoadContext& 
   return t;
 }
 
-void tensorToProto(const at::Tensor& t, const std::string& name, onnx::TensorProto* p) {
-  at::Tensor c = t.resolve_conj().resolve_neg().cpu().contiguous();
+void tensorProtoHeader(const at::Tensor& t, const std::string& name, onnx::TensorProto* p) {
   p->Clear();
   p->set_name(name);
-  p->set_data_type(static_cast<int32_t>(fromScalarType(c.scalar_type())));
-  for (int64_t d : c.sizes()) p->add_dims(d);
+  p->set_data_type(static_cast<int32_t>(fromScalarType(t.scalar_type())));
+  for (int64_t d : t.sizes()) p->add_dims(d);
+}
+
+at::Tensor rawDataTensor(const at::Tensor& t) {
+  return t.resolve_conj().resolve_neg().cpu().contiguous();
+}
+
+void tensorToProto(const at::Tensor& t, const std::string& name, onnx::TensorProto* p) {
+  at::Tensor c = rawDataTensor(t);
+  tensorProtoHeader(c, name, p);
   p->set_raw_data(std::string(static_cast<const char*>(c.data_ptr()), c.nbytes()));
 }
 

@@ -29,6 +29,12 @@ at::Tensor tensorFromProto(const onnx::TensorProto& p, const TensorLoadContext& 
 
 /// Fills `p` (name, data_type, dims, raw_data little-endian) from `t`.
 void tensorToProto(const at::Tensor& t, const std::string& name, onnx::TensorProto* p);
+/// Clears `p` and fills only name, data_type and dims from `t` (no data): what tensorToProto
+/// writes before raw_data, for writers that stream the bytes themselves (the ONNX exporter).
+void tensorProtoHeader(const at::Tensor& t, const std::string& name, onnx::TensorProto* p);
+/// `t` in the memory layout raw_data holds (CPU, contiguous, conjugation / negation resolved):
+/// `t` itself, without a copy, for a plain contiguous CPU tensor.
+at::Tensor rawDataTensor(const at::Tensor& t);
 
 /// Reads a serialized TensorProto file (as in ONNX's test_data_set_*/input_k.pb).
 /// `name_out`, when non-null, receives the tensor's name (may be empty).

@@ -53,6 +53,8 @@ llm::PtqConfig recipe(const Config& c) {
   p.act_order = c.getBool("act_order");
   p.static_groups = c.getBool("static_groups");
   p.calib_batch = c.getInt("calib_batch");
+  p.measure_error = c.getBool("measure_error");
+  p.error_rows = c.getInt("error_rows");
   return p;
 }
 
@@ -123,8 +125,10 @@ class LlmPtqAlgo : public CompAlgo {
     llm::PipelineOptions o;
     o.cache_path = config().getString("cache_path");
     // Finished blocks are lowered right away (packed codes, no float copy of the model): the
-    // applied graph runs and convert() / GPTQ export take the codes from result_.weights.
+    // applied graph runs; convert() / the GPTQ export take any codes from result_.weights (kept
+    // unless llmPtqKeepCodes(false)).
     o.pack_weights = true;
+    o.keep_codes = keep_codes_;
     std::optional<Progress> bar;
     if (context().verbose) {
       ProgressOptions po;
@@ -181,7 +185,9 @@ class LlmPtqAlgo : public CompAlgo {
  private:
   friend const llm::PtqResult* llmPtqResult(const CompAlgo& a);
   friend const llm::PtqConfig* llmPtqRecipe(const CompAlgo& a);
+  friend bool llmPtqKeepCodes(CompAlgo& a, bool keep);
   std::string name_;
+  bool keep_codes_ = true;
   llm::PtqResult result_;
   llm::PtqConfig recipe_;  ///< from the config; after apply() with the per-layer policies
   llm::LoweringStats lowering_;
@@ -195,6 +201,12 @@ const llm::PtqResult* llmPtqResult(const CompAlgo& a) {
 const llm::PtqConfig* llmPtqRecipe(const CompAlgo& a) {
   const auto* l = dynamic_cast<const LlmPtqAlgo*>(&a);
   return l ? &l->recipe_ : nullptr;
+}
+
+bool llmPtqKeepCodes(CompAlgo& a, bool keep) {
+  auto* l = dynamic_cast<LlmPtqAlgo*>(&a);
+  if (l) l->keep_codes_ = keep;
+  return l != nullptr;
 }
 
 namespace {
@@ -229,6 +241,13 @@ ConfigSchema llmPtqFields(const Json& defaults) {
           F::integer("calib_samples", 32, 1, 1 << 20, "calibration windows"),
           F::integer("calib_seq", 256, 2, 1 << 20, "tokens per calibration window"),
           F::integer("calib_batch", 4, 1, 1 << 20, "windows per forward pass"),
+          F::boolean("measure_error", true,
+                     "per-layer output error of the method and of plain RTN (summary columns "
+                     "out_mse / out_mse_rtn)"),
+          F::integer("error_rows", 1024, 0, 1 << 24,
+                     "calibration rows per linear input the error is measured on (strided "
+                     "subsample; 0: all, exactly, from each input's Hessian, which GPTQ then "
+                     "cannot free early: more memory)"),
           F::string("cache_path", "", "JSON cache of searched scales / GPTQ codes (reused)")};
   for (FieldSpec& f : fields)
     if (defaults.contains(f.name)) f.defaultValue = defaults.at(f.name);

@@ -60,6 +60,17 @@ double outputError(const at::Tensor& d, const at::Tensor& h) {
   return sum / 2.0;
 }
 
+/// mean_x ||D x||^2 over the rows x of `x` [rows, in] for D [out, in]: the output error on
+/// sampled calibration rows (float32 products 256 rows at a time, summed in float64).
+double rowOutputError(const at::Tensor& d, const at::Tensor& x) {
+  const at::Tensor dt = d.t();
+  const int64_t rows = x.size(0), step = 256;
+  double sum = 0;
+  for (int64_t r = 0; r < rows; r += step)
+    sum += at::mm(x.narrow(0, r, std::min(step, rows - r)), dt).to(at::kDouble).square().sum().item<double>();
+  return sum / static_cast<double>(rows);
+}
+
 /// Returns freed heap memory to the OS: the executor's malloc tuning keeps freed blocks in the
 /// heap for speed, which after a block would otherwise stay counted in RSS.
 void trimHeap() {
@@ -203,7 +214,10 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
   const bool gptq = cfg.recovery == PrecisionRecovery::Gptq;
   const bool awq = cfg.outlier == OutlierSuppression::Awq;
   const bool smooth = cfg.outlier == OutlierSuppression::Smooth;
-  const bool need_h = gptq || cfg.measure_error;
+  // Errors from the Hessian (exact) or from sampled calibration rows (cfg.error_rows).
+  const bool hessian_error = cfg.measure_error && cfg.error_rows == 0;
+  const bool row_error = cfg.measure_error && cfg.error_rows > 0;
+  const bool need_h = gptq || hessian_error;
   const bool need_amax = smooth || (cfg.act_bits && cfg.act_granularity == ActGranularity::PerTensor);
 
   for (int64_t bi = 0; bi < nblocks; ++bi) {
@@ -243,11 +257,13 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
 
     // ---- calibration statistics of the float block (inputs from the quantized blocks before).
     std::map<std::string, HessianAccumulator> hess;
-    std::map<std::string, std::vector<at::Tensor>> xs;
+    std::map<std::string, std::vector<at::Tensor>> xs, es;
     std::map<std::string, ChannelAbsMax> amax;
     std::map<std::string, at::Tensor> kv_amax;
     const int64_t rows_per_chunk =
         AwqConfig{}.max_tokens / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
+    const int64_t error_rows_per_chunk =
+        cfg.error_rows / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
     {
       Subgraph sub = extractSubgraph(g, blk.nodes);
       Executor ex(*sub.graph);
@@ -265,6 +281,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         const at::Tensor& x = in[0];
         if (need_h) hess.try_emplace(key, x.size(-1)).first->second.add(x);
         if (awq) xs[key].push_back(subsampleRows(x, rows_per_chunk));
+        if (row_error) es[key].push_back(subsampleRows(x, error_rows_per_chunk));
         if (need_amax) amax[key].add(x);
       });
       runChunks(sub, chunks, ex, [](Chunk&, std::vector<at::Tensor>) {});
@@ -272,10 +289,18 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     std::map<std::string, at::Tensor> X;
     for (auto& [k, v] : xs) X[k] = at::cat(v, 0);
     xs.clear();
+    std::map<std::string, at::Tensor> E;  // calibration rows for the error report (row_error)
+    for (auto& [k, v] : es) E[k] = subsampleRows(at::cat(v, 0), cfg.error_rows);
+    es.clear();
     std::map<std::string, at::Tensor> H;
     for (auto& [k, h] : hess) H[k] = h.hessian();
     hess.clear();
     trimHeap();  // the float forward's freed activations
+    // Output error of D = W - Q(W) on linear input `in`; -1 when it has no statistics.
+    auto layerError = [&](const at::Tensor& d, const std::string& in) {
+      if (row_error) return E.count(in) ? rowOutputError(d, E.at(in)) : -1.0;
+      return H.count(in) ? outputError(d, H.at(in)) : -1.0;
+    };
 
     std::map<std::string, LayerReport> reps;
     for (const Lin& l : lins) {
@@ -285,9 +310,9 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       r.method = l.spec ? (gptq ? "GPTQ" : "RTN") : "-";
       if (l.spec && awq) r.method = "AWQ+" + r.method;
       if (l.spec && smooth) r.method = "SQ+" + r.method;
-      if (l.spec && cfg.measure_error && H.count(l.in_name)) {
+      if (l.spec && cfg.measure_error) {
         at::Tensor w = l.ref.weightOI();
-        r.err_rtn = outputError(w - rtnFakeQuant(w, *l.spec), H[l.in_name]);
+        r.err_rtn = layerError(w - rtnFakeQuant(w, *l.spec), l.in_name);
       }
       reps[r.name] = r;
     }
@@ -318,6 +343,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         foldInverseScales(ft, *s);
         for (size_t k = 0; k < idx.size(); ++k) lins[idx[k]].ref.setWeightOI(ws[k] * *s);
         if (X.count(key)) X[key] = X[key] / *s;
+        if (E.count(key)) E[key] = E[key] / *s;
         if (H.count(key)) H[key] = H[key] / at::outer(*s, *s);
         if (amax.count(key)) {
           ChannelAbsMax m;
@@ -348,9 +374,9 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         if (awq && cfg.awq_clip && !qk) wc = awqClip(X.at(l.in_name), w, cfg.awqConfig(*l.spec));
         if (gptq) {
           at::Tensor h = H.at(l.in_name);
-          // Without error reports the group's last linear hands H over: GPTQ frees it once
-          // its float64 copy exists.
-          if (!cfg.measure_error && last_of_group[l.in_name] == li) H.erase(l.in_name);
+          // Unless the error report needs it, the group's last linear hands H over: GPTQ frees
+          // it once its float64 copy exists.
+          if (!hessian_error && last_of_group[l.in_name] == li) H.erase(l.in_name);
           qw = gptqQuantize(wc, std::move(h), cfg.gptqConfig(*l.spec)).weight;
         } else {
           qw = rtnQuantize(wc, *l.spec);
@@ -358,13 +384,14 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       }
       at::Tensor dq = qw.dequantize();
       LayerReport& r = reps[l.ref.name()];
-      if (cfg.measure_error && H.count(l.in_name)) r.err = outputError(w - dq, H[l.in_name]);
+      if (cfg.measure_error) r.err = layerError(w - dq, l.in_name);
       l.ref.setWeightOI(dq);
       w = at::Tensor();
       dq = at::Tensor();
       if (last_of_group[l.in_name] == li) {
         H.erase(l.in_name);
         X.erase(l.in_name);
+        E.erase(l.in_name);
       }
       if (gptq && !opts.cache_path.empty()) {
         cache.gptq[l.ref.name() + ".q"] = qw.q;
@@ -414,6 +441,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     phase(bi, "propagate");
     H.clear();
     X.clear();
+    E.clear();
     trimHeap();  // the quantization temporaries
     blocks = findDecoderBlocks(g);
     {
@@ -445,6 +473,8 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     const size_t nlins = lins.size();
     lins.clear();  // lowering erases the nodes these refer to
     if (!done.empty()) lowerQuantizedLinears(g, done, cfg.act_bits == 8);
+    if (!opts.keep_codes)
+      for (const auto& [name, w] : done) res.weights.erase(name);
     done.clear();
     trimHeap();
     if (opts.progress || opts.on_block) {

@@ -23,8 +23,8 @@ struct LayerReport {
   std::string method;   ///< "RTN", "GPTQ", "AWQ+RTN", "SQ+RTN", ...
   std::string fold;     ///< where outlier scales were folded ("norm '...'", "linear '...'", "")
   /// Mean squared output error per token, mean_x ||W x - Q(W) x||^2 over calibration inputs of
-  /// this layer (computed from its Hessian), for plain RTN and for the method used; -1 when
-  /// not measured.
+  /// this layer (exactly from its Hessian, or on sampled calibration rows with
+  /// PtqConfig::error_rows), for plain RTN and for the method used; -1 when not measured.
   double err_rtn = -1, err = -1;
   double seconds = 0;
 };
@@ -65,6 +65,11 @@ struct PipelineOptions {
   /// result computes the quantized function up to float rounding; convert() has nothing left to
   /// lower for these layers. What `gstick compress` (the llm_ptq CompAlgo) uses.
   bool pack_weights = false;
+  /// With pack_weights: whether PtqResult::weights keeps the integer codes of the packed layers.
+  /// They duplicate the packed graph weights (uint8 codes, 1 byte per weight, next to the 0.5 byte
+  /// of int4 MatMulNBits) and accumulate over the blocks; an ONNX export of the packed graph does
+  /// not need them (a GPTQ-layout checkpoint does). The reports are kept either way.
+  bool keep_codes = true;
   /// Called when the driver enters a phase: (block, phase) with block -1 and phase "prefix" for
   /// the embedding / rotary / mask subgraph, then per block "calibrate" (float forward +
   /// statistics), "scales" (AWQ / SmoothQuant), "quantize" (RTN / GPTQ), "propagate" (quantized

@@ -86,6 +86,7 @@ void PtqConfig::validate() const {
   GS_CHECK(smooth_alpha >= 0 && smooth_alpha <= 1, "PTQ config: smooth_alpha must be in [0, 1]");
   GS_CHECK(awq_grid > 0 && gptq_block_size > 0 && calib_batch > 0,
            "PTQ config: awq_grid, gptq_block_size and calib_batch must be positive");
+  GS_CHECK(error_rows >= 0, "PTQ config: error_rows must be >= 0 (0 = exact, from the Hessian)");
   GS_CHECK(damp_percent >= 0 && damp_percent < 1, "PTQ config: damp_percent must be in [0, 1)");
   GS_CHECK(!static_groups || act_order, "PTQ config: static_groups only applies with act_order");
   if (weight_bits) WeightQuantSpec{weight_bits, group_size, weight_symmetric}.validate();
@@ -183,6 +184,7 @@ PtqConfig ptqConfigFromJson(const nlohmann::json& j) {
     else if (k == "static_groups") c.static_groups = get<bool>(v, key);
     else if (k == "calib_batch") c.calib_batch = get<int64_t>(v, key);
     else if (k == "measure_error") c.measure_error = get<bool>(v, key);
+    else if (k == "error_rows") c.error_rows = get<int64_t>(v, key);
     else if (k == "blacklist") c.blacklist = get<std::vector<std::string>>(v, key);
     else if (k == "layer_policies") {
       GS_CHECK(v.is_array(), "PTQ config: 'layer_policies' must be an array of objects");
@@ -240,6 +242,7 @@ nlohmann::json ptqConfigToJson(const PtqConfig& c) {
           {"static_groups", c.static_groups},
           {"calib_batch", c.calib_batch},
           {"measure_error", c.measure_error},
+          {"error_rows", c.error_rows},
           {"blacklist", c.blacklist},
           {"layer_policies", pol}};
 }

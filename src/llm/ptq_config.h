@@ -52,7 +52,16 @@ struct PtqConfig {
   std::vector<LayerPolicy> policies;
   std::vector<std::string> blacklist;   ///< exact node names kept in float
   int64_t calib_batch = 4;              ///< calibration sequences per forward pass
-  bool measure_error = true;            ///< per-layer ||WX - Q(W)X|| (needs each input's Hessian)
+  /// Per-layer output error mean_x ||W x - Q(W) x||^2 of the method and of plain RTN
+  /// (LayerReport::err / err_rtn).
+  bool measure_error = true;
+  /// How the error is measured. 0: exactly over all calibration tokens, from each linear input's
+  /// Hessian (computed even without GPTQ, and kept until the group's last linear is measured, so
+  /// GPTQ cannot free it early). > 0: over at most this many calibration rows per linear input
+  /// (a strided subsample of every forward chunk, all rows when there are fewer): no Hessian is
+  /// needed for the report, which adds rows x in_features floats per input instead of
+  /// in_features^2 (what `gstick compress` uses: `error_rows` 1024).
+  int64_t error_rows = 0;
 
   /// Rejects invalid combinations with one clear message (e.g. AWQ with int8 activations).
   void validate() const;

@@ -34,7 +34,14 @@ void writeFileAtomic(const std::string& path, const std::function<bool(int fd)>&
   std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   GS_CHECK(fd >= 0, path, ": cannot write: ", std::strerror(errno));
-  bool ok = write(fd);
+  bool ok = false;
+  try {
+    ok = write(fd);
+  } catch (...) {  // the writer failed with an error of its own: no temp file is left behind
+    ::close(fd);
+    std::remove(tmp.c_str());
+    throw;
+  }
   int e = errno;
   ok = (::close(fd) == 0) && ok;
   if (!ok) {
@@ -48,21 +55,22 @@ void writeFileAtomic(const std::string& path, const std::function<bool(int fd)>&
   }
 }
 
-void writeFileAtomic(const std::string& path, std::string_view data) {
-  writeFileAtomic(path, [&](int fd) {
-    const char* p = data.data();
-    size_t left = data.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
+bool writeAll(int fd, const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    ssize_t k = ::write(fd, c, n);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return false;
     }
-    return true;
-  });
+    c += k;
+    n -= static_cast<size_t>(k);
+  }
+  return true;
+}
+
+void writeFileAtomic(const std::string& path, std::string_view data) {
+  writeFileAtomic(path, [&](int fd) { return writeAll(fd, data.data(), data.size()); });
 }
 
 }  // namespace gs

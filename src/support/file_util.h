@@ -1,5 +1,6 @@
 // File helpers: whole-file read with clear errors, atomic write (temp file + rename).
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -9,12 +10,17 @@ namespace gs {
 /// Reads a whole file; throws gs::Error naming the path if it cannot be read.
 std::string readFile(const std::string& path);
 
+/// Writes all `n` bytes at `p` to `fd` (retrying short writes and EINTR); false on an I/O error,
+/// with errno set.
+bool writeAll(int fd, const void* p, size_t n);
+
 /// Writes `data` to `path` atomically: a temp file in the same folder, then rename.
 /// On failure nothing is left at `path` (an existing file is untouched).
 void writeFileAtomic(const std::string& path, std::string_view data);
 
 /// Same, with the content streamed by `write` into the temp file's descriptor (returns false on
-/// failure): for outputs too big to hold a second copy of in memory.
+/// failure, with errno set): for outputs too big to hold a second copy of in memory. If `write`
+/// throws, the temp file is removed and the exception propagates.
 void writeFileAtomic(const std::string& path, const std::function<bool(int fd)>& write);
 
 }  // namespace gs

@@ -269,7 +269,57 @@ TEST(LlmMemory, ReleaseAndPackKeepTheCodesAndPackedGraphsRun) {
     EXPECT_EQ(countOps(*g2, "MatMulNBits"), nbits ? 14 : 0);
     if (r.cfg.act_bits == 8) EXPECT_EQ(countOps(*g2, "DequantizeLinear") >= 14, true);
     // The packed graph computes the fake-quantized function (up to float rounding).
-    EXPECT_LT(test::maxRelDiff(logits(*g2, ids), fq), 1e-4);
+    const at::Tensor packed_logits = logits(*g2, ids);
+    EXPECT_LT(test::maxRelDiff(packed_logits, fq), 1e-4);
+
+    // Without the codes (what `gstick compress` does for an ONNX output): the same packed graph
+    // and reports, no integer codes held.
+    auto g3 = tinyLlama();
+    PtqResult lean = quantizeDecoder(*g3, calib, r.cfg, {.pack_weights = true, .keep_codes = false});
+    EXPECT_TRUE(lean.weights.empty());
+    ASSERT_EQ(lean.layers.size(), packed.layers.size());
+    for (size_t i = 0; i < lean.layers.size(); ++i) EXPECT_EQ(lean.layers[i].err, packed.layers[i].err);
+    EXPECT_TRUE(at::equal(logits(*g3, ids), packed_logits));
+  }
+}
+
+TEST(LlmPtq, LayerErrorFromCalibrationRowsMatchesTheHessianForm) {
+  // 8 windows x 64 tokens in 2 forward chunks: 512 rows per linear input.
+  at::Tensor calib = textWindows(TextSplit::Train, 8, 64);
+  for (PrecisionRecovery rec : {PrecisionRecovery::None, PrecisionRecovery::Gptq}) {
+    SCOPED_TRACE(rec == PrecisionRecovery::Gptq ? "GPTQ" : "RTN");
+    PtqConfig cfg;
+    cfg.weight_bits = 4;
+    cfg.group_size = 32;
+    cfg.recovery = rec;
+    auto g0 = tinyLlama();
+    PtqResult exact = quantizeDecoder(*g0, calib, cfg);  // error_rows 0: from the Hessian
+    PtqConfig all = cfg;
+    all.error_rows = 512;  // every row: the same mean over all calibration tokens
+    auto g1 = tinyLlama();
+    PtqResult rows = quantizeDecoder(*g1, calib, all, {.pack_weights = true});
+    PtqConfig few = cfg;
+    few.error_rows = 64;
+    auto g2 = tinyLlama();
+    PtqResult sampled = quantizeDecoder(*g2, calib, few, {.pack_weights = true});
+    ASSERT_EQ(rows.layers.size(), exact.layers.size());
+    ASSERT_EQ(sampled.layers.size(), exact.layers.size());
+    for (size_t i = 0; i < exact.layers.size(); ++i) {
+      const LayerReport &e = exact.layers[i], &r = rows.layers[i], &s = sampled.layers[i];
+      ASSERT_GT(e.err, 0) << e.name;
+      // trace(D H D^T) / 2 with H = 2/n sum x x^T is mean_x ||D x||^2: equal up to float32
+      // rounding of H and of the products.
+      EXPECT_NEAR(r.err, e.err, 1e-4 * e.err) << e.name;
+      EXPECT_NEAR(r.err_rtn, e.err_rtn, 1e-4 * e.err_rtn) << e.name;
+      // A 64-row strided sample estimates the same quantity.
+      EXPECT_NEAR(s.err_rtn, e.err_rtn, 0.5 * e.err_rtn) << e.name;
+      if (rec == PrecisionRecovery::Gptq) EXPECT_LT(s.err, s.err_rtn) << e.name;
+    }
+    // How the error is measured does not change the result (GPTQ gets H either way).
+    for (const auto& [name, w] : exact.weights) {
+      EXPECT_TRUE(at::equal(w.q, rows.weights.at(name).q)) << name;
+      EXPECT_TRUE(at::equal(w.q, sampled.weights.at(name).q)) << name;
+    }
   }
 }
 
