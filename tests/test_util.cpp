@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 namespace gs::test {
@@ -22,6 +23,14 @@ std::string tempDir(const std::string& tag) {
   auto p = std::filesystem::temp_directory_path() / ("gstick_" + tag + "_" + std::to_string(rd()));
   std::filesystem::create_directories(p);
   return p.string();
+}
+
+int64_t rssFileKb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("RssFile:", 0) == 0) return std::stoll(line.substr(8));
+  return -1;
 }
 
 }  // namespace gs::test

@@ -13,5 +13,7 @@ double maxRelDiff(const at::Tensor& a, const at::Tensor& b);
 at::Tensor randn(at::IntArrayRef shape, uint64_t seed);
 /// A fresh temporary directory (removed by the OS tmp cleaner, not by tests).
 std::string tempDir(const std::string& tag);
+/// File-backed resident memory of this process (RssFile in /proc/self/status, kB), or -1.
+int64_t rssFileKb();
 
 }  // namespace gs::test

@@ -173,7 +173,9 @@ int runCompress(const CompressOptions& o) {
     return 0;
   }
   Graph out = algo->convert(std::move(applied));
-  exportOnnxFile(out, o.output);
+  OnnxExportOptions eo;
+  eo.external_data_threshold = autoExternalDataThreshold(out);  // models near protobuf's 2 GB
+  exportOnnxFile(out, o.output, eo);
   SummaryTable table = algo->summary(out);
   std::fputs(table.toText().c_str(), stdout);
   if (evalset)
@@ -185,6 +187,12 @@ int runCompress(const CompressOptions& o) {
   }
   std::printf("wrote %s (%s)\n", o.output.c_str(),
               humanBytes(static_cast<int64_t>(fs::file_size(o.output))).c_str());
+  if (eo.external_data_threshold > 0) {
+    const std::string data = o.output + ".data";
+    std::printf("wrote %s (%s): the tensors of 1 MiB or more, as ONNX external data (the "
+                "model's tensors exceed 1.5 GiB; one .onnx file is limited to 2 GB)\n",
+                data.c_str(), humanBytes(static_cast<int64_t>(fs::file_size(data))).c_str());
+  }
   return 0;
 }
 

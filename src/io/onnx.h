@@ -41,9 +41,20 @@ struct OnnxExportOptions {
   int64_t external_data_threshold = 0;
 };
 
+/// external_data_threshold for writing `g` to a file: 0 (one self-contained .onnx) unless its
+/// tensors total kAutoExternalDataBytes or more, then 1 MiB, so the .onnx file stays under
+/// protobuf's 2 GB limit and the big tensors go to `<model>.data`.
+int64_t autoExternalDataThreshold(const Graph& g);
+/// Tensor bytes from which autoExternalDataThreshold moves big tensors out (1.5 GiB: the graph
+/// itself and the small tensors must still fit in the 2 GB message).
+inline constexpr int64_t kAutoExternalDataBytes = int64_t{3} << 29;
+
 /// Serialises the graph to ONNX (opset from graph.opsets, default domain 17).
 std::string exportOnnxBytes(const Graph& g, const OnnxExportOptions& opts = {});
-/// Writes the model atomically (temp file + rename).
+/// Writes the model atomically (temp file + rename; the external data file, if any, first). Both
+/// serialise the tensors one at a time straight from the graph (no in-memory copy of the model;
+/// the bytes are those of protobuf's serialisation of the whole ModelProto). Tensors viewing a
+/// memory-mapped checkpoint have their pages released as they are written (dropMappedPages).
 void exportOnnxFile(const Graph& g, const std::string& path, const OnnxExportOptions& opts = {});
 
 }  // namespace gs

@@ -407,6 +407,12 @@ Layout prepare(Skeleton& sk, const OnnxExportOptions& opts, const std::string& w
 
 }  // namespace
 
+int64_t autoExternalDataThreshold(const Graph& g) {
+  int64_t bytes = 0;
+  for (const Value* p : g.params()) bytes += p->data().numel() * p->data().element_size();
+  return bytes >= kAutoExternalDataBytes ? int64_t{1} << 20 : 0;
+}
+
 std::string exportOnnxBytes(const Graph& g, const OnnxExportOptions& opts) {
   GS_CHECK(opts.external_data_threshold <= 0, "graph '", g.name,
            "': external data needs a file; use exportOnnxFile");

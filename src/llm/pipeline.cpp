@@ -310,7 +310,10 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       r.method = l.spec ? (gptq ? "GPTQ" : "RTN") : "-";
       if (l.spec && awq) r.method = "AWQ+" + r.method;
       if (l.spec && smooth) r.method = "SQ+" + r.method;
-      if (l.spec && cfg.measure_error) {
+      // Plain RTN's error on the unscaled weights: here, before outlier scales are folded;
+      // without them just before the layer is quantized (below), so its temporaries never add
+      // to the statistics of the whole block held here.
+      if (l.spec && cfg.measure_error && (awq || smooth)) {
         at::Tensor w = l.ref.weightOI();
         r.err_rtn = layerError(w - rtnFakeQuant(w, *l.spec), l.in_name);
       }
@@ -363,6 +366,9 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       if (!l.spec) continue;
       const double t0 = now();
       at::Tensor w = l.ref.weightOI();
+      LayerReport& r = reps[l.ref.name()];
+      if (cfg.measure_error && !awq && !smooth)
+        r.err_rtn = layerError(w - rtnFakeQuant(w, *l.spec), l.in_name);
       QuantizedWeight qw;
       std::optional<QuantizedWeight> cached = gptq ? cache.weight(l.ref.name(), *l.spec) : std::nullopt;
       if (cached) {
@@ -383,7 +389,6 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         }
       }
       at::Tensor dq = qw.dequantize();
-      LayerReport& r = reps[l.ref.name()];
       if (cfg.measure_error) r.err = layerError(w - dq, l.in_name);
       l.ref.setWeightOI(dq);
       w = at::Tensor();

@@ -82,6 +82,9 @@ TEST_F(CliLlmCompress, GptqOnnxMatchesApiAndShowsProgress) {
   EXPECT_NE(r.err.find("tok/s | ETA"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("MB"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("wrote " + out), std::string::npos) << r.out;
+  // The per-layer error report is on by default (from sampled calibration rows).
+  EXPECT_NE(r.err.find("(7 linears) | err "), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("out_mse_rtn"), std::string::npos) << r.out;
 
   auto q = importOnnxFile(out);
   int64_t nbits = 0;
@@ -146,9 +149,13 @@ TEST_F(CliLlmCompress, PresetsKeepOverridesAndRtnAwqRun) {
   // rtn / awq presets with an override: W8 per-channel RTN is within 0.5 % of fp32; AWQ W4 runs.
   const std::string d = test::tempDir("cli_presets");
   CmdResult r = gstick("compress --algo rtn " + dir_ + " -o " + d + "/w8.onnx --set weight_dtype=int8"
-                       " --set group_size=0 --data text:train:65536 --threads 1");
+                       " --set group_size=0 --set measure_error=false --data text:train:65536 "
+                       "--threads 1");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("rtn W8 per-channel asym"), std::string::npos) << r.err;
+  // The error report is off: no error in the progress lines, no error columns in the summary.
+  EXPECT_EQ(r.err.find("| err"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("out_mse"), std::string::npos) << r.out;
   EXPECT_NEAR(perplexity(*importOnnxFile(d + "/w8.onnx")) / fp32_, 1.0, 5e-3);
   r = gstick("compress --algo awq " + dir_ + " -o " + d + "/awq.onnx --set calib_samples=8"
              " --data text:train:65536 --threads 1");
@@ -183,6 +190,8 @@ TEST_F(CliLlmCompress, BadInputIsOneErrorLine) {
                             "/o.onnx"), 1, "weight_bits");
   expectOneErrorLine(gstick("compress --algo gptq --set weight_dtype=int5 " + dir_ + " -o " + d +
                             "/o.onnx"), 1, "weight_dtype");
+  expectOneErrorLine(gstick("compress --algo rtn --set error_rows=-1 " + dir_ + " -o " + d +
+                            "/o.onnx"), 1, "error_rows");
   // AWQ with int8 activations is an invalid combination.
   expectOneErrorLine(gstick("compress --algo awq --set act_dtype=int8 " + dir_ + " -o " + d +
                             "/o.onnx"), 1, "awq");

@@ -343,14 +343,6 @@ TEST(LlmMemory, MappedCheckpointGivesTheSameCodesAsInMemory) {
     EXPECT_TRUE(at::equal(again.graph->findValue(n)->data(), src->findValue(n)->data())) << n;
 }
 
-int64_t rssFileKb() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("RssFile:", 0) == 0) return std::stoll(line.substr(8));
-  return -1;
-}
-
 TEST(LlmMemory, ReleasedSafetensorsViewsLeaveRssAndReadBackCorrectly) {
   const std::string path = test::tempDir("llm_memory_st") + "/t.safetensors";
   const int64_t n = 4 << 20;  // 16 MiB of float32 per tensor
@@ -358,10 +350,10 @@ TEST(LlmMemory, ReleasedSafetensorsViewsLeaveRssAndReadBackCorrectly) {
   writeSafetensors(path, {{"a", a}, {"b", b}});
   SafetensorsFile f(path);
   at::Tensor va = f.tensor("a");
-  const int64_t before = rssFileKb();
+  const int64_t before = test::rssFileKb();
   ASSERT_GE(before, 0);
   EXPECT_EQ(va.sum().item<double>(), a.sum().item<double>());  // touches every page of "a"
-  const int64_t touched = rssFileKb();
+  const int64_t touched = test::rssFileKb();
   EXPECT_GT(touched - before, 15 * 1024) << "reading 16 MiB through the mapping";
   // A second view of the same tensor keeps the pages (and private writes) alive.
   // (Element n / 2 lies on a page wholly inside "a"; the first and last pages are shared with the
@@ -370,10 +362,10 @@ TEST(LlmMemory, ReleasedSafetensorsViewsLeaveRssAndReadBackCorrectly) {
   va2[n / 2] = 1234.5f;  // copy-on-write: private to the process, the file is unchanged
   va = at::Tensor();
   EXPECT_EQ(va2[n / 2].item<float>(), 1234.5f);
-  const int64_t one_left = rssFileKb();
+  const int64_t one_left = test::rssFileKb();
   EXPECT_GT(one_left - before, 12 * 1024) << "pages dropped while a view was alive";
   va2 = at::Tensor();
-  const int64_t released = rssFileKb();
+  const int64_t released = test::rssFileKb();
   // Other mappings (code pages, the fault-around of "b") move the counter by up to ~2 MB (the
   // kernel also batches RSS counter updates).
   EXPECT_GT(one_left - released, 12 * 1024) << "last view released: its pages leave RSS";
@@ -390,9 +382,9 @@ TEST(LlmMemory, ReleasedSafetensorsViewsLeaveRssAndReadBackCorrectly) {
   // dropMappedPages: a view that stays alive gives its clean pages back and reads them again.
   at::Tensor vb = f.tensor("b");
   EXPECT_EQ(vb.sum().item<double>(), b.sum().item<double>());
-  const int64_t read_b = rssFileKb();
+  const int64_t read_b = test::rssFileKb();
   EXPECT_TRUE(dropMappedPages(vb));
-  const int64_t dropped_b = rssFileKb();
+  const int64_t dropped_b = test::rssFileKb();
   EXPECT_GT(read_b - dropped_b, 12 * 1024) << "paged out while referenced";
   EXPECT_TRUE(at::equal(vb, b));
   EXPECT_FALSE(dropMappedPages(b));  // heap memory: not a mapping, left alone

@@ -151,47 +151,44 @@ TEST(OnnxStreamExport, UnwritableOutputIsACleanErrorAndLeavesNothingBehind) {
   // A write failing mid-stream (file size limit: EFBIG after 1 MiB of the ~20 MiB model): the
   // existing output is untouched and no temp file is left.
   std::ofstream(dir + "/m.onnx") << "previous";
-  struct rlimit old {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
-  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit lim = old;
-  lim.rlim_cur = 1 << 20;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
-  std::string msg;
-  try {
-    exportOnnxFile(*g, dir + "/m.onnx");
-  } catch (const Error& e) {
-    msg = e.what();
-  }
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, old_handler);
+  auto exportWithSizeLimit = [&](const OnnxExportOptions& o) {
+    struct rlimit old {};
+    EXPECT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+    auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // write() fails with EFBIG instead
+    struct rlimit lim = old;
+    lim.rlim_cur = 1 << 20;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
+    std::string msg;
+    try {
+      exportOnnxFile(*g, dir + "/m.onnx", o);
+    } catch (const Error& e) {
+      msg = e.what();
+    }
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    return msg;
+  };
+  std::string msg = exportWithSizeLimit({});
   EXPECT_NE(msg.find(dir + "/m.onnx: write failed: File too large"), std::string::npos) << msg;
   EXPECT_EQ(readFile(dir + "/m.onnx"), "previous");
   EXPECT_EQ(listDir(dir), (std::vector<std::string>{"file", "m.onnx"}));
   // The same with external data: the data file is written first and fails the same way.
   OnnxExportOptions o;
   o.external_data_threshold = 100;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
-  old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  msg.clear();
-  try {
-    exportOnnxFile(*g, dir + "/m.onnx", o);
-  } catch (const Error& e) {
-    msg = e.what();
-  }
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, old_handler);
+  msg = exportWithSizeLimit(o);
   EXPECT_NE(msg.find(dir + "/m.onnx.data: write failed: File too large"), std::string::npos) << msg;
   EXPECT_EQ(readFile(dir + "/m.onnx"), "previous");
   EXPECT_EQ(listDir(dir), (std::vector<std::string>{"file", "m.onnx"}));
 }
 
-int64_t rssFileKb() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("RssFile:", 0) == 0) return std::stoll(line.substr(8));
-  return -1;
+TEST(OnnxStreamExport, AutoExternalDataAboveOnePointFiveGiB) {
+  // Zero-stride tensors: the sizes are logical, no memory is allocated.
+  Graph g;
+  Value* p = g.addParam("w", at::zeros({1}).expand({(int64_t{3} << 27) - 2}), false);
+  g.addParam("b", at::zeros({1}), false);
+  EXPECT_EQ(autoExternalDataThreshold(g), 0);  // 1.5 GiB - 4 bytes in total
+  p->setData(at::zeros({1}).expand({int64_t{3} << 27}));
+  EXPECT_EQ(autoExternalDataThreshold(g), 1 << 20);
 }
 
 TEST(OnnxStreamExport, MappedCheckpointTensorsLeaveRssAfterTheExport) {
@@ -212,10 +209,10 @@ TEST(OnnxStreamExport, MappedCheckpointTensorsLeaveRssAfterTheExport) {
   mm->output(0)->setDType(DType::Float32);
   mm->output(0)->setShape(std::vector<Dim>{1, 3 << 10});
   g2->addOutput(mm->output(0));
-  const int64_t before = rssFileKb();
+  const int64_t before = test::rssFileKb();
   ASSERT_GE(before, 0);
   exportOnnxFile(*g2, dir + "/m.onnx");
-  const int64_t after = rssFileKb();
+  const int64_t after = test::rssFileKb();
   std::printf("RssFile: %lld kB before the export of a 48 MiB mapped weight, %+lld kB after\n",
               static_cast<long long>(before), static_cast<long long>(after - before));
   EXPECT_LT(after - before, 8 * 1024) << "the mapped weight's pages stayed resident";
