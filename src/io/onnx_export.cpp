@@ -88,6 +88,7 @@ struct Init {
   onnx::TensorProto meta;
   uint64_t nbytes = 0;
   bool external = false;
+  uint64_t offset = 0;  ///< in the external data file
 
   /// Size of the serialised TensorProto: the header, then (inline) the raw_data field.
   uint64_t protoBytes() const {
@@ -139,15 +140,15 @@ Skeleton buildSkeleton(const Graph& g, const OnnxExportOptions& opts,
     if (!external_location.empty() && opts.external_data_threshold > 0 &&
         static_cast<int64_t>(in.nbytes) >= opts.external_data_threshold) {
       in.external = true;
-      const uint64_t offset = (sk.external_bytes + 63) / 64 * 64;
-      sk.external_bytes = offset + in.nbytes;
+      in.offset = (sk.external_bytes + 63) / 64 * 64;
+      sk.external_bytes = in.offset + in.nbytes;
       auto entry = [&](const char* k, const std::string& v) {
         auto* e = in.meta.add_external_data();
         e->set_key(k);
         e->set_value(v);
       };
       entry("location", external_location);
-      entry("offset", std::to_string(offset));
+      entry("offset", std::to_string(in.offset));
       entry("length", std::to_string(in.nbytes));
       in.meta.set_data_location(onnx::TensorProto::EXTERNAL);
     }
@@ -386,9 +387,8 @@ bool streamExternalData(const Skeleton& sk, ByteSink& s) {
   uint64_t pos = 0;
   for (const Init& in : sk.inits) {
     if (!in.external) continue;
-    const uint64_t offset = (pos + 63) / 64 * 64;
-    if (!s.write(zeros, offset - pos) || !writeTensorBytes(s, in.value->data())) return false;
-    pos = offset + in.nbytes;
+    if (!s.write(zeros, in.offset - pos) || !writeTensorBytes(s, in.value->data())) return false;
+    pos = in.offset + in.nbytes;
   }
   return s.flush();
 }
