@@ -109,9 +109,10 @@ __attribute__((target("avx2"))) void inputTransform(const PaddedInput& in, int64
   }
 }
 
-/// M rows (kTr tiles, one tap) x all output blocks: a[r] is tile r's V row of this tap (cv
-/// int16), w the tap's packed weights, m row r at m + r * ldm (int32, blocks * 16 wide).
-__attribute__((target("avx2"))) void gemmTap(const int16_t* const* a, const int16_t* w,
+/// M rows (kTr tiles, one tap) x all output blocks: tile r's V row of this tap (cv int16) is at
+/// a + r * lda, w holds the tap's packed weights, M row r is at m + r * ldm (int32, blocks * 16
+/// wide).
+__attribute__((target("avx2"))) void gemmTap(const int16_t* a, int64_t lda, const int16_t* w,
                                              int64_t pairs, int64_t blocks, int32_t* m,
                                              int64_t ldm) {
   for (int64_t b = 0; b < blocks; ++b, w += pairs * 2 * kNr) {
@@ -124,7 +125,7 @@ __attribute__((target("avx2"))) void gemmTap(const int16_t* const* a, const int1
 #pragma GCC unroll 6
       for (int r = 0; r < kTr; ++r) {
         int32_t pair;
-        std::memcpy(&pair, a[r] + 2 * k, sizeof pair);
+        std::memcpy(&pair, a + r * lda + 2 * k, sizeof pair);
         const __m256i x = _mm256_set1_epi32(pair);
         acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x, w0));
         acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, w1));
@@ -201,6 +202,7 @@ void convWinogradAvx2(const void* x, bool x_signed, int32_t x_zp, const ConvGeom
   at::parallel_for(0, chunks, grain, [&](int64_t c0, int64_t c1) {
     thread_local std::vector<int16_t> vbuf;
     thread_local std::vector<int32_t> mbuf;
+    // (resize value-initializes: rows never written by a transform are zeros, not garbage)
     if (vbuf.size() < static_cast<size_t>(kChunk * kTaps * cv)) vbuf.resize(static_cast<size_t>(kChunk * kTaps * cv));
     if (mbuf.size() < static_cast<size_t>(kChunk * kTaps * op)) mbuf.resize(static_cast<size_t>(kChunk * kTaps * op));
     int16_t* v = vbuf.data();
@@ -210,13 +212,11 @@ void convWinogradAvx2(const void* x, bool x_signed, int32_t x_zp, const ConvGeom
       inputTransform(in, th, tw, t0, count, v);
       for (int tap = 0; tap < kTaps; ++tap) {
         const int16_t* w = p.wino.data() + tap * p.blocks * cv * kNr;
-        for (int64_t tg = 0; tg < count; tg += kTr) {
-          const int64_t rows = std::min(kTr, count - tg);
-          const int16_t* a[kTr];
-          for (int64_t r = 0; r < kTr; ++r)  // tail rows recompute the first (not stored)
-            a[r] = v + ((tg + (r < rows ? r : 0)) * kTaps + tap) * cv;
-          gemmTap(a, w, cv / 2, p.blocks, m + (tg * kTaps + tap) * op, kTaps * op);
-        }
+        // Tiles past `count` in the last group read stale (finite) V rows of the chunk buffer;
+        // their M rows are never read.
+        for (int64_t tg = 0; tg < count; tg += kTr)
+          gemmTap(v + (tg * kTaps + tap) * cv, kTaps * cv, w, cv / 2, p.blocks,
+                  m + (tg * kTaps + tap) * op, kTaps * op);
       }
       outputTransform(m, op, g, th, tw, t0, count, rq, y);
     }
