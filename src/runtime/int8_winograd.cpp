@@ -145,16 +145,20 @@ __attribute__((target("avx2"))) void gemmTap(const int16_t* a, int64_t lda, cons
 /// NHWC output (pixels past the image edge are dropped).
 __attribute__((target("avx2"))) void outputTransform(const int32_t* m, int64_t op, const ConvGeom& g,
                                                      int64_t th, int64_t tw, int64_t t0,
-                                                     int64_t count, const Requant& rq, uint8_t* y) {
+                                                     int64_t count, const Requant& rq_in, uint8_t* y) {
+  // A local copy: the byte stores to y may alias *rq_in, which would reload its fields after
+  // every store.
+  const Requant rq = rq_in;
+  const int64_t oh = g.oh, ow = g.ow, o = g.o;
   for (int64_t t = 0; t < count; ++t) {
     const int64_t tt = t0 + t, n = tt / (th * tw), r = tt % (th * tw);
     const int64_t oy = 2 * (r / tw), ox = 2 * (r % tw);
-    const bool has_r1 = oy + 1 < g.oh, has_c1 = ox + 1 < g.ow;
-    uint8_t* y00 = y + ((n * g.oh + oy) * g.ow + ox) * g.o;
-    uint8_t* dst[4] = {y00, y00 + g.o, y00 + g.ow * g.o, y00 + (g.ow + 1) * g.o};
+    const bool has_r1 = oy + 1 < oh, has_c1 = ox + 1 < ow;
+    uint8_t* y00 = y + ((n * oh + oy) * ow + ox) * o;
+    uint8_t* dst[4] = {y00, y00 + o, y00 + ow * o, y00 + (ow + 1) * o};
     const bool keep[4] = {true, has_c1, has_r1, has_r1 && has_c1};
     const int32_t* mt = m + t * kTaps * op;
-    for (int64_t c = 0; c < g.o; c += 8) {
+    for (int64_t c = 0; c < o; c += 8) {
       __m256i s[2][4];  // A^T M: rows m0 + m1 + m2 and m1 - m2 - m3 (int32, wrapping)
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
@@ -171,7 +175,7 @@ __attribute__((target("avx2"))) void outputTransform(const int32_t* m, int64_t o
         q[2 * i] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_add_epi32(s[i][0], s[i][1]), s[i][2]), 2);
         q[2 * i + 1] = _mm256_srai_epi32(_mm256_sub_epi32(_mm256_sub_epi32(s[i][1], s[i][2]), s[i][3]), 2);
       }
-      const int64_t cnt = std::min<int64_t>(8, g.o - c);
+      const int64_t cnt = std::min<int64_t>(8, o - c);
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
         if (!keep[k]) continue;
