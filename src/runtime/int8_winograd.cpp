@@ -69,6 +69,20 @@ bool winogradApplies(const ConvGeom& g, const PackedGemm& p) {
 
 namespace {
 
+/// Tile coordinates (image, tile row, tile column) of consecutive tiles without divisions.
+struct TileCursor {
+  int64_t n, ty, tx, th, tw;
+  TileCursor(int64_t t, int64_t th_, int64_t tw_)
+      : n(t / (th_ * tw_)), ty(t % (th_ * tw_) / tw_), tx(t % tw_), th(th_), tw(tw_) {}
+  void next() {
+    if (++tx < tw) return;
+    tx = 0;
+    if (++ty < th) return;
+    ty = 0;
+    ++n;
+  }
+};
+
 /// V[t][tap][cv] = B^T d B for `count` tiles starting at t0 (16 channels per vector; the padded
 /// input has cv channels per pixel, zero past C). In padded coordinates tile (ty, tx) reads rows
 /// 2ty .. 2ty + 3 and columns 2tx .. 2tx + 3.
@@ -76,9 +90,9 @@ __attribute__((target("avx2"))) void inputTransform(const PaddedInput& in, int64
                                                     int64_t t0, int64_t count, int16_t* v) {
   const int64_t cv = in.cs;
   const int64_t rs = in.wp * cv;  // padded row stride
-  for (int64_t t = 0; t < count; ++t) {
-    const int64_t tt = t0 + t, n = tt / (th * tw), r = tt % (th * tw);
-    const int16_t* base = in.data + ((n * in.hp + 2 * (r / tw)) * in.wp + 2 * (r % tw)) * cv;
+  TileCursor tc(t0, th, tw);
+  for (int64_t t = 0; t < count; ++t, tc.next()) {
+    const int16_t* base = in.data + ((tc.n * in.hp + 2 * tc.ty) * in.wp + 2 * tc.tx) * cv;
     int16_t* vt = v + t * kTaps * cv;
     for (int64_t c = 0; c < cv; c += 16) {
       __m256i e[4][4];  // d B per input row: d0 - d2, d1 + d2, d2 - d1, d1 - d3
@@ -150,9 +164,9 @@ __attribute__((target("avx2"))) void outputTransform(const int32_t* m, int64_t o
   // every store.
   const Requant rq = rq_in;
   const int64_t oh = g.oh, ow = g.ow, o = g.o;
-  for (int64_t t = 0; t < count; ++t) {
-    const int64_t tt = t0 + t, n = tt / (th * tw), r = tt % (th * tw);
-    const int64_t oy = 2 * (r / tw), ox = 2 * (r % tw);
+  TileCursor tc(t0, th, tw);
+  for (int64_t t = 0; t < count; ++t, tc.next()) {
+    const int64_t n = tc.n, oy = 2 * tc.ty, ox = 2 * tc.tx;
     const bool has_r1 = oy + 1 < oh, has_c1 = ox + 1 < ow;
     uint8_t* y00 = y + ((n * oh + oy) * ow + ox) * o;
     uint8_t* dst[4] = {y00, y00 + o, y00 + ow * o, y00 + (ow + 1) * o};
