@@ -26,7 +26,7 @@ namespace gs::int8::detail {
 namespace {
 constexpr int64_t kNr = 16;    // output channels per packed block (two ymm of int32)
 constexpr int64_t kTr = 6;     // tiles per micro-kernel call: 12 accumulators + 3 registers
-constexpr int64_t kChunk = 24; // tiles transformed together (multiple of kTr): V, M stay in L2
+constexpr int64_t kChunk = 6;  // tiles transformed together (multiple of kTr): V and M stay in L1
 constexpr int kTaps = 16;      // 4 x 4 transformed positions
 
 // G' = 2G of F(2, 3): rows g0, g0 + g1 + g2, g0 - g1 + g2, g2 (twice G, integer).
