@@ -300,7 +300,8 @@ PaddedInput widenPaddedT(const T* x, int32_t zp, const ConvGeom& g, int64_t cs, 
 }  // namespace
 
 PaddedInput widenPadded(const void* x, bool x_signed, int32_t zp, const ConvGeom& g, int64_t cs,
-                        int64_t hp_min, int64_t wp_min, std::vector<int16_t>& buf) {
+                        int64_t hp_min, int64_t wp_min) {
+  thread_local std::vector<int16_t> buf;
   if (x_signed) return widenPaddedT(static_cast<const int8_t*>(x), zp, g, cs, hp_min, wp_min, buf);
   return widenPaddedT(static_cast<const uint8_t*>(x), zp, g, cs, hp_min, wp_min, buf);
 }
@@ -360,8 +361,7 @@ bool inPlaceApplies(const ConvGeom& g) {
 template <class T>
 void convGemmInPlace(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
                      const Requant& rq, uint8_t* y) {
-  thread_local std::vector<int16_t> buf;
-  const PaddedInput in = widenPadded(x, std::is_signed_v<T>, x_zp, g, g.c, 0, 0, buf);
+  const PaddedInput in = widenPadded(x, std::is_signed_v<T>, x_zp, g, g.c, 0, 0);
   const int64_t m = g.n * g.oh * g.ow;
   const int64_t tiles = (m + kMrIn - 1) / kMrIn;
   const int64_t work = kMrIn * p.kp * p.og;  // MACs per tile

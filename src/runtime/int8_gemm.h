@@ -85,9 +85,11 @@ struct PaddedInput {
   int64_t hp, wp, cs;  // padded height / width, channel stride
 };
 
-/// Fills buf (resized as needed) with the padded copy of x (NHWC, int8 if x_signed else uint8).
+/// Fills the calling thread's scratch buffer with the padded copy of x (NHWC, int8 if x_signed
+/// else uint8); valid until the thread's next call. One buffer for the in-place and Winograd
+/// paths, so consecutive layers reuse memory that is already in cache.
 PaddedInput widenPadded(const void* x, bool x_signed, int32_t zp, const ConvGeom& g, int64_t cs,
-                        int64_t hp_min, int64_t wp_min, std::vector<int16_t>& buf);
+                        int64_t hp_min, int64_t wp_min);
 
 /// Channel range of the Winograd path: below kWinogradMinC the 16-channel vector transforms
 /// would mostly process padding; above kWinogradMaxC the transformed accumulator 4 * acc

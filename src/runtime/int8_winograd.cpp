@@ -212,8 +212,7 @@ void convWinogradAvx2(const void* x, bool x_signed, int32_t x_zp, const ConvGeom
                       const PackedGemm& p, const Requant& rq, uint8_t* y) {
   const int64_t th = (g.oh + 1) / 2, tw = (g.ow + 1) / 2, tiles = g.n * th * tw;
   const int64_t cv = p.wino_cv, op = p.blocks * kNr;
-  thread_local std::vector<int16_t> buf;
-  const PaddedInput in = widenPadded(x, x_signed, x_zp, g, cv, 2 * th + 2, 2 * tw + 2, buf);
+  const PaddedInput in = widenPadded(x, x_signed, x_zp, g, cv, 2 * th + 2, 2 * tw + 2);
   const int64_t chunks = (tiles + kChunk - 1) / kChunk;
   const int64_t work = kChunk * kTaps * cv * op;  // MACs per chunk
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 17) / std::max<int64_t>(1, work));
