@@ -100,7 +100,8 @@ constexpr int64_t kWinogradMinC = 8, kWinogradMaxC = 1827;
 /// Leaves them empty outside [kWinogradMinC, kWinogradMaxC].
 void packWinograd(const int8_t* w, int64_t o, int64_t c, PackedGemm& p);
 
-/// Whether convWinogradAvx2 computes this conv: packed, 3x3, stride 1, dilation 1, groups 1.
+/// Whether convWinogradAvx2 computes this conv: packed, 3x3, stride 1, dilation 1, groups 1
+/// (and the environment variable GS_INT8_WINOGRAD is not "0", read once).
 bool winogradApplies(const ConvGeom& g, const PackedGemm& p);
 
 /// Same contract and bits as convGemm (the int32 accumulators equal the direct convolution's),
