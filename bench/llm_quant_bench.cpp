@@ -562,6 +562,24 @@ int run(const Args& a) {
     std::printf("\n### SmoothQuant on injected outliers (channel 5 of every input_layernorm x50, "
                 "q/k/v columns /50; fp32 perplexity %.6f vs %.6f unmodified)\n\n", fp_out, fp);
     printTable(o, fp, {});
+    // Weight-only on the same model: the /50 columns are salient weights (their inputs are 50x
+    // larger) that a group's shared scale rounds away, the case AWQ's scaling is made for.
+    std::vector<Row> w{o.front()};
+    std::vector<std::pair<std::string, std::string>> rec;
+    for (int bits : {4, 3}) {
+      const std::string tag = "W" + std::to_string(bits) + " g128";
+      w.push_back(quant(*g, "RTN " + tag, wcfg(bits, 128)));
+      PtqConfig c = wcfg(bits, 128);
+      c.outlier = OutlierSuppression::Awq;
+      w.push_back(quant(*g, "AWQ " + tag, c));
+      c = wcfg(bits, 128);
+      c.recovery = PrecisionRecovery::Gptq;
+      w.push_back(quant(*g, "GPTQ " + tag, c));
+      rec.push_back({"AWQ " + tag, "RTN " + tag});
+      rec.push_back({"GPTQ " + tag, "RTN " + tag});
+    }
+    std::printf("\n### Weight-only on the same injected outliers (salient input channels)\n\n");
+    printTable(w, fp, rec);
   }
   return 0;
 }
