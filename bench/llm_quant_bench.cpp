@@ -452,8 +452,8 @@ void wholeModelSection(const Args& a) {
 }
 
 int run(const Args& a) {
+  initRuntime();  // the set-up every gstick process gets (threads, malloc policy), as the CLI's
   if (a.threads > 0) setIntraOpThreads(a.threads);
-  else initRuntime();
   const bool want_ppl = a.sections.find("ppl") != std::string::npos;
   const bool want_outlier = a.sections.find("outlier") != std::string::npos;
   const bool want_layer = a.sections.find("gptq-layer") != std::string::npos ||
