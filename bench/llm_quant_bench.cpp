@@ -6,7 +6,7 @@
 //                        [--threads N] [--model-dir DIR] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
 //                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
-//                        [--calib-batch N]
+//                        [--calib-batch N] [--awq-tokens N]
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -65,6 +65,7 @@ struct Args {
                          .ffn = 5632, .max_seq = 2048};
   bool calib_set = false, seq_set = false, keep_model = false;
   int64_t calib_batch = 4;       // whole-model: calibration windows per forward pass
+  int64_t awq_tokens = 0;        // ppl / outlier: PtqConfig::awq_max_tokens (0 = its default)
   std::string method = "gptq";  // whole-model-run: rtn | gptq, optionally -release / -pack
   std::vector<std::string> methods{"rtn-pack", "gptq-pack"};
   std::string self;              // argv[0], to run sections in child processes
@@ -496,8 +497,9 @@ int run(const Args& a) {
     std::fprintf(stderr, "%s: ppl %.4f (%.1f s)\n", name.c_str(), row.ppl, row.seconds);
     return row;
   };
-  auto wcfg = [](int bits, int64_t group) {
+  auto wcfg = [&](int bits, int64_t group) {
     PtqConfig c;
+    if (a.awq_tokens > 0) c.awq_max_tokens = a.awq_tokens;
     c.weight_bits = bits;
     c.group_size = group;
     c.measure_error = false;
@@ -614,6 +616,7 @@ int main(int argc, char** argv) {
     else if (k == "--vocab") a.hf.vocab = std::stoll(val());
     else if (k == "--method") a.method = val();
     else if (k == "--calib-batch") a.calib_batch = std::stoll(val());
+    else if (k == "--awq-tokens") a.awq_tokens = std::stoll(val());
     else if (k == "--methods") {
       a.methods.clear();
       std::stringstream ss(val());
@@ -624,7 +627,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--calib N] "
                    "[--seq T] [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--hidden N] [--layers N] [--ffn N] "
-                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--keep-model]\n");
+                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--keep-model]\n");
       return 2;
     }
   }

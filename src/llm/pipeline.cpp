@@ -307,7 +307,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     const int64_t region_chunks =
         regions.empty() ? 0
                         : std::min<int64_t>(static_cast<int64_t>(chunks.size()),
-                                            (AwqConfig{}.max_tokens + calib.size(1) * cfg.calib_batch - 1) /
+                                            (cfg.awq_max_tokens + calib.size(1) * cfg.calib_batch - 1) /
                                                 (calib.size(1) * cfg.calib_batch));
     region_inputs.resize(static_cast<size_t>(region_chunks));
 
@@ -317,7 +317,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     std::map<std::string, ChannelAbsMax> amax;
     std::map<std::string, at::Tensor> kv_amax;
     const int64_t rows_per_chunk =
-        AwqConfig{}.max_tokens / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
+        cfg.awq_max_tokens / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
     {
       Subgraph sub = extractSubgraph(g, blk.nodes);
       Executor ex(*sub.graph);
