@@ -1,4 +1,4 @@
-// Int8 deploy fidelity: QDQ models (runtime/int8_qdq_builder.h) exported to ONNX, run by ONNX
+// Int8 deploy fidelity: QDQ models (int8_qdq_builder.h) exported to ONNX, run by ONNX
 // Runtime and by gstick's real int8 kernels, whose requantization reproduces ORT's MLAS bit for
 // bit: with uint8 activations every logit is identical (LeNet-5, ResNet-20, MobileNetV2, float or
 // int32 biases). With int8 activations ORT's results differ from the exact-arithmetic rounding
@@ -15,7 +15,7 @@
 #include "ort_runner.h"
 #include "runtime/executor.h"
 #include "runtime/int8_kernels.h"
-#include "runtime/int8_qdq_builder.h"
+#include "int8_qdq_builder.h"
 #include "test_util.h"
 
 namespace gs {

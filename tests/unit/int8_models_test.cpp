@@ -1,4 +1,4 @@
-// Zoo CNNs quantized to QDQ (runtime/int8_qdq_builder.h) and run with the int8 fusions: every
+// Zoo CNNs quantized to QDQ (int8_qdq_builder.h) and run with the int8 fusions: every
 // Conv/Gemm runs as int8, and the logits agree with the unfused float QDQ reference.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -11,7 +11,7 @@
 #include "runtime/executor.h"
 #include "runtime/int8_fusion.h"
 #include "runtime/int8_kernels.h"
-#include "runtime/int8_qdq_builder.h"
+#include "int8_qdq_builder.h"
 #include "test_util.h"
 
 namespace gs {
