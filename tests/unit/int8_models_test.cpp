@@ -104,19 +104,16 @@ void checkModel(const Graph& fp32, const std::string& name, bool is_signed) {
 }
 
 TEST(Int8Models, LeNet5) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   checkModel(*models::buildLeNet5({}, 3), "lenet5", false);
 }
 
 TEST(Int8Models, ResNet20) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   auto g = models::buildResNet20({}, 3);
   checkModel(*g, "resnet20", false);
   checkModel(*g, "resnet20", true);
 }
 
 TEST(Int8Models, MobileNetV2) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   checkModel(*models::buildMobileNetV2({}, 3), "mobilenetv2", false);
 }
 
