@@ -505,24 +505,29 @@ int run(const Args& a) {
     c.measure_error = false;
     return c;
   };
+  // RTN, GPTQ and AWQ at W4 g128 and W3 g128 on `g`, with the "share recovered" pairs.
+  auto weightOnly = [&](const Graph& g, std::vector<Row>& rows,
+                        std::vector<std::pair<std::string, std::string>>& rec) {
+    for (int bits : {4, 3}) {
+      const std::string tag = "W" + std::to_string(bits) + " g128";
+      rows.push_back(quant(g, "RTN " + tag, wcfg(bits, 128)));
+      PtqConfig c = wcfg(bits, 128);
+      c.recovery = PrecisionRecovery::Gptq;
+      rows.push_back(quant(g, "GPTQ " + tag, c));
+      c = wcfg(bits, 128);
+      c.outlier = OutlierSuppression::Awq;
+      rows.push_back(quant(g, "AWQ " + tag, c));
+      rec.push_back({"GPTQ " + tag, "RTN " + tag});
+      rec.push_back({"AWQ " + tag, "RTN " + tag});
+    }
+  };
   const double fp = ppl(*base, test, a.seq);
   std::vector<Row> rows{{"fp32", fp, 0, peakRssKb() / 1024}};
 
   if (want_ppl) {
     rows.push_back(quant(*base, "RTN W8 per-channel", wcfg(8, 0)));
     std::vector<std::pair<std::string, std::string>> rec;
-    for (int bits : {4, 3}) {
-      const std::string tag = "W" + std::to_string(bits) + " g128";
-      rows.push_back(quant(*base, "RTN " + tag, wcfg(bits, 128)));
-      PtqConfig g = wcfg(bits, 128);
-      g.recovery = PrecisionRecovery::Gptq;
-      rows.push_back(quant(*base, "GPTQ " + tag, g));
-      PtqConfig w = wcfg(bits, 128);
-      w.outlier = OutlierSuppression::Awq;
-      rows.push_back(quant(*base, "AWQ " + tag, w));
-      rec.push_back({"GPTQ " + tag, "RTN " + tag});
-      rec.push_back({"AWQ " + tag, "RTN " + tag});
-    }
+    weightOnly(*base, rows, rec);
     {
       PtqConfig c = wcfg(8, 0);
       c.weight_symmetric = true;
@@ -568,18 +573,7 @@ int run(const Args& a) {
     // larger) that a group's shared scale rounds away, the case AWQ's scaling is made for.
     std::vector<Row> w{o.front()};
     std::vector<std::pair<std::string, std::string>> rec;
-    for (int bits : {4, 3}) {
-      const std::string tag = "W" + std::to_string(bits) + " g128";
-      w.push_back(quant(*g, "RTN " + tag, wcfg(bits, 128)));
-      PtqConfig c = wcfg(bits, 128);
-      c.outlier = OutlierSuppression::Awq;
-      w.push_back(quant(*g, "AWQ " + tag, c));
-      c = wcfg(bits, 128);
-      c.recovery = PrecisionRecovery::Gptq;
-      w.push_back(quant(*g, "GPTQ " + tag, c));
-      rec.push_back({"AWQ " + tag, "RTN " + tag});
-      rec.push_back({"GPTQ " + tag, "RTN " + tag});
-    }
+    weightOnly(*g, w, rec);
     std::printf("\n### Weight-only on the same injected outliers (salient input channels)\n\n");
     printTable(w, fp, rec);
   }
