@@ -161,8 +161,7 @@ int main(int argc, char** argv) try {
   }
   gs::initRuntime();  // the runtime set-up every gstick process gets (threads, malloc policy)
   gs::setIntraOpThreads(threads);
-  std::string engine;
-  gs::int8::engineAvailable(&engine);  // the kernel path in use (VNNI, AVX2 or scalar)
+  const std::string engine = gs::int8::kernelPath();  // VNNI, AVX2 or scalar
   if (ort && !gs::ort::ortMissingReason().empty()) {
     std::cerr << "int8_bench: " << gs::ort::ortMissingReason() << "; skipping ORT\n";
     ort = false;

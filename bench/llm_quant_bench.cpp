@@ -6,7 +6,7 @@
 //                        [--threads N] [--model-dir DIR] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
 //                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
-//                        [--calib-batch N]
+//                        [--calib-batch N] [--awq-tokens N]
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -65,6 +65,7 @@ struct Args {
                          .ffn = 5632, .max_seq = 2048};
   bool calib_set = false, seq_set = false, keep_model = false;
   int64_t calib_batch = 4;       // whole-model: calibration windows per forward pass
+  int64_t awq_tokens = 0;        // ppl / outlier: PtqConfig::awq_max_tokens (0 = its default)
   std::string method = "gptq";  // whole-model-run: rtn | gptq, optionally -release / -pack
   std::vector<std::string> methods{"rtn-pack", "gptq-pack"};
   std::string self;              // argv[0], to run sections in child processes
@@ -452,8 +453,8 @@ void wholeModelSection(const Args& a) {
 }
 
 int run(const Args& a) {
+  initRuntime();  // the set-up every gstick process gets (threads, malloc policy), as the CLI's
   if (a.threads > 0) setIntraOpThreads(a.threads);
-  else initRuntime();
   const bool want_ppl = a.sections.find("ppl") != std::string::npos;
   const bool want_outlier = a.sections.find("outlier") != std::string::npos;
   const bool want_layer = a.sections.find("gptq-layer") != std::string::npos ||
@@ -496,12 +497,29 @@ int run(const Args& a) {
     std::fprintf(stderr, "%s: ppl %.4f (%.1f s)\n", name.c_str(), row.ppl, row.seconds);
     return row;
   };
-  auto wcfg = [](int bits, int64_t group) {
+  auto wcfg = [&](int bits, int64_t group) {
     PtqConfig c;
+    if (a.awq_tokens > 0) c.awq_max_tokens = a.awq_tokens;
     c.weight_bits = bits;
     c.group_size = group;
     c.measure_error = false;
     return c;
+  };
+  // RTN, GPTQ and AWQ at W4 g128 and W3 g128 on `g`, with the "share recovered" pairs.
+  auto weightOnly = [&](const Graph& g, std::vector<Row>& rows,
+                        std::vector<std::pair<std::string, std::string>>& rec) {
+    for (int bits : {4, 3}) {
+      const std::string tag = "W" + std::to_string(bits) + " g128";
+      rows.push_back(quant(g, "RTN " + tag, wcfg(bits, 128)));
+      PtqConfig c = wcfg(bits, 128);
+      c.recovery = PrecisionRecovery::Gptq;
+      rows.push_back(quant(g, "GPTQ " + tag, c));
+      c = wcfg(bits, 128);
+      c.outlier = OutlierSuppression::Awq;
+      rows.push_back(quant(g, "AWQ " + tag, c));
+      rec.push_back({"GPTQ " + tag, "RTN " + tag});
+      rec.push_back({"AWQ " + tag, "RTN " + tag});
+    }
   };
   const double fp = ppl(*base, test, a.seq);
   std::vector<Row> rows{{"fp32", fp, 0, peakRssKb() / 1024}};
@@ -509,18 +527,7 @@ int run(const Args& a) {
   if (want_ppl) {
     rows.push_back(quant(*base, "RTN W8 per-channel", wcfg(8, 0)));
     std::vector<std::pair<std::string, std::string>> rec;
-    for (int bits : {4, 3}) {
-      const std::string tag = "W" + std::to_string(bits) + " g128";
-      rows.push_back(quant(*base, "RTN " + tag, wcfg(bits, 128)));
-      PtqConfig g = wcfg(bits, 128);
-      g.recovery = PrecisionRecovery::Gptq;
-      rows.push_back(quant(*base, "GPTQ " + tag, g));
-      PtqConfig w = wcfg(bits, 128);
-      w.outlier = OutlierSuppression::Awq;
-      rows.push_back(quant(*base, "AWQ " + tag, w));
-      rec.push_back({"GPTQ " + tag, "RTN " + tag});
-      rec.push_back({"AWQ " + tag, "RTN " + tag});
-    }
+    weightOnly(*base, rows, rec);
     {
       PtqConfig c = wcfg(8, 0);
       c.weight_symmetric = true;
@@ -562,6 +569,13 @@ int run(const Args& a) {
     std::printf("\n### SmoothQuant on injected outliers (channel 5 of every input_layernorm x50, "
                 "q/k/v columns /50; fp32 perplexity %.6f vs %.6f unmodified)\n\n", fp_out, fp);
     printTable(o, fp, {});
+    // Weight-only on the same model: the /50 columns are salient weights (their inputs are 50x
+    // larger) that a group's shared scale rounds away, the case AWQ's scaling is made for.
+    std::vector<Row> w{o.front()};
+    std::vector<std::pair<std::string, std::string>> rec;
+    weightOnly(*g, w, rec);
+    std::printf("\n### Weight-only on the same injected outliers (salient input channels)\n\n");
+    printTable(w, fp, rec);
   }
   return 0;
 }
@@ -596,6 +610,7 @@ int main(int argc, char** argv) {
     else if (k == "--vocab") a.hf.vocab = std::stoll(val());
     else if (k == "--method") a.method = val();
     else if (k == "--calib-batch") a.calib_batch = std::stoll(val());
+    else if (k == "--awq-tokens") a.awq_tokens = std::stoll(val());
     else if (k == "--methods") {
       a.methods.clear();
       std::stringstream ss(val());
@@ -606,7 +621,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--calib N] "
                    "[--seq T] [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--hidden N] [--layers N] [--ffn N] "
-                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--keep-model]\n");
+                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--keep-model]\n");
       return 2;
     }
   }

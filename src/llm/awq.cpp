@@ -26,7 +26,7 @@ double outputMse(const at::Tensor& x, const at::Tensor& ref, const at::Tensor& w
 }  // namespace
 
 AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tensor>& weights,
-                               const AwqConfig& cfg) {
+                               const AwqConfig& cfg, const AwqScorer& scorer) {
   GS_CHECK(!weights.empty(), "AWQ: no weights to scale");
   GS_CHECK(cfg.grid > 0, "AWQ: grid must be positive");
   at::Tensor x = subsampleRows(x0, cfg.max_tokens);
@@ -36,7 +36,7 @@ AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tenso
   for (const at::Tensor& w : weights) {
     GS_CHECK(w.dim() == 2 && w.size(1) == in, "AWQ: weight [", w.size(0), ", ", w.size(1),
              "] does not take ", in, " inputs");
-    refs.push_back(at::matmul(x, w.to(at::kFloat).t()));
+    if (!scorer) refs.push_back(at::matmul(x, w.to(at::kFloat).t()));
   }
   // mean |x| per channel and the group-normalised mean |w| per channel (AutoAWQ's get_act_scale
   // and w_mean).
@@ -52,12 +52,11 @@ AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tenso
   at::Tensor w_mean = at::cat(wn, 0).mean(0);
 
   auto score = [&](const at::Tensor& s) {
+    std::vector<at::Tensor> wq;
+    for (const at::Tensor& w : weights) wq.push_back(rtnFakeQuant(w.to(at::kFloat) * s, cfg.spec) / s);
+    if (scorer) return scorer(wq);
     double e = 0;
-    for (size_t k = 0; k < weights.size(); ++k) {
-      at::Tensor wf = weights[k].to(at::kFloat);
-      at::Tensor wq = rtnFakeQuant(wf * s, cfg.spec) / s;
-      e += outputMse(x, refs[k], wq);
-    }
+    for (size_t k = 0; k < weights.size(); ++k) e += outputMse(x, refs[k], wq[k]);
     return e;
   };
 

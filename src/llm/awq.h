@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "llm/quantizer.h"
@@ -28,12 +29,18 @@ struct AwqScaleResult {
   double error_rtn = 0;   ///< output MSE of plain RTN (scales = 1)
 };
 
+/// Scores candidate weights of a group: given Q(W_k * s) / s for every layer k (float
+/// [out_k, in]), the error of the output the group is judged by (lower is better).
+using AwqScorer = std::function<double(const std::vector<at::Tensor>& wq)>;
+
 /// Searches s for layers W_k [out_k, in] fed by the same input x [n, in]: for each alpha, with
 /// s = mean|x|^a / mean|w|^(1-a) (duo; w normalised per group) or mean|x|^a, normalised by
-/// sqrt(max s * min s), scores sum_k mean((x W_k^T - (x / s) Q(W_k * s)^T)^2). The identity
-/// (plain RTN) is also a candidate, so the result never scores worse than RTN.
+/// sqrt(max s * min s), scores the candidate weights Q(W_k * s) / s with `scorer` (AutoAWQ
+/// scores the module the group feeds, e.g. the whole attention for q/k/v), or, without one,
+/// by sum_k mean((x W_k^T - x (Q(W_k * s) / s)^T)^2). The identity (plain RTN) is also a
+/// candidate, so the result never scores worse than RTN.
 AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor>& weights,
-                               const AwqConfig& cfg);
+                               const AwqConfig& cfg, const AwqScorer& scorer = {});
 
 /// Per-(row, group) clip search for W [out, in] with input x [n, in]: for every shrink ratio r,
 /// ranges [min * r, max * r] per group; keeps, per row and group, the r minimising the group's

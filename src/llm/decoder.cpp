@@ -166,6 +166,71 @@ std::vector<Node*> backwardSlice(const Graph& g, const std::vector<Value*>& valu
   return out;
 }
 
+std::vector<Node*> inspectRegion(const std::vector<Node*>& block_nodes, Value* x) {
+  std::unordered_set<const Node*> in_block(block_nodes.begin(), block_nodes.end());
+  // Hidden state: the block-external, non-parameter values x is computed from.
+  std::unordered_set<const Value*> hidden;
+  {
+    std::vector<Value*> work{x};
+    std::unordered_set<const Value*> seen;
+    while (!work.empty()) {
+      Value* v = work.back();
+      work.pop_back();
+      if (!v || v->isParam() || !seen.insert(v).second) continue;
+      Node* p = v->producer();
+      if (!p || !in_block.count(p)) {
+        hidden.insert(v);
+        continue;
+      }
+      for (Value* i : p->inputs()) work.push_back(i);
+    }
+  }
+  // Values (block nodes in graph order) that depend on the hidden state.
+  std::unordered_set<const Value*> dependent(hidden.begin(), hidden.end());
+  for (Node* n : block_nodes) {
+    bool dep = false;
+    for (Value* i : n->inputs()) dep = dep || (i && dependent.count(i));
+    if (dep)
+      for (Value* o : n->outputs())
+        if (o) dependent.insert(o);
+  }
+  // Forward closure from x over nodes whose other inputs are independent of the hidden state.
+  std::unordered_set<const Value*> region_values{x};
+  std::unordered_set<const Node*> region;
+  for (Node* n : block_nodes) {
+    bool feeds = false, ok = true;
+    for (Value* i : n->inputs()) {
+      if (!i) continue;
+      if (region_values.count(i)) feeds = true;
+      else if (dependent.count(i)) ok = false;
+    }
+    if (!feeds || !ok) continue;
+    region.insert(n);
+    for (Value* o : n->outputs())
+      if (o) region_values.insert(o);
+  }
+  if (region.empty()) return {};
+  // Constant block nodes the region reads (weight transposes, shape constants).
+  std::vector<Value*> needed;
+  for (const Node* n : region)
+    for (Value* i : n->inputs())
+      if (i && !region_values.count(i)) needed.push_back(i);
+  std::unordered_set<const Node*> consts;
+  while (!needed.empty()) {
+    Value* v = needed.back();
+    needed.pop_back();
+    Node* p = v->producer();
+    if (!p || !in_block.count(p) || region.count(p) || dependent.count(v) || !consts.insert(p).second)
+      continue;
+    for (Value* i : p->inputs())
+      if (i) needed.push_back(i);
+  }
+  std::vector<Node*> out;
+  for (Node* n : block_nodes)
+    if (region.count(n) || consts.count(n)) out.push_back(n);
+  return out;
+}
+
 std::string FoldTarget::describe() const {
   switch (kind) {
     case NormWeight: return "norm '" + norm_weight->name() + "'";

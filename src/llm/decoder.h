@@ -60,6 +60,15 @@ Subgraph extractSubgraph(const Graph& g, const std::vector<Node*>& nodes);
 std::vector<Node*> backwardSlice(const Graph& g, const std::vector<Value*>& values,
                                  const std::vector<Node*>& stop);
 
+/// The part of a decoder block that the value `x` (a linear group's shared input) feeds before
+/// the residual stream: AutoAWQ's "module to inspect" (for q/k/v the attention up to o_proj, for
+/// gate/up the MLP up to down_proj, for o_proj / down_proj the layer alone), found structurally.
+/// A node joins if it consumes x or a region value and its other inputs do not depend on the
+/// block's hidden state (parameters, constant nodes, rotary tables, masks); the residual Add
+/// therefore ends it. Returned in graph order, with the constant nodes the region needs (weight
+/// transposes); empty if x has no consumer in `block_nodes`.
+std::vector<Node*> inspectRegion(const std::vector<Node*>& block_nodes, Value* x);
+
 /// Where per-input-channel scales s of a linear group can be folded so that the function is
 /// unchanged: the preceding op divides its output channels by s.
 struct FoldTarget {

@@ -147,6 +147,46 @@ struct Cache {
   }
 };
 
+/// Scores candidate weights of a linear group on the output of the block region it feeds (see
+/// inspectRegion), against the region's float output on the captured calibration chunks.
+class RegionScorer {
+ public:
+  RegionScorer(const Graph& g, const std::vector<Node*>& nodes, const std::vector<LinearRef>& lins,
+               const std::vector<Chunk>& data)
+      : sub_(extractSubgraph(g, nodes)), data_(data) {
+    for (const LinearRef& l : lins) {
+      LinearRef r = l;
+      r.weight = sub_.graph->findValue(l.weight->name());
+      GS_ASSERT(r.weight);
+      lins_.push_back(r);
+    }
+    Executor ex(*sub_.graph);
+    for (const Chunk& c : data_) refs_.push_back(ex.run(inputs(c)));
+  }
+  double score(const std::vector<at::Tensor>& wq) {
+    for (size_t k = 0; k < lins_.size(); ++k) lins_[k].setWeightOI(wq[k]);
+    Executor ex(*sub_.graph);
+    double e = 0;
+    for (size_t c = 0; c < data_.size(); ++c) {
+      std::vector<at::Tensor> out = ex.run(inputs(data_[c]));
+      for (size_t o = 0; o < out.size(); ++o)
+        e += (out[o] - refs_[c][o]).square().mean().item<double>();
+    }
+    return e / static_cast<double>(std::max<size_t>(1, data_.size()));
+  }
+
+ private:
+  std::vector<at::Tensor> inputs(const Chunk& c) const {
+    std::vector<at::Tensor> in;
+    for (const std::string& n : sub_.inputs) in.push_back(c.at(n));
+    return in;
+  }
+  Subgraph sub_;
+  const std::vector<Chunk>& data_;
+  std::vector<LinearRef> lins_;
+  std::vector<std::vector<at::Tensor>> refs_;
+};
+
 }  // namespace
 
 int64_t peakRssKb() { return procStatusKb("VmHWM"); }
@@ -255,21 +295,56 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
       }
     }
 
+    // AWQ scores a group whose input feeds more than its own layers before the residual stream
+    // (q/k/v: the attention; gate/up: the MLP) on that region's output, as AutoAWQ's
+    // module2inspect. Its inputs produced inside the block are kept for the first chunks.
+    std::map<std::string, std::vector<Node*>> regions;
+    std::set<std::string> region_captures;
+    std::vector<Chunk> region_inputs;
+    if (awq) {
+      for (const std::string& key : group_order) {
+        std::vector<Node*> nodes = inspectRegion(blk.nodes, g.findValue(key));
+        Subgraph probe = extractSubgraph(g, nodes);
+        std::set<std::string> own;  // a region ending at the group's own outputs adds nothing
+        for (size_t i : groups[key]) own.insert(lins[i].ref.node->output(0)->name());
+        bool rich = false;
+        for (const std::string& o : probe.outputs) rich = rich || !own.count(o);
+        if (!rich) continue;
+        std::set<const Node*> in_block(blk.nodes.begin(), blk.nodes.end());
+        for (const std::string& in : probe.inputs) {
+          Node* p = g.findValue(in)->producer();
+          if (p && in_block.count(p)) region_captures.insert(in);
+        }
+        regions[key] = std::move(nodes);
+      }
+    }
+    const int64_t region_chunks =
+        regions.empty() ? 0
+                        : std::min<int64_t>(static_cast<int64_t>(chunks.size()),
+                                            (cfg.awq_max_tokens + calib.size(1) * cfg.calib_batch - 1) /
+                                                (calib.size(1) * cfg.calib_batch));
+    region_inputs.resize(static_cast<size_t>(region_chunks));
+
     // ---- calibration statistics of the float block (inputs from the quantized blocks before).
     std::map<std::string, HessianAccumulator> hess;
     std::map<std::string, std::vector<at::Tensor>> xs, es;
     std::map<std::string, ChannelAbsMax> amax;
     std::map<std::string, at::Tensor> kv_amax;
     const int64_t rows_per_chunk =
-        AwqConfig{}.max_tokens / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
+        cfg.awq_max_tokens / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
     const int64_t error_rows_per_chunk =
         cfg.error_rows / std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) + 1;
     {
       Subgraph sub = extractSubgraph(g, blk.nodes);
       Executor ex(*sub.graph);
       std::set<std::string> kv_set(kv_values.begin(), kv_values.end());
+      int64_t chunk_index = 0;
       ex.setObserver([&](const Node& n, const std::vector<at::Tensor>& in,
                          const std::vector<at::Tensor>& out) {
+        if (chunk_index < region_chunks)
+          for (size_t k = 0; k < out.size(); ++k)
+            if (n.output(k) && region_captures.count(n.output(k)->name()))
+              region_inputs[chunk_index][n.output(k)->name()] = out[k];
         if (kv_set.count(n.output(0)->name())) {
           at::Tensor m = std::get<0>(std::get<0>(out[0].detach().abs().max(2)).max(0));  // [kv, hd]
           at::Tensor& a = kv_amax[n.output(0)->name()];
@@ -284,8 +359,11 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         if (row_error) es[key].push_back(subsampleRows(x, error_rows_per_chunk));
         if (need_amax) amax[key].add(x);
       });
-      runChunks(sub, chunks, ex, [](Chunk&, std::vector<at::Tensor>) {});
+      runChunks(sub, chunks, ex, [&](Chunk&, std::vector<at::Tensor>) { ++chunk_index; });
     }
+    for (int64_t c = 0; c < region_chunks; ++c)
+      for (const auto& [name, t] : chunks[c])
+        region_inputs[c].emplace(name, t);  // block inputs (hidden state, rotary tables, mask)
     std::map<std::string, at::Tensor> X;
     for (auto& [k, v] : xs) X[k] = at::cat(v, 0);
     xs.clear();
@@ -337,7 +415,15 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         std::optional<at::Tensor> s = cache.vec("scales", key);
         if (!s) {
           if (awq) {
-            s = awqSearchScales(X.at(key), ws, cfg.awqConfig(*spec)).scales;
+            AwqScorer scorer;
+            std::optional<RegionScorer> rs;
+            if (regions.count(key)) {
+              std::vector<LinearRef> refs;
+              for (size_t i : idx) refs.push_back(lins[i].ref);
+              rs.emplace(g, regions.at(key), refs, region_inputs);
+              scorer = [&](const std::vector<at::Tensor>& wq) { return rs->score(wq); };
+            }
+            s = awqSearchScales(X.at(key), ws, cfg.awqConfig(*spec), scorer).scales;
           } else {
             s = smoothQuantScales(amax.at(key).value(), ws, cfg.smooth_alpha);
           }
@@ -356,6 +442,8 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         for (size_t i : idx) reps[lins[i].ref.name()].fold = ft.describe();
       }
     }
+
+    region_inputs.clear();
 
     // ---- phase 2: weights. Each group's H is dropped after its last linear.
     phase(bi, "quantize");

@@ -44,6 +44,7 @@ struct PtqConfig {
   int64_t awq_grid = 20;
   bool awq_duo_scaling = true;
   bool awq_clip = true;
+  int64_t awq_max_tokens = 2048;        ///< calibration tokens the AWQ scale search scores on
   PrecisionRecovery recovery = PrecisionRecovery::None;
   double damp_percent = 0.01;
   int64_t gptq_block_size = 128;

@@ -87,6 +87,7 @@ PackedGemm packGemm(const int8_t* w, int64_t o, int64_t cg, int64_t kh, int64_t 
       }
     });
   }
+  if (kh == 3 && kw == 3 && groups == 1) packWinograd(w, o, cg, p);
   p.vnni.assign(static_cast<size_t>(groups * p.blocks * p.kq * kNr), 0);
   p.wsum.assign(static_cast<size_t>(o + kNr), 0);
   forEachLane([&](int64_t blk, int64_t lane, int64_t oc) {
@@ -258,18 +259,14 @@ __attribute__((target("avx2"))) void kernelAvx2(const int16_t* a, const PackedGe
 
 constexpr int64_t kMrIn = 6;  // output rows per in-place micro-tile: 12 accumulators + 3 regs
 
-/// The zero-padded int16 copy of the input (padding value x_zp - x_zp = 0).
-struct PaddedInput {
-  const int16_t* data;
-  int64_t hp, wp;  // padded height / width; the image origin is at (ph, pw)
-};
-
 template <class T>
-PaddedInput widenPadded(const T* x, int32_t zp, const ConvGeom& g, std::vector<int16_t>& buf) {
+PaddedInput widenPaddedT(const T* x, int32_t zp, const ConvGeom& g, int64_t cs, int64_t hp_min,
+                         int64_t wp_min, std::vector<int16_t>& buf) {
   const int64_t bottom = std::max<int64_t>(0, (g.oh - 1) * g.sh - g.ph + (g.kh - 1) * g.dh - (g.h - 1));
   const int64_t right = std::max<int64_t>(0, (g.ow - 1) * g.sw - g.pw + (g.kw - 1) * g.dw - (g.w - 1));
-  const int64_t hp = g.ph + g.h + bottom, wp = g.pw + g.w + right;
-  const int64_t rowlen = wp * g.c;
+  const int64_t hp = std::max(g.ph + g.h + bottom, hp_min);
+  const int64_t wp = std::max(g.pw + g.w + right, wp_min);
+  const int64_t rowlen = wp * cs;
   // Two spare elements: an odd kernel row's last pair reads one value past the row (zero weight).
   buf.resize(static_cast<size_t>(g.n * hp * rowlen + 2));
   int16_t* out = buf.data();
@@ -282,14 +279,34 @@ PaddedInput widenPadded(const T* x, int32_t zp, const ConvGeom& g, std::vector<i
         std::memset(dst, 0, static_cast<size_t>(rowlen) * sizeof(int16_t));
         continue;
       }
-      std::memset(dst, 0, static_cast<size_t>(g.pw * g.c) * sizeof(int16_t));
-      widenAvx2(x + (n * g.h + iy) * g.w * g.c, g.w * g.c, zp, dst + g.pw * g.c);
-      std::memset(dst + (g.pw + g.w) * g.c, 0, static_cast<size_t>(right * g.c) * sizeof(int16_t));
+      std::memset(dst, 0, static_cast<size_t>(g.pw * cs) * sizeof(int16_t));
+      const T* src = x + (n * g.h + iy) * g.w * g.c;
+      if (cs == g.c) {
+        widenAvx2(src, g.w * g.c, zp, dst + g.pw * cs);
+      } else {
+        for (int64_t ix = 0; ix < g.w; ++ix) {
+          int16_t* px = dst + (g.pw + ix) * cs;
+          widenAvx2(src + ix * g.c, g.c, zp, px);
+          std::memset(px + g.c, 0, static_cast<size_t>(cs - g.c) * sizeof(int16_t));
+        }
+      }
+      std::memset(dst + (g.pw + g.w) * cs, 0, static_cast<size_t>((wp - g.pw - g.w) * cs) * sizeof(int16_t));
     }
   });
   out[g.n * hp * rowlen] = out[g.n * hp * rowlen + 1] = 0;
-  return {out, hp, wp};
+  return {out, hp, wp, cs};
 }
+
+}  // namespace
+
+PaddedInput widenPadded(const void* x, bool x_signed, int32_t zp, const ConvGeom& g, int64_t cs,
+                        int64_t hp_min, int64_t wp_min) {
+  thread_local std::vector<int16_t> buf;
+  if (x_signed) return widenPaddedT(static_cast<const int8_t*>(x), zp, g, cs, hp_min, wp_min, buf);
+  return widenPaddedT(static_cast<const uint8_t*>(x), zp, g, cs, hp_min, wp_min, buf);
+}
+
+namespace {
 
 /// Broadcasts the int16 pair at p (any alignment) to all 8 lanes.
 __attribute__((target("avx2"), always_inline)) inline __m256i bcastPair(const int16_t* p) {
@@ -344,8 +361,7 @@ bool inPlaceApplies(const ConvGeom& g) {
 template <class T>
 void convGemmInPlace(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
                      const Requant& rq, uint8_t* y) {
-  thread_local std::vector<int16_t> buf;
-  const PaddedInput in = widenPadded(x, x_zp, g, buf);
+  const PaddedInput in = widenPadded(x, std::is_signed_v<T>, x_zp, g, g.c, 0, 0);
   const int64_t m = g.n * g.oh * g.ow;
   const int64_t tiles = (m + kMrIn - 1) / kMrIn;
   const int64_t work = kMrIn * p.kp * p.og;  // MACs per tile
@@ -379,6 +395,7 @@ void convGemmT(const T* x, int32_t x_zp, const ConvGeom& g, const PackedGemm& p,
   const int64_t work = kMr * p.kp * p.og * p.groups;  // MACs per tile
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 17) / std::max<int64_t>(1, work));
   const bool avx = isa == Isa::kAvx2;
+  if (avx && winogradApplies(g, p)) return convWinogradAvx2(x, std::is_signed_v<T>, x_zp, g, p, rq, y);
   if (avx && inPlaceApplies(g)) return convGemmInPlace(x, x_zp, g, p, rq, y);
   at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<int16_t> abuf;

@@ -57,6 +57,11 @@ struct PackedGemm {
   std::vector<int8_t> vnni;    // [g][block][kq/4][16][4]
   std::vector<int32_t> wsum;   // [O + 16] sum over K of w
   std::vector<int16_t> plain;  // [O][kp]
+  // Exact integer Winograd F(2x2, 3x3) (int8_winograd.cpp), packed for dense 3x3 convs with
+  // kWinogradMinC <= C <= kWinogradMaxC: the 16 transformed taps G'gG'^T (G' = 2G, integers,
+  // |u| <= 9 * 128) per (output, input channel), C padded to wino_cv (a multiple of 16).
+  int64_t wino_cv = 0;
+  std::vector<int16_t> wino;   // [16 taps][block][wino_cv/2][16][2]
 };
 
 /// Packs w (int8 [O, C/g, kh, kw] row-major) for `groups` groups.
@@ -70,6 +75,39 @@ void convGemm(const void* x, bool x_signed, int32_t x_zp, const ConvGeom& g, con
 /// The AVX-512 VNNI form of convGemm (int8_gemm_vnni.cpp); y is the 8-bit output.
 void convGemmVnni(const void* x, bool x_signed, int32_t x_zp, const ConvGeom& g,
                   const PackedGemm& p, const Requant& rq, uint8_t* y);
+
+/// The zero-padded int16 copy of an NHWC input that the AVX2 kernels read in place: (x - x_zp)
+/// with the image at (ph, pw) and zeros (= x_zp - x_zp) around it, `cs` >= C int16 per pixel
+/// (channels past C are 0), at least hp_min x wp_min pixels per image and at least the extent
+/// the conv's output reads; two spare zero elements at the end.
+struct PaddedInput {
+  const int16_t* data;
+  int64_t hp, wp, cs;  // padded height / width, channel stride
+};
+
+/// Fills the calling thread's scratch buffer with the padded copy of x (NHWC, int8 if x_signed
+/// else uint8); valid until the thread's next call. One buffer for the in-place and Winograd
+/// paths, so consecutive layers reuse memory that is already in cache.
+PaddedInput widenPadded(const void* x, bool x_signed, int32_t zp, const ConvGeom& g, int64_t cs,
+                        int64_t hp_min, int64_t wp_min);
+
+/// Channel range of the Winograd path: below kWinogradMinC the 16-channel vector transforms
+/// would mostly process padding; above kWinogradMaxC the transformed accumulator 4 * acc
+/// (|acc| <= 9 * C * 255 * 128) could leave int32.
+constexpr int64_t kWinogradMinC = 8, kWinogradMaxC = 1827;
+
+/// Fills p.wino / p.wino_cv for a dense 3x3 conv (w: int8 [O, C, 3, 3]); p.blocks must be set.
+/// Leaves them empty outside [kWinogradMinC, kWinogradMaxC].
+void packWinograd(const int8_t* w, int64_t o, int64_t c, PackedGemm& p);
+
+/// Whether convWinogradAvx2 computes this conv: packed, 3x3, stride 1, dilation 1, groups 1
+/// (and the environment variable GS_INT8_WINOGRAD is not "0", read once).
+bool winogradApplies(const ConvGeom& g, const PackedGemm& p);
+
+/// Same contract and bits as convGemm (the int32 accumulators equal the direct convolution's),
+/// computed with integer Winograd F(2x2, 3x3) on AVX2.
+void convWinogradAvx2(const void* x, bool x_signed, int32_t x_zp, const ConvGeom& g,
+                      const PackedGemm& p, const Requant& rq, uint8_t* y);
 
 /// Depthwise weights (groups == C == O) packed as [tap][C padded to 8] int32 holding the int8
 /// value in the low 16 bits (vpmaddwd multiplies it exactly with a 16-bit activation).

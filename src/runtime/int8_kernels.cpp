@@ -16,15 +16,12 @@
 
 namespace gs::int8 {
 
-bool engineAvailable(std::string* name) {
-  if (name) {
-    switch (detail::resolveIsa(detail::Isa::kAuto)) {
-      case detail::Isa::kAvx512Vnni: *name = "gstick-avx512vnni"; break;
-      case detail::Isa::kAvx2: *name = "gstick-avx2"; break;
-      default: *name = "gstick-scalar";
-    }
+std::string kernelPath() {
+  switch (detail::resolveIsa(detail::Isa::kAuto)) {
+    case detail::Isa::kAvx512Vnni: return "gstick-avx512vnni";
+    case detail::Isa::kAvx2: return "gstick-avx2";
+    default: return "gstick-scalar";
   }
-  return true;
 }
 
 // ---------------------------------------------------------------- conv / linear

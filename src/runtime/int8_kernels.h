@@ -22,10 +22,9 @@ struct QParams {
   int32_t qmax() const { return is_signed ? 127 : 255; }
 };
 
-/// True when the int8 kernels can run (always: own kernels, AVX2 or the scalar fallback).
-/// `name` receives the conv/linear path this machine uses ("gstick-avx512vnni", "gstick-avx2"
-/// or "gstick-scalar").
-bool engineAvailable(std::string* name = nullptr);
+/// The conv / linear kernel path this machine uses (or GS_INT8_ISA forces): "gstick-avx512vnni",
+/// "gstick-avx2" or "gstick-scalar". Every path computes the same bits.
+std::string kernelPath();
 
 /// Activation applied to the float result before requantization, folded into the integer
 /// output as a clamp (Relu: q >= Q(0); Clip(lo, hi): Q(lo) <= q <= Q(hi)), which is exact

@@ -118,6 +118,52 @@ TEST(LlmPtq, AwqReducesBlockErrorAndCacheIsReused) {
     EXPECT_TRUE(at::equal(g1->findValue(n)->data(), g2->findValue(n)->data())) << n;
 }
 
+// AWQ scores each group on the region its input feeds before the residual stream (AutoAWQ's
+// module2inspect): q/k/v -> the attention through o_proj, gate/up -> the MLP through down_proj,
+// o_proj / down_proj -> the layer alone. The region, run standalone on the values captured from
+// the full model, reproduces the model's own output of it.
+TEST(LlmPtq, AwqInspectRegionsEndAtTheResidualStream) {
+  auto g = tinyLlama();
+  const DecoderBlock b = findDecoderBlocks(*g)[1];
+  const std::string p = b.prefix + ".";
+  auto region = [&](const std::string& x) { return extractSubgraph(*g, inspectRegion(b.nodes, g->findValue(x))); };
+  auto has = [&](const Subgraph& s, const std::string& node) { return s.graph->findNode(node) != nullptr; };
+  Subgraph attn = region(p + "input_layernorm.mul");
+  EXPECT_EQ(attn.outputs, std::vector<std::string>{p + "self_attn.o_proj"});
+  for (const char* n : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.softmax",
+                        "self_attn.q_rotary.add", "self_attn.o_proj", "self_attn.o_proj.weight_t"})
+    EXPECT_TRUE(has(attn, p + n)) << n;
+  EXPECT_FALSE(has(attn, p + "residual1"));
+  EXPECT_FALSE(has(attn, p + "post_attention_layernorm.mul"));
+  Subgraph mlp = region(p + "post_attention_layernorm.mul");
+  EXPECT_EQ(mlp.outputs, std::vector<std::string>{p + "mlp.down_proj"});
+  EXPECT_TRUE(has(mlp, p + "mlp.act_fn"));
+  EXPECT_FALSE(has(mlp, p + "residual2"));
+  Subgraph o = region(p + "self_attn.merge.reshape");
+  EXPECT_EQ(o.outputs, std::vector<std::string>{p + "self_attn.o_proj"});
+  EXPECT_EQ(o.graph->nodes().size(), 2u);  // o_proj and its weight transpose
+  EXPECT_EQ(region(p + "mlp.mul").outputs, std::vector<std::string>{p + "mlp.down_proj"});
+
+  // Standalone run on captured values == the full model's values.
+  at::Tensor ids = textWindows(TextSplit::Validation, 2, 32);
+  std::map<std::string, at::Tensor> seen;
+  Executor full(*g);
+  full.setObserver([&](const Node& n, const std::vector<at::Tensor>&, const std::vector<at::Tensor>& out) {
+    for (size_t k = 0; k < out.size(); ++k)
+      if (n.output(k)) seen[n.output(k)->name()] = out[k];
+  });
+  full.run({ids});
+  for (const Subgraph* s : {&attn, &mlp}) {
+    std::vector<at::Tensor> in;
+    for (const std::string& n : s->inputs) {
+      ASSERT_TRUE(seen.count(n)) << n;
+      in.push_back(seen.at(n));
+    }
+    Executor ex(*s->graph);
+    EXPECT_LT(test::maxRelDiff(ex.run(in)[0], seen.at(s->outputs[0])), 1e-6) << s->outputs[0];
+  }
+}
+
 // Function-preserving outlier injection: RMSNorm channel c of block 0 scaled up by 50 and the
 // q/k/v input column c scaled down by 50.
 void injectOutlier(Graph& g, int64_t c) {

@@ -45,7 +45,6 @@ void expectAllInt8(const Graph& qdq, const std::string& name) {
 }
 
 TEST(QuantInt8Placement, PtqZooModelsRunEntirelyInInt8) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   for (const std::string name : {"lenet5", "resnet20", "mobilenetv2"}) {
     std::unique_ptr<Graph> fp = name == "lenet5"     ? models::buildLeNet5({}, 5)
                                 : name == "resnet20" ? models::buildResNet20({}, 5)
@@ -66,7 +65,6 @@ TEST(QuantInt8Placement, PtqZooModelsRunEntirelyInInt8) {
 }
 
 TEST(QuantInt8Placement, SimQatResidualBlocksRunInInt8AfterConvert) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   Graph qdq = quantize("simqat", models::buildResNet20({}, 6));
   expectAllInt8(qdq, "resnet20 simqat");
 }

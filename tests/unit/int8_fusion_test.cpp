@@ -74,7 +74,6 @@ std::pair<double, int64_t> compareFused(const Graph& g, const std::vector<at::Te
 }
 
 TEST(Int8Fusion, ConvChainStaysInt8AndMatchesReference) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   QdqB b;
   Value* x = b.g.addInput("x", DType::Float32, std::vector<Dim>{Dim("N"), 8, 12, 12});
   auto [xq, xd] = b.qdq(x, 0.02f, 128, false);
@@ -101,7 +100,6 @@ TEST(Int8Fusion, ConvChainStaysInt8AndMatchesReference) {
 }
 
 TEST(Int8Fusion, SingleConvOutputsWithinOneStepOfReference) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   for (bool s : {false, true}) {
     QdqB b;
     Value* xq = b.g.addInput("xq", s ? DType::Int8 : DType::UInt8, std::vector<Dim>{2, 16, 10, 10});
@@ -120,7 +118,6 @@ TEST(Int8Fusion, SingleConvOutputsWithinOneStepOfReference) {
 }
 
 TEST(Int8Fusion, ResidualAddIsExactAndSharedDqIsAbsorbed) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   QdqB b;
   Value* x = b.g.addInput("x", DType::Float32, std::vector<Dim>{2, 8, 6, 6});
   auto [xq, xd] = b.qdq(x, 0.03f, 120, false);
@@ -141,7 +138,6 @@ TEST(Int8Fusion, ResidualAddIsExactAndSharedDqIsAbsorbed) {
 }
 
 TEST(Int8Fusion, GemmAndMatMulVariants) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   for (int variant = 0; variant < 4; ++variant) {
     QdqB b;
     const bool matmul = variant >= 2;
@@ -172,7 +168,6 @@ TEST(Int8Fusion, GemmAndMatMulVariants) {
 }
 
 TEST(Int8Fusion, Int32BiasAndMaxPool) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   QdqB b;
   Value* xq = b.g.addInput("xq", DType::UInt8, std::vector<Dim>{1, 4, 9, 9});
   Value* xd = b.dq(xq, 0.02f, 100, false);
@@ -193,7 +188,6 @@ TEST(Int8Fusion, Int32BiasAndMaxPool) {
 }
 
 TEST(Int8Fusion, QLinearConvRunsOnTheInt8Engine) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   QdqB b;
   Value* xq = b.g.addInput("xq", DType::UInt8, std::vector<Dim>{2, 8, 9, 9});
   at::Generator gen = at::detail::createCPUGenerator(61);
@@ -214,7 +208,6 @@ TEST(Int8Fusion, QLinearConvRunsOnTheInt8Engine) {
 }
 
 TEST(Int8Fusion, UnsupportedPatternsFallBackToFloatKernels) {
-  if (!int8::engineAvailable()) GTEST_SKIP() << "no ATen int8 engine";
   QdqB b;
   Value* xq = b.g.addInput("xq", DType::UInt8, std::vector<Dim>{1, 4, 5, 5});
   Value* xd = b.dq(xq, 0.02f, 100, false);

@@ -333,6 +333,109 @@ TEST(Int8Kernels, LinearIsBitIdenticalToOrtRequantization) {
   }
 }
 
+/// Stride-1 3x3 dense convs on the AVX2 path run the integer Winograd F(2x2, 3x3) kernel: its
+/// outputs must equal the exact accumulator's requantization bit for bit (odd sizes cut tiles at
+/// the image edge, pads 0..2 also asymmetric, C / O not multiples of 8 / 16, batch > 1,
+/// extreme values).
+TEST(Int8Kernels, WinogradIsBitIdenticalToDirectConv) {
+  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX2";
+  struct Case {
+    int64_t n, c, o, h, w, ph, pw;
+    bool xs, ys;
+    int bias;
+    Activation::Kind act;
+  };
+  using K = Activation::Kind;
+  const std::vector<Case> cases = {
+      {3, 16, 16, 12, 13, 1, 1, false, false, 2, K::kRelu},   // ResNet stage 1 shape, odd width
+      {2, 32, 32, 14, 14, 1, 1, false, false, 2, K::kNone},   // stage 2
+      {2, 64, 64, 7, 7, 1, 1, false, true, 1, K::kRelu},      // stage 3: odd tiles
+      {2, 24, 40, 9, 7, 1, 1, true, false, 2, K::kClip},      // C, O not multiples of 16
+      {1, 8, 5, 5, 6, 0, 0, false, false, 0, K::kNone},       // smallest C, no padding
+      {2, 33, 17, 11, 10, 2, 2, true, true, 1, K::kNone},     // pad 2: output larger than input
+      {1, 13, 19, 4, 3, 1, 0, false, false, 2, K::kRelu},     // asymmetric pads, tiny image
+      {1, 150, 24, 6, 5, 1, 1, false, false, 2, K::kNone},    // long channel sums
+  };
+  uint64_t seed = 900;
+  for (const Case& cc : cases) {
+    const std::string what = "n=" + std::to_string(cc.n) + " c=" + std::to_string(cc.c) + " o=" +
+                             std::to_string(cc.o) + " " + std::to_string(cc.h) + "x" +
+                             std::to_string(cc.w) + " pad " + std::to_string(cc.ph) + "," +
+                             std::to_string(cc.pw);
+    at::Tensor x = randQ({cc.n, cc.c, cc.h, cc.w}, cc.xs, seed++);
+    at::Tensor w = randW({cc.o, cc.c, 3, 3}, seed++);
+    at::Tensor ws = test::randn({cc.o}, seed++).abs() * 0.01f + 0.001f;
+    QParams xq{0.021f, cc.xs ? -9 : 127, cc.xs}, yq{0.083f, cc.ys ? 3 : 101, cc.ys};
+    int8::QWeight qw{w, ws, {}, {}};
+    if (cc.bias == 1) qw.bias = test::randn({cc.o}, seed++) * 2;
+    if (cc.bias == 2) qw.bias_acc = (test::randn({cc.o}, seed++) * 3000).to(at::kInt);
+    Activation act{cc.act, 0.0f, 6.0f};
+    int8::QConv2d conv(qw, {1, 1}, {cc.ph, cc.pw}, {1, 1}, 1);
+    at::Tensor acc = at::conv2d(x.to(at::kDouble) - xq.zero_point, w.to(at::kDouble), {}, {1, 1},
+                                {cc.ph, cc.pw});
+    at::Tensor want = requantOrt(acc, ws, qw.bias, qw.bias_acc, xq, yq, act, 1);
+    IsaScope scope(int8::detail::Isa::kAvx2);
+    at::Tensor y = conv.run(x, xq, yq, act);
+    ASSERT_EQ(y.sizes(), want.sizes()) << what;
+    EXPECT_TRUE(at::equal(y.contiguous(), want)) << what << " differs in "
+        << y.ne(want).sum().item<int64_t>() << " of " << want.numel();
+  }
+  // Extreme values: |x - zp| = 255 and |w| = 128 / 127 everywhere the transforms can combine them
+  // (input transform up to 4 * 255, transformed weights up to 9 * 128); the multiplier 1 / 2^16
+  // keeps the accumulators' differences visible in the int8 output.
+  for (int64_t c : {16, 64}) {
+    at::Generator gen = at::detail::createCPUGenerator(77 + c);
+    at::Tensor x = (at::randint(0, 2, {2, c, 8, 8}, gen, at::kInt) * 255).to(at::kByte);
+    at::Tensor w = (at::randint(0, 2, {16, c, 3, 3}, gen, at::kInt) * 255 - 128).to(at::kChar);
+    w.select(0, 0).fill_(-128);
+    at::Tensor ws = at::full({16}, 1.0f / 65536);
+    ws[0] = 1.0f / 262144;  // channel 0 (all -128) sums up to 9 * 64 * 255 * 128: keep it in range
+    for (int32_t zp : {0, 255}) {
+      QParams xq{1.0f, zp, false}, yq{1.0f, 128, false};
+      int8::QConv2d conv({w, ws, {}, {}}, {1, 1}, {1, 1}, {1, 1}, 1);
+      at::Tensor acc = at::conv2d(x.to(at::kDouble) - zp, w.to(at::kDouble), {}, {1, 1}, {1, 1});
+      at::Tensor want = requantOrt(acc, ws, {}, {}, xq, yq, {}, 1);
+      IsaScope scope(int8::detail::Isa::kAvx2);
+      EXPECT_TRUE(at::equal(conv.run(x, xq, yq, {}).contiguous(), want)) << "c=" << c << " zp=" << zp;
+    }
+  }
+}
+
+/// Which convs take the Winograd path: dense 3x3 stride 1 dilation 1 with 8 <= C <= 1827 only
+/// (the C bound keeps 4 * acc inside int32); everything else stays on the direct kernels.
+TEST(Int8Kernels, WinogradAppliesOnlyToStride1Dense3x3) {
+  namespace d = int8::detail;
+  auto geom = [](int64_t c, int64_t k, int64_t s, int64_t dil, int64_t groups) {
+    d::ConvGeom g;
+    g.c = c;
+    g.o = 16;
+    g.h = g.w = 9;
+    g.kh = g.kw = k;
+    g.sh = g.sw = s;
+    g.dh = g.dw = dil;
+    g.ph = g.pw = 1;
+    g.groups = groups;
+    g.oh = (g.h + 2 * g.ph - dil * (k - 1) - 1) / s + 1;
+    g.ow = g.oh;
+    return g;
+  };
+  auto packed = [](int64_t c, int64_t k, int64_t groups) {
+    std::vector<int8_t> w(static_cast<size_t>(16 * (c / groups) * k * k), 1);
+    return d::packGemm(w.data(), 16, c / groups, k, k, groups);
+  };
+  EXPECT_TRUE(d::winogradApplies(geom(16, 3, 1, 1, 1), packed(16, 3, 1)));
+  EXPECT_TRUE(d::winogradApplies(geom(8, 3, 1, 1, 1), packed(8, 3, 1)));
+  EXPECT_TRUE(d::winogradApplies(geom(1827, 3, 1, 1, 1), packed(1827, 3, 1)));
+  EXPECT_FALSE(d::winogradApplies(geom(1828, 3, 1, 1, 1), packed(1828, 3, 1)));  // int32 bound
+  EXPECT_FALSE(d::winogradApplies(geom(7, 3, 1, 1, 1), packed(7, 3, 1)));
+  EXPECT_FALSE(d::winogradApplies(geom(1, 3, 1, 1, 1), packed(1, 3, 1)));        // the stem
+  EXPECT_FALSE(d::winogradApplies(geom(16, 3, 2, 1, 1), packed(16, 3, 1)));      // stride 2
+  EXPECT_FALSE(d::winogradApplies(geom(16, 3, 1, 2, 1), packed(16, 3, 1)));      // dilation
+  EXPECT_FALSE(d::winogradApplies(geom(16, 3, 1, 1, 2), packed(16, 3, 2)));      // grouped
+  EXPECT_FALSE(d::winogradApplies(geom(16, 5, 1, 1, 1), packed(16, 5, 1)));      // 5x5
+  EXPECT_FALSE(d::winogradApplies(geom(16, 1, 1, 1, 1), packed(16, 1, 1)));      // 1x1
+}
+
 // Closed form: multiplier exactly 0.5 puts every odd accumulator on a tie, which must round to
 // even (0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -1.5 -> -2); large accumulators saturate.
 TEST(Int8Kernels, RequantizationRoundsTiesToEvenAndSaturates) {

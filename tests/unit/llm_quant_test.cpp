@@ -221,6 +221,36 @@ TEST(LlmAwq, ScaleSearchProtectsSalientChannels) {
   EXPECT_GT(r.scales[3].item<float>(), r.scales.median().item<float>());
 }
 
+// A scorer replaces the per-layer output MSE: it receives Q(W_k * s) / s for every layer, once
+// for the identity and once per grid point, and its minimum decides.
+TEST(LlmAwq, ScaleSearchUsesTheGivenScorer) {
+  const int64_t in = 64;
+  at::Tensor x = llmLikeInputs(256, in, 14);
+  std::vector<at::Tensor> ws{randn({16, in}, 15) * 0.05, randn({8, in}, 16) * 0.05};
+  AwqConfig cfg;
+  cfg.spec = {4, 32, false};
+  cfg.grid = 10;
+  // Re-implementing the default score through the scorer gives the default's choice.
+  int calls = 0;
+  AwqScaleResult mse = awqSearchScales(x, ws, cfg, [&](const std::vector<at::Tensor>& wq) {
+    ++calls;
+    EXPECT_EQ(wq.size(), ws.size());
+    double e = 0;
+    for (size_t k = 0; k < ws.size(); ++k)
+      e += (at::matmul(x, ws[k].t()) - at::matmul(x, wq[k].t())).square().mean().item<double>();
+    return e;
+  });
+  EXPECT_EQ(calls, cfg.grid + 2);
+  AwqScaleResult ref = awqSearchScales(x, ws, cfg);
+  EXPECT_DOUBLE_EQ(mse.alpha, ref.alpha);
+  EXPECT_TRUE(at::allclose(mse.scales, ref.scales));
+  // A scorer that only likes the largest grid point (alpha = 1: the strongest scaling) picks it.
+  AwqScaleResult last = awqSearchScales(x, ws, cfg, [&, k = 0](const std::vector<at::Tensor>&) mutable {
+    return ++k == cfg.grid + 2 ? 0.0 : 1.0;
+  });
+  EXPECT_DOUBLE_EQ(last.alpha, 1.0);
+}
+
 TEST(LlmAwq, ClipNeverIncreasesGroupError) {
   const int64_t in = 64;
   at::Tensor x = llmLikeInputs(512, in, 12);

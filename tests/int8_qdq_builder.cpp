@@ -1,5 +1,5 @@
-// Minimal min/max QDQ quantizer for the int8 runtime's tests and benchmarks (see the header).
-#include "runtime/int8_qdq_builder.h"
+// Minimal min/max QDQ quantizer for the int8 runtime's tests (see the header).
+#include "int8_qdq_builder.h"
 
 #include <ATen/ATen.h>
 

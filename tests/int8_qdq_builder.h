@@ -1,5 +1,5 @@
-// Minimal min/max QDQ quantizer producing ONNX QDQ test/bench graphs for the int8 runtime (the
-// product's quantization algorithms live in algo/quant; this one only needs to be simple and
+// Minimal min/max QDQ quantizer producing ONNX QDQ graphs for the int8 runtime tests (the
+// product's quantization algorithms live in src/quant; this one only needs to be simple and
 // deterministic).
 #pragma once
 #include <ATen/ATen.h>
