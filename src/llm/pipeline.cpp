@@ -187,6 +187,33 @@ class RegionScorer {
   std::vector<std::vector<at::Tensor>> refs_;
 };
 
+/// AWQ scoring regions of a block: for each linear group (keyed by its input value) whose
+/// inspectRegion reaches beyond the group's own outputs, the region's nodes; and the region inputs
+/// computed inside the block, to be captured during the calibration forward.
+struct AwqRegions {
+  std::map<std::string, std::vector<Node*>> nodes;
+  std::set<std::string> captures;
+};
+
+AwqRegions findAwqRegions(const Graph& g, const DecoderBlock& blk,
+                          const std::map<std::string, std::set<std::string>>& group_outputs) {
+  AwqRegions r;
+  const std::set<const Node*> in_block(blk.nodes.begin(), blk.nodes.end());
+  for (const auto& [key, own] : group_outputs) {
+    std::vector<Node*> nodes = inspectRegion(blk.nodes, g.findValue(key));
+    Subgraph probe = extractSubgraph(g, nodes);
+    bool beyond = false;  // a region ending at the group's own outputs adds nothing
+    for (const std::string& o : probe.outputs) beyond = beyond || !own.count(o);
+    if (!beyond) continue;
+    for (const std::string& in : probe.inputs) {
+      const Node* p = g.findValue(in)->producer();
+      if (p && in_block.count(p)) r.captures.insert(in);
+    }
+    r.nodes[key] = std::move(nodes);
+  }
+  return r;
+}
+
 }  // namespace
 
 int64_t peakRssKb() { return procStatusKb("VmHWM"); }
@@ -298,32 +325,19 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     // AWQ scores a group whose input feeds more than its own layers before the residual stream
     // (q/k/v: the attention; gate/up: the MLP) on that region's output, as AutoAWQ's
     // module2inspect. Its inputs produced inside the block are kept for the first chunks.
-    std::map<std::string, std::vector<Node*>> regions;
-    std::set<std::string> region_captures;
-    std::vector<Chunk> region_inputs;
+    AwqRegions regions;
     if (awq) {
-      for (const std::string& key : group_order) {
-        std::vector<Node*> nodes = inspectRegion(blk.nodes, g.findValue(key));
-        Subgraph probe = extractSubgraph(g, nodes);
-        std::set<std::string> own;  // a region ending at the group's own outputs adds nothing
-        for (size_t i : groups[key]) own.insert(lins[i].ref.node->output(0)->name());
-        bool rich = false;
-        for (const std::string& o : probe.outputs) rich = rich || !own.count(o);
-        if (!rich) continue;
-        std::set<const Node*> in_block(blk.nodes.begin(), blk.nodes.end());
-        for (const std::string& in : probe.inputs) {
-          Node* p = g.findValue(in)->producer();
-          if (p && in_block.count(p)) region_captures.insert(in);
-        }
-        regions[key] = std::move(nodes);
-      }
+      std::map<std::string, std::set<std::string>> group_outputs;
+      for (const Lin& l : lins) group_outputs[l.in_name].insert(l.ref.node->output(0)->name());
+      regions = findAwqRegions(g, blk, group_outputs);
     }
     const int64_t region_chunks =
-        regions.empty() ? 0
-                        : std::min<int64_t>(static_cast<int64_t>(chunks.size()),
-                                            (cfg.awq_max_tokens + calib.size(1) * cfg.calib_batch - 1) /
-                                                (calib.size(1) * cfg.calib_batch));
-    region_inputs.resize(static_cast<size_t>(region_chunks));
+        regions.nodes.empty()
+            ? 0
+            : std::min<int64_t>(static_cast<int64_t>(chunks.size()),
+                                (cfg.awq_max_tokens + calib.size(1) * cfg.calib_batch - 1) /
+                                    (calib.size(1) * cfg.calib_batch));
+    std::vector<Chunk> region_inputs(static_cast<size_t>(region_chunks));
 
     // ---- calibration statistics of the float block (inputs from the quantized blocks before).
     std::map<std::string, HessianAccumulator> hess;
@@ -343,7 +357,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
                          const std::vector<at::Tensor>& out) {
         if (chunk_index < region_chunks)
           for (size_t k = 0; k < out.size(); ++k)
-            if (n.output(k) && region_captures.count(n.output(k)->name()))
+            if (n.output(k) && regions.captures.count(n.output(k)->name()))
               region_inputs[chunk_index][n.output(k)->name()] = out[k];
         if (kv_set.count(n.output(0)->name())) {
           at::Tensor m = std::get<0>(std::get<0>(out[0].detach().abs().max(2)).max(0));  // [kv, hd]
@@ -417,10 +431,10 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
           if (awq) {
             AwqScorer scorer;
             std::optional<RegionScorer> rs;
-            if (regions.count(key)) {
+            if (regions.nodes.count(key)) {
               std::vector<LinearRef> refs;
               for (size_t i : idx) refs.push_back(lins[i].ref);
-              rs.emplace(g, regions.at(key), refs, region_inputs);
+              rs.emplace(g, regions.nodes.at(key), refs, region_inputs);
               scorer = [&](const std::vector<at::Tensor>& wq) { return rs->score(wq); };
             }
             s = awqSearchScales(X.at(key), ws, cfg.awqConfig(*spec), scorer).scales;
