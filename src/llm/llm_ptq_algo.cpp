@@ -46,6 +46,7 @@ llm::PtqConfig recipe(const Config& c) {
   p.awq_grid = c.getInt("awq_grid");
   p.awq_duo_scaling = c.getBool("awq_duo_scaling");
   p.awq_clip = c.getBool("awq_clip");
+  p.awq_max_tokens = c.getInt("awq_max_tokens");
   p.recovery = c.getString("precision_recovery") == "gptq" ? llm::PrecisionRecovery::Gptq
                                                            : llm::PrecisionRecovery::None;
   p.damp_percent = c.getFloat("damp_percent");
@@ -232,6 +233,9 @@ ConfigSchema llmPtqFields(const Json& defaults) {
           F::integer("awq_grid", 20, 1, 1000, "AWQ alpha grid points"),
           F::boolean("awq_duo_scaling", true, "AWQ scales from activations and weights"),
           F::boolean("awq_clip", true, "AWQ per-group clipping search"),
+          F::integer("awq_max_tokens", 2048, 1, 1 << 24,
+                     "calibration tokens the AWQ scale search scores on (whole windows for the "
+                     "attention / MLP regions)"),
           F::enumeration("precision_recovery", "none", {"none", "gptq"}, "GPTQ error compensation"),
           F::real("damp_percent", 0.01, 0, 0.999, "GPTQ dampening (fraction of mean diag H)"),
           F::integer("gptq_block_size", 128, 1, 1 << 16, "GPTQ lazy-batch columns"),

@@ -192,6 +192,8 @@ TEST_F(CliLlmCompress, BadInputIsOneErrorLine) {
                             "/o.onnx"), 1, "weight_dtype");
   expectOneErrorLine(gstick("compress --algo rtn --set error_rows=-1 " + dir_ + " -o " + d +
                             "/o.onnx"), 1, "error_rows");
+  expectOneErrorLine(gstick("compress --algo awq --set awq_max_tokens=0 " + dir_ + " -o " + d +
+                            "/o.onnx"), 1, "awq_max_tokens");
   // AWQ with int8 activations is an invalid combination.
   expectOneErrorLine(gstick("compress --algo awq --set act_dtype=int8 " + dir_ + " -o " + d +
                             "/o.onnx"), 1, "awq");
