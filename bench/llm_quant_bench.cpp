@@ -1,7 +1,7 @@
 // LLM PTQ benchmark: held-out perplexity of the tiny Llama under RTN / GPTQ / AWQ / SmoothQuant /
 // KV-cache int8, the SmoothQuant outlier experiment, GPTQ time + peak RSS on a 4096x4096 layer,
 // and a whole-model block-by-block run on a generated HF Llama checkpoint (peak RSS vs size).
-// Usage: llm_quant_bench [--model PATH(.onnx | HF dir)] [--eval-tokens N] [--calib N] [--seq T]
+// Usage: llm_quant_bench [--model PATH(.onnx | HF dir)] [--eval-tokens N] [--eval-split S] [--calib N] [--seq T]
 //                        [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N]
 //                        [--threads N] [--model-dir DIR] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
@@ -54,6 +54,7 @@ double now() {
 struct Args {
   std::string model;
   int64_t eval_tokens = 32768;
+  std::string eval_split = "test";  // held-out split perplexity is measured on
   int64_t calib = 32;
   int64_t seq = 256;
   std::string sections = "ppl,outlier";
@@ -478,13 +479,14 @@ int run(const Args& a) {
     base = loadModel(model);
   }
   TextCorpus corpus = loadBuiltinTextCorpus();
-  at::Tensor test = ByteTokenizer::encode(corpus.split(TextSplit::Test));
+  at::Tensor test = ByteTokenizer::encode(corpus.split(parseTextSplit(a.eval_split)));
   if (a.eval_tokens > 0 && test.size(0) > a.eval_tokens) test = test.narrow(0, 0, a.eval_tokens);
   at::Tensor calib = calibrationWindows(ByteTokenizer::encode(corpus.split(TextSplit::Train)),
                                         a.calib, a.seq);
-  std::printf("model %s; %s\neval: test split, %lld tokens, context %lld; calibration: %lld x %lld "
+  std::printf("model %s; %s\neval: %s split, %lld tokens, context %lld; calibration: %lld x %lld "
               "train tokens\n\n",
               model.empty() ? "llama-tiny (seeded)" : model.c_str(), corpus.describe().c_str(),
+              a.eval_split.c_str(),
               static_cast<long long>(test.size(0)), static_cast<long long>(a.seq),
               static_cast<long long>(a.calib), static_cast<long long>(a.seq));
 
@@ -596,6 +598,7 @@ int main(int argc, char** argv) {
     };
     if (k == "--model") a.model = val();
     else if (k == "--eval-tokens") a.eval_tokens = std::stoll(val());
+    else if (k == "--eval-split") a.eval_split = val();
     else if (k == "--calib") a.calib = std::stoll(val());
     else if (k == "--seq") a.seq = std::stoll(val());
     else if (k == "--sections") a.sections = val();
@@ -618,7 +621,7 @@ int main(int argc, char** argv) {
     }
     else if (k == "--keep-model") a.keep_model = true;
     else {
-      std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--calib N] "
+      std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--eval-split test|validation] [--calib N] "
                    "[--seq T] [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--hidden N] [--layers N] [--ffn N] "
                    "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--keep-model]\n");

@@ -85,35 +85,50 @@ AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tenso
 at::Tensor awqClip(const at::Tensor& x0, const at::Tensor& w, const AwqConfig& cfg) {
   GS_CHECK(cfg.clip_grid > 0 && cfg.max_shrink >= 0 && cfg.max_shrink < 1,
            "AWQ: clip_grid must be positive and max_shrink in [0, 1)");
-  at::Tensor x = subsampleRows(x0, std::min<int64_t>(cfg.max_tokens, 512));
+  at::Tensor x = x0.reshape({-1, x0.size(-1)}).to(at::kFloat);
   const int64_t out = w.size(0), in = w.size(1);
   GS_CHECK(x.size(1) == in, "AWQ clip: input has ", x.size(1), " features, weight takes ", in);
+  GS_CHECK(x.size(0) > 0, "AWQ clip: no calibration rows");
   const int64_t gc = cfg.spec.groupCols(in), ng = cfg.spec.numGroups(in);
   // Zero-padded ragged last group: zero columns add nothing to outputs and ranges contain 0.
-  at::Tensor wg = padColumns(w.to(at::kFloat), cfg.spec).reshape({out, ng, gc});  // [out, ng, gc]
+  // Group g's output error over all rows, sum_n (x_g . d)^2 / n = d^T H_g d with
+  // H_g = x_g^T x_g / n: exact on every calibration row, at the cost of one [gc, gc] matrix.
   at::Tensor xg = padColumns(x, cfg.spec).reshape({x.size(0), ng, gc}).permute({1, 0, 2});
-  // Reference per-group outputs: [ng, n, out] = x_g w_g^T.
-  at::Tensor ref = at::bmm(xg, wg.permute({1, 2, 0}));
-  at::Tensor lo0 = std::get<0>(wg.min(2, true)), hi0 = std::get<0>(wg.max(2, true));
-  at::Tensor best_err = at::full({out, ng, 1}, std::numeric_limits<float>::infinity());
-  at::Tensor best_lo = lo0.clone(), best_hi = hi0.clone();
+  const at::Tensor H = at::bmm(xg.transpose(1, 2), xg) / static_cast<double>(x.size(0));
+  xg = at::Tensor();
+  at::Tensor wg = padColumns(w.to(at::kFloat), cfg.spec).reshape({out, ng, gc}).permute({1, 0, 2});
   const int64_t steps = static_cast<int64_t>(std::floor(cfg.max_shrink * cfg.clip_grid));
-  WeightQuantSpec per_row{cfg.spec.bits, 0, cfg.spec.symmetric};
-  for (int64_t k = 0; k <= steps; ++k) {
-    const double r = 1.0 - static_cast<double>(k) / cfg.clip_grid;
-    at::Tensor lo = lo0 * r, hi = hi0 * r;
-    QuantParams p = paramsFromRange(lo, hi, per_row);
-    at::Tensor wq = dequantizeValues(quantizeValues(at::clamp(wg, lo, hi), p.scale, p.zero,
-                                                    per_row.maxq()),
-                                     p.scale, p.zero);
-    at::Tensor o = at::bmm(xg, wq.permute({1, 2, 0}));                  // [ng, n, out]
-    at::Tensor err = (o - ref).square().mean(1).t().unsqueeze(2);        // [out, ng, 1]
-    at::Tensor better = err < best_err;
-    best_err = at::where(better, err, best_err);
-    best_lo = at::where(better, lo, best_lo);
-    best_hi = at::where(better, hi, best_hi);
+  // Asymmetric grids shrink each end on its own (a group's min and max are rarely equally
+  // wasteful); symmetric grids are centred on zero, so one ratio shrinks both.
+  const int64_t lo_steps = cfg.spec.symmetric ? 0 : steps;
+  const WeightQuantSpec per_row{cfg.spec.bits, 0, cfg.spec.symmetric};
+  at::Tensor result = at::empty({ng, out, gc}, at::kFloat);
+  // Rows in blocks bound the [ng, rows, gc] temporaries (about 64 MiB each).
+  const int64_t rows = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, ng * gc));
+  for (int64_t r0 = 0; r0 < out; r0 += rows) {
+    const at::Tensor wb = wg.narrow(1, r0, std::min(rows, out - r0)).contiguous();  // [ng, rows, gc]
+    const at::Tensor lo0 = std::get<0>(wb.min(2, true)), hi0 = std::get<0>(wb.max(2, true));
+    at::Tensor best_err = at::full_like(lo0, std::numeric_limits<float>::infinity());
+    at::Tensor best_lo = lo0.clone(), best_hi = hi0.clone();
+    for (int64_t a = 0; a <= steps; ++a) {
+      for (int64_t b = 0; b <= lo_steps; ++b) {
+        const double r_hi = 1.0 - static_cast<double>(a) / cfg.clip_grid;
+        const double r_lo = cfg.spec.symmetric ? r_hi : 1.0 - static_cast<double>(b) / cfg.clip_grid;
+        const at::Tensor lo = lo0 * r_lo, hi = hi0 * r_hi;
+        const QuantParams p = paramsFromRange(lo, hi, per_row);
+        const at::Tensor d =
+            dequantizeValues(quantizeValues(at::clamp(wb, lo, hi), p.scale, p.zero, per_row.maxq()),
+                             p.scale, p.zero) - wb;
+        const at::Tensor err = (at::bmm(d, H) * d).sum(2, true);  // [ng, rows, 1]
+        const at::Tensor better = err < best_err;
+        best_err = at::where(better, err, best_err);
+        best_lo = at::where(better, lo, best_lo);
+        best_hi = at::where(better, hi, best_hi);
+      }
+    }
+    result.narrow(1, r0, wb.size(1)).copy_(at::clamp(wb, best_lo, best_hi));
   }
-  return at::clamp(wg, best_lo, best_hi).reshape({out, ng * gc}).narrow(1, 0, in).to(w.scalar_type());
+  return result.permute({1, 0, 2}).reshape({out, ng * gc}).narrow(1, 0, in).to(w.scalar_type());
 }
 
 }  // namespace gs::llm

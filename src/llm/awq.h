@@ -18,7 +18,7 @@ struct AwqConfig {
   bool duo_scaling = true;  ///< s = mean|x|^a / mean|w|^(1-a) instead of mean|x|^a
   int64_t clip_grid = 20;   ///< shrink ratios 1 - k/clip_grid ...
   double max_shrink = 0.5;  ///< ... down to 1 - max_shrink
-  int64_t max_tokens = 2048;  ///< calibration rows used for scoring (strided subsample)
+  int64_t max_tokens = 2048;  ///< calibration rows the scale search scores on (strided subsample)
 };
 
 /// Result of the scale search for one group of linear layers sharing an input.
@@ -42,10 +42,13 @@ using AwqScorer = std::function<double(const std::vector<at::Tensor>& wq)>;
 AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor>& weights,
                                const AwqConfig& cfg, const AwqScorer& scorer = {});
 
-/// Per-(row, group) clip search for W [out, in] with input x [n, in]: for every shrink ratio r,
-/// ranges [min * r, max * r] per group; keeps, per row and group, the r minimising the group's
-/// output error mean_n((x_g w_g^T - x_g Q(w_g)^T)^2). Returns the clipped W (not yet quantized;
-/// RTN of it under the same spec reproduces the chosen ranges).
+/// Per-(row, group) clip search for W [out, in] with calibration inputs x [n, in]: candidate
+/// ranges [min * r_lo, max * r_hi] per group, r in {1, 1 - 1/clip_grid, ..., 1 - max_shrink};
+/// asymmetric grids try every (r_lo, r_hi) pair, symmetric ones r_lo = r_hi. Keeps, per row and
+/// group, the range minimising the group's output error over all n rows, computed exactly as
+/// d^T H_g d (d = w_g - Q(clip(w_g)), H_g = x_g^T x_g / n). AutoAWQ shrinks both ends alike and
+/// scores 512 sampled rows; measured in docs/ptq.md. Returns the clipped W (not yet quantized; RTN
+/// of it under the same spec reproduces the chosen ranges).
 at::Tensor awqClip(const at::Tensor& x, const at::Tensor& w, const AwqConfig& cfg);
 
 /// At most `max_rows` rows of x [..., in] flattened to [n, in], evenly strided.

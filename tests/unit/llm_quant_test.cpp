@@ -264,6 +264,53 @@ TEST(LlmAwq, ClipNeverIncreasesGroupError) {
   EXPECT_LE(wc.abs().max().item<float>(), w.abs().max().item<float>());
 }
 
+// Brute force over every (lower, upper) shrink pair with an independent asymmetric quantizer
+// and the group's output error on every row: awqClip's choice must be the minimum, and on
+// one-sided outliers a pair with unequal ratios must beat every equal-ratio range.
+TEST(LlmAwq, ClipPicksTheBestRangePerRowAndGroup) {
+  const int64_t in = 48, gc = 16, out = 6;
+  at::Tensor x = llmLikeInputs(300, in, 21).to(at::kDouble);
+  at::Tensor w = randn({out, in}, 22) * 0.05;
+  for (int64_t o = 0; o < out; ++o) w[o][(5 * o) % in] = 0.4 + 0.1 * static_cast<double>(o);  // one-sided
+  AwqConfig cfg;
+  cfg.spec = {3, gc, false};
+  cfg.clip_grid = 10;
+  cfg.max_shrink = 0.5;
+  const at::Tensor wq = rtnFakeQuant(awqClip(x.to(at::kFloat), w, cfg), cfg.spec).to(at::kDouble);
+  const double maxq = 7;
+  auto groupErr = [&](const at::Tensor& wrow, const at::Tensor& xg) {
+    return at::matmul(xg, wrow).square().mean().item<double>();
+  };
+  int unequal_wins = 0;
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t g = 0; g < in / gc; ++g) {
+      const at::Tensor wg = w[o].narrow(0, g * gc, gc).to(at::kDouble);
+      const at::Tensor xg = x.narrow(1, g * gc, gc);
+      const double mn = wg.min().item<double>(), mx = wg.max().item<double>();
+      double best = 1e30, best_equal = 1e30;
+      for (int a = 0; a <= 5; ++a) {
+        for (int b = 0; b <= 5; ++b) {
+          const double lo = std::min(0.0, mn * (1 - a / 10.0)), hi = std::max(0.0, mx * (1 - b / 10.0));
+          const double scale = (hi - lo) / maxq, zero = std::nearbyint(-lo / scale);
+          at::Tensor q = at::clamp(at::round(at::clamp(wg, lo, hi) / scale) + zero, 0, maxq);
+          const double e = groupErr(wg - (q - zero) * scale, xg);
+          best = std::min(best, e);
+          if (a == b) best_equal = std::min(best_equal, e);
+        }
+      }
+      const double got = groupErr(wg - wq[o].narrow(0, g * gc, gc), xg);
+      EXPECT_LE(got, best * (1 + 1e-4) + 1e-12) << "row " << o << " group " << g;
+      unequal_wins += got < best_equal * (1 - 1e-3);
+    }
+  }
+  EXPECT_GT(unequal_wins, 0);
+  // Symmetric grids shrink both ends alike: the clipped range stays centred on zero.
+  cfg.spec = {3, gc, true};
+  const at::Tensor ws = awqClip(x.to(at::kFloat), w, cfg).reshape({out, in / gc, gc});
+  EXPECT_LE(outErr(x.to(at::kFloat), w, rtnFakeQuant(ws.reshape({out, in}), cfg.spec)),
+            outErr(x.to(at::kFloat), w, rtnFakeQuant(w, cfg.spec)) + 1e-9);
+}
+
 TEST(LlmSmoothQuant, FactorsFollowTheFormula) {
   at::Tensor amax = at::tensor({4.0f, 1.0f, 0.0f, 9.0f});
   at::Tensor w1 = at::tensor({0.5f, -2.0f, 1.0f, 0.25f}).reshape({1, 4});
