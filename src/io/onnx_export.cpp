@@ -6,6 +6,7 @@
 #include <onnx/shape_inference/implementation.h>
 
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "io/onnx.h"
@@ -429,18 +430,23 @@ void exportOnnxFile(const Graph& g, const std::string& path, const OnnxExportOpt
   const std::string location = fs::path(path).filename().string() + ".data";
   Skeleton sk = buildSkeleton(g, opts, location);
   Layout l = prepare(sk, opts, path);
-  // Both files are streamed into temp files and renamed into place; a failed check above left
-  // any existing export untouched.
+  // Both files are streamed into temp files and renamed into place only once both are written:
+  // a failed check or write leaves any existing export (both files) untouched.
+  std::optional<StagedFile> data;
   if (sk.external_bytes > 0) {
-    writeFileAtomic((fs::path(path).parent_path() / location).string(), [&](int fd) {
+    data.emplace((fs::path(path).parent_path() / location).string());
+    data->write([&](int fd) {
       ByteSink sink(fd);
       return streamExternalData(sk, sink);
     });
   }
-  writeFileAtomic(path, [&](int fd) {
+  StagedFile model(path);
+  model.write([&](int fd) {
     ByteSink sink(fd);
     return streamModel(sk, l, sink);
   });
+  if (data) data->commit();
+  model.commit();
 }
 
 }  // namespace gs

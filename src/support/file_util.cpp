@@ -29,30 +29,39 @@ std::string readFile(const std::string& path) {
   return data;
 }
 
-void writeFileAtomic(const std::string& path, const std::function<bool(int fd)>& write) {
+StagedFile::StagedFile(std::string path) : path_(std::move(path)) {
   std::random_device rd;
-  std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  GS_CHECK(fd >= 0, path, ": cannot write: ", std::strerror(errno));
-  bool ok = false;
-  try {
-    ok = write(fd);
-  } catch (...) {  // the writer failed with an error of its own: no temp file is left behind
-    ::close(fd);
-    std::remove(tmp.c_str());
-    throw;
-  }
+  tmp_ = path_ + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  GS_CHECK(fd_ >= 0, path_, ": cannot write: ", std::strerror(errno));
+}
+
+StagedFile::~StagedFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) std::remove(tmp_.c_str());
+}
+
+void StagedFile::write(const std::function<bool(int fd)>& write) {
+  GS_ASSERT(fd_ >= 0 && !written_);
+  bool ok = write(fd_);  // if it throws, the destructor removes the temp file
   int e = errno;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    GS_FAIL(path, ": write failed: ", std::strerror(e ? e : errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    e = errno;
-    std::remove(tmp.c_str());
-    GS_FAIL(path, ": cannot rename temp file into place: ", std::strerror(e));
-  }
+  ok = (::close(fd_) == 0) && ok;
+  fd_ = -1;
+  GS_CHECK(ok, path_, ": write failed: ", std::strerror(e ? e : errno));
+  written_ = true;
+}
+
+void StagedFile::commit() {
+  GS_ASSERT(written_ && !committed_);
+  GS_CHECK(std::rename(tmp_.c_str(), path_.c_str()) == 0, path_,
+           ": cannot rename temp file into place: ", std::strerror(errno));
+  committed_ = true;
+}
+
+void writeFileAtomic(const std::string& path, const std::function<bool(int fd)>& write) {
+  StagedFile f(path);
+  f.write(write);
+  f.commit();
 }
 
 bool writeAll(int fd, const void* p, size_t n) {

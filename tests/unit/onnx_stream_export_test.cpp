@@ -7,6 +7,7 @@
 #include <onnx/onnx_pb.h>
 #include <sys/resource.h>
 
+#include <cerrno>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -179,6 +180,45 @@ TEST(OnnxStreamExport, UnwritableOutputIsACleanErrorAndLeavesNothingBehind) {
   EXPECT_NE(msg.find(dir + "/m.onnx.data: write failed: File too large"), std::string::npos) << msg;
   EXPECT_EQ(readFile(dir + "/m.onnx"), "previous");
   EXPECT_EQ(listDir(dir), (std::vector<std::string>{"file", "m.onnx"}));
+}
+
+// exportOnnxFile's two-file commit: a model whose write fails after its external data was
+// written must not leave the new data beside the old model (or the reverse).
+TEST(OnnxStreamExport, StagedFilesAreCommittedTogetherOrNotAtAll) {
+  const std::string dir = test::tempDir("onnx_stream_staged");
+  std::ofstream(dir + "/m.onnx") << "old model";
+  std::ofstream(dir + "/m.onnx.data") << "old data";
+  auto writeText = [](const std::string& text) {
+    return [text](int fd) { return writeAll(fd, text.data(), text.size()); };
+  };
+  test::expectError(
+      [&] {
+        StagedFile data(dir + "/m.onnx.data");
+        data.write(writeText("new data"));
+        StagedFile model(dir + "/m.onnx");
+        model.write([](int) {
+          errno = ENOSPC;
+          return false;
+        });
+        data.commit();
+        model.commit();
+      },
+      dir + "/m.onnx: write failed: No space left on device");
+  EXPECT_EQ(readFile(dir + "/m.onnx"), "old model");
+  EXPECT_EQ(readFile(dir + "/m.onnx.data"), "old data");
+  EXPECT_EQ(listDir(dir), (std::vector<std::string>{"m.onnx", "m.onnx.data"}));
+  {
+    StagedFile data(dir + "/m.onnx.data");
+    data.write(writeText("new data"));
+    StagedFile model(dir + "/m.onnx");
+    model.write(writeText("new model"));
+    EXPECT_EQ(readFile(dir + "/m.onnx.data"), "old data");  // nothing visible before commit
+    data.commit();
+    model.commit();
+  }
+  EXPECT_EQ(readFile(dir + "/m.onnx"), "new model");
+  EXPECT_EQ(readFile(dir + "/m.onnx.data"), "new data");
+  EXPECT_EQ(listDir(dir), (std::vector<std::string>{"m.onnx", "m.onnx.data"}));
 }
 
 TEST(OnnxStreamExport, AutoExternalDataAboveOnePointFiveGiB) {
