@@ -42,7 +42,7 @@ Parsed parseMetrics(const std::string& text) {
 bool haveFashionMnist() { return std::filesystem::exists(FashionMnistDataset::defaultDir()); }
 
 TEST(CliTrain, TrainThenEvalAgree) {
-  if (!haveFashionMnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_TRUE(haveFashionMnist()) << "Fashion-MNIST not installed (run scripts/install-deps.sh)";
   std::string dir = test::tempDir("cli_train_run");
   std::string model = dir + "/lenet.onnx";
   auto t = gstick("train --model lenet5 --data fashion-mnist:train:2000 --val-data "

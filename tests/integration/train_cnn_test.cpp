@@ -14,8 +14,8 @@ namespace gs {
 namespace {
 
 TEST(TrainCnn, FashionMnistSubsetReaches70Percent) {
-  if (!std::filesystem::exists(FashionMnistDataset::defaultDir()))
-    GTEST_SKIP() << "Fashion-MNIST not installed (dataset-fashion-mnist)";
+  ASSERT_TRUE(std::filesystem::exists(FashionMnistDataset::defaultDir()))
+      << "Fashion-MNIST not installed (dataset-fashion-mnist; run scripts/install-deps.sh)";
   auto train = std::make_shared<FashionMnistDataset>(FashionMnistDataset::Split::Train, 2000);
   auto test = std::make_shared<FashionMnistDataset>(FashionMnistDataset::Split::Test, 1000);
   Graph g;

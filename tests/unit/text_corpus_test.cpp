@@ -106,7 +106,7 @@ TEST(TextCorpus, SpecsAndErrors) {
 }
 
 TEST(TextCorpus, BuiltinCorpusAndUnigramBaseline) {
-  if (!fs::is_directory(defaultTextCorpusDir())) GTEST_SKIP() << "python3.11-doc not installed";
+  ASSERT_TRUE(fs::is_directory(defaultTextCorpusDir())) << "python3.11-doc not installed (run scripts/install-deps.sh)";
   TextCorpus c = loadBuiltinTextCorpus();
   std::cout << c.describe() << "\n";
   EXPECT_GT(c.numFiles, 100);
