@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "passes/bn_folding.h"
+#include "runtime/fq_exact_fusion.h"
 #include "runtime/int8_fusion.h"
 #include "support/error.h"
 
@@ -269,6 +270,11 @@ std::vector<FusedGroup> findFusions(const Graph& g) {
   std::vector<FusedGroup> groups = findInt8Fusions(g);
   for (const FusedGroup& fg : groups)
     for (const Node* n : fg.nodes) mc.claimed.insert(n);
+  // Fake-quant layers next: they compute on integer codes (runtime/fq_exact_fusion.h).
+  for (FusedGroup& fg : findExactFakeQuantFusions(g, mc.claimed)) {
+    for (const Node* n : fg.nodes) mc.claimed.insert(n);
+    groups.push_back(std::move(fg));
+  }
   for (const auto& n : g.nodes()) {
     if (mc.claimed.count(n.get())) continue;
     if (isOp(n.get(), "Conv")) matchConv(n.get(), mc, groups);

@@ -31,6 +31,8 @@ struct FusedGroup {
 /// Finds the fusable groups of `g` (disjoint; in graph order of their last node):
 ///  - QDQ int8 islands (runtime/int8_fusion.h: DQ -> Conv/Gemm/MatMul/Add/MaxPool -> Q run as real
 ///    int8 kernels), matched first.
+///  - Conv / Gemm / MatMul between gs fake quantizers, computed exactly on the integer codes
+///    (runtime/fq_exact_fusion.h), matched next.
 ///  - Conv -> BatchNormalization (inference form: training_mode=0, one output, all four BN inputs
 ///    parameters, conv weight a parameter): BN is folded into a private copy of the conv weight and
 ///    bias, W' = W * s, b' = (b - mean) * s + beta with s = scale / sqrt(var + eps), computed in
