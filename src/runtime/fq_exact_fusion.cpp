@@ -2,8 +2,10 @@
 #include "runtime/fq_exact_fusion.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -73,6 +75,74 @@ bool disabled(const at::Tensor& enable) {
   return enable.defined() && enable.item<double>() == 0.0;
 }
 
+/// y[o, c, i] = float(a[o, c, i] * scale[c] + bias[c]) in float64 over an accumulator viewed as
+/// [outer, C, inner] (contiguous), plus 16 * hi[o, c, i] first when `hi` is given (the split
+/// path), then Relu: one pass, rounded once to float32.
+template <typename T>
+__attribute__((optimize("tree-vectorize"))) void epilogueBlock(const T* a, const T* h, float* y,
+                                                               int64_t n, double s, double b,
+                                                               bool relu) {
+  if (h) {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = static_cast<float>((static_cast<double>(a[i]) + 16.0 * static_cast<double>(h[i])) * s + b);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<double>(a[i]) * s + b);
+  }
+  if (relu)
+    for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+}
+
+template <typename T>
+at::Tensor epilogue(const at::Tensor& a, const at::Tensor& hi, const std::vector<double>& scale,
+                    const std::vector<double>& bias, int64_t inner, bool relu) {
+  const int64_t c = static_cast<int64_t>(scale.size());
+  at::Tensor y = at::empty(a.sizes(), a.options().dtype(at::kFloat));
+  const T* pa = a.data_ptr<T>();
+  const T* ph = hi.defined() ? hi.data_ptr<T>() : nullptr;
+  float* py = y.data_ptr<float>();
+  if (inner == 1) {  // Gemm / MatMul: rows of C channels, the per-channel factors vary fastest
+    const int64_t rows = a.numel() / std::max<int64_t>(c, 1);
+    at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(c, 1)),
+                     [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t j = 0; j < c; ++j) {
+          const int64_t i = r * c + j;
+          double v = static_cast<double>(pa[i]);
+          if (ph) v += 16.0 * static_cast<double>(ph[i]);
+          const float o = static_cast<float>(v * scale[j] + (bias.empty() ? 0.0 : bias[j]));
+          py[i] = relu ? std::max(o, 0.0f) : o;
+        }
+    });
+    return y;
+  }
+  const int64_t blocks = a.numel() / inner;  // outer * C
+  at::parallel_for(0, blocks, std::max<int64_t>(1, 4096 / inner), [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const size_t ch = static_cast<size_t>(blk % c);
+      const int64_t off = blk * inner;
+      epilogueBlock<T>(pa + off, ph ? ph + off : nullptr, py + off, inner, scale[ch],
+                       bias.empty() ? 0.0 : bias[ch], relu);
+    }
+  });
+  return y;
+}
+
+/// Shape of `t` with dim 0 doubled (two batches stacked).
+std::vector<int64_t> cat0Shape(const at::Tensor& t) {
+  std::vector<int64_t> s(t.sizes().begin(), t.sizes().end());
+  s[0] *= 2;
+  return s;
+}
+
+/// `t` as `n` doubles (a one-element tensor repeated).
+std::vector<double> perChannel(const at::Tensor& t, int64_t n, double factor) {
+  at::Tensor d = t.to(at::kDouble).reshape({-1}).contiguous();
+  std::vector<double> v(static_cast<size_t>(n));
+  const double* p = d.data_ptr<double>();
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = p[d.numel() == 1 ? 0 : i] * factor;
+  return v;
+}
+
 /// What one exact layer step needs; kernel inputs are
 /// [x, x_scale, x_zp, x_enable, W, w_scale, w_zp, w_enable, bias].
 struct ExactLayer {
@@ -80,8 +150,14 @@ struct ExactLayer {
   int64_t x_qmin = 0, x_qmax = 0;
   quant::QLayout wl;
   bool relu = false;
-  bool lsq = false;
+  bool lsq = false;  // the weight quantizer is a gs::LsqQuant (step, enable)
   Kernel layer_k, wq_k;  // the original layer and weight quantizer
+
+  // Weight codes q_w - zp_w as float32 and their largest magnitude, rebuilt when W, its scale or
+  // zero point change (training between eval runs).
+  mutable std::array<TensorStamp, 3> stamps;
+  mutable at::Tensor cw;
+  mutable double max_cw = 0;
 
   /// Reduction length of one output element.
   int64_t reduction(const at::Tensor& w) const {
@@ -89,13 +165,16 @@ struct ExactLayer {
     return w.size(op == "Gemm" && wl.axis == 0 ? 1 : 0);
   }
 
-  /// `t` ([C] or one element) shaped to broadcast over the layer output `y` (channels at dim 1
-  /// for Conv, last dim for Gemm / MatMul).
-  at::Tensor overOutput(const at::Tensor& t, const at::Tensor& y) const {
-    if (t.numel() == 1 || y.dim() == 0) return t.reshape({});
-    std::vector<int64_t> shape(static_cast<size_t>(y.dim()), 1);
-    shape[op == "Conv" ? 1 : shape.size() - 1] = t.numel();
-    return t.reshape(shape);
+  void refreshCodes(const std::vector<at::Tensor>& in) const {
+    std::array<TensorStamp, 3> now{TensorStamp::of(in[4]), TensorStamp::of(in[5]),
+                                   TensorStamp::of(in[6])};
+    if (cw.defined() && now == stamps) return;
+    // The same rounding as the quantizer's (quantizeCodes), minus the zero point.
+    at::Tensor c = quant::quantizeCodes(in[4], in[5], in[6], wl, what);
+    if (in[6].defined()) c = c - quant::broadcastParam(in[6].to(at::kFloat), in[4], wl, what);
+    cw = c.contiguous();
+    max_cw = cw.abs().max().item<double>();
+    stamps = now;
   }
 
   void run(const KernelContext& ctx, const std::vector<at::Tensor>& in,
@@ -111,43 +190,51 @@ struct ExactLayer {
       out[0] = relu ? at::relu(y[0]) : y[0];
       return;
     }
+    refreshCodes(in);
     const double sx = in[1].item<double>();
     const double zx = in[2].defined() ? in[2].item<double>() : 0.0;
     // x = (q - zp) * s_x exactly as the quantizer computed it: x / s_x is within a few ulps of
     // the integer q - zp, so rounding recovers the code.
-    at::Tensor cx = at::round(x * (1.0 / sx));
+    at::Tensor cx = at::mul(x, 1.0 / sx).round_();
     const double max_cx = std::max(static_cast<double>(x_qmax) - zx, zx - static_cast<double>(x_qmin));
+    const double k = static_cast<double>(reduction(in[4]));
 
-    // Weight codes q_w - zp_w, from the same rounding as the quantizer (quantizeCodes).
-    const at::Tensor& w = in[4];
-    at::Tensor cw = quant::quantizeCodes(w, in[5], in[6], wl, what);
-    if (in[6].defined()) cw = cw - quant::broadcastParam(in[6].to(at::kFloat), w, wl, what);
-    const double max_cw = cw.abs().max().item<double>();
-    const double k = static_cast<double>(reduction(w));
-
-    at::Tensor acc;  // float64 accumulator values (exact integers)
+    // Accumulate exactly: every partial sum is an integer below 2^24 (float32) or 2^53.
+    at::Tensor acc, hi;
     const int64_t n = x.dim() >= 2 ? x.size(0) : 0;
     if (k * max_cx * max_cw <= kExactF32) {
       layer_k(ctx, {cx, cw}, y);
-      acc = y[0].to(at::kDouble);
+      acc = y[0];
     } else if (n > 0 && k * std::max(8.0, std::ceil(max_cx / 16)) * max_cw <= kExactF32) {
       // c_x = 16 h + l with |h| <= ceil(max/16), |l| <= 8: two exact float32 passes in one call.
-      at::Tensor h = at::round(cx * (1.0 / 16));
-      at::Tensor l = cx - h * 16;
-      layer_k(ctx, {at::cat({h, l}, 0), cw}, y);
-      acc = y[0].narrow(0, 0, n).to(at::kDouble).mul_(16).add_(y[0].narrow(0, n, n));
+      at::Tensor hl = at::empty(cat0Shape(cx), cx.options());
+      at::Tensor h = hl.narrow(0, 0, n), l = hl.narrow(0, n, n);
+      at::mul_out(h, cx, 1.0 / 16).round_();
+      at::sub_out(l, cx, h * 16);
+      layer_k(ctx, {hl, cw}, y);
+      hi = y[0].narrow(0, 0, n).contiguous();
+      acc = y[0].narrow(0, n, n);
     } else {
       layer_k(ctx, {cx.to(at::kDouble), cw.to(at::kDouble)}, y);
       acc = y[0];
     }
-    at::Tensor sw = in[5].to(at::kDouble).reshape({-1}) * sx;
-    at::Tensor r = acc.mul_(overOutput(sw, acc));
-    if (in[8].defined()) {
-      at::Tensor b = in[8].to(at::kDouble);
-      r.add_(op == "Conv" ? overOutput(b, r) : b);
+    acc = acc.contiguous();
+    // Channels: dim 1 of a conv output, the last dim of a Gemm / MatMul output.
+    const int64_t c = acc.dim() == 0 ? 1 : acc.size(op == "Conv" ? 1 : acc.dim() - 1);
+    const int64_t inner = op == "Conv" ? acc.numel() / std::max<int64_t>(acc.size(0) * c, 1) : 1;
+    std::vector<double> scale = perChannel(in[5], c, sx), bias;
+    const at::Tensor& b = in[8];
+    const bool channel_bias = !b.defined() || b.numel() == c || b.numel() == 1;
+    if (b.defined() && channel_bias) bias = perChannel(b, c, 1.0);
+    at::Tensor r = acc.scalar_type() == at::kDouble
+                       ? epilogue<double>(acc, hi, scale, bias, inner, relu && channel_bias)
+                       : epilogue<float>(acc, hi, scale, bias, inner, relu && channel_bias);
+    if (!channel_bias) {  // a Gemm C of shape [N, M]: added in float64, then rounded
+      r = (acc.to(at::kDouble) + (hi.defined() ? hi.to(at::kDouble) * 16 : at::zeros({}, at::kDouble)))
+              .mul_(at::tensor(scale, at::kDouble)).add_(b.to(at::kDouble)).to(at::kFloat);
+      if (relu) at::relu_(r);
     }
-    r = r.to(at::kFloat);
-    out[0] = relu ? at::relu_(r) : r;
+    out[0] = std::move(r);
   }
 };
 

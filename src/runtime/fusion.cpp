@@ -53,18 +53,6 @@ Kernel kernelFor(const Node& n) {
 
 // ---------------------------------------------------------------- Conv (+ BatchNormalization) (+ Relu)
 
-/// Identity of a tensor's contents for cache invalidation: the TensorImpl and its version counter
-/// (bumped by in-place updates; inference tensors have none, so only identity is tracked).
-struct TensorStamp {
-  const void* impl = nullptr;
-  int64_t version = -1;
-  static TensorStamp of(const at::Tensor& t) {
-    if (!t.defined()) return {};
-    return {t.unsafeGetTensorImpl(), t.is_inference() ? -1 : static_cast<int64_t>(t._version())};
-  }
-  bool operator==(const TensorStamp& o) const { return impl == o.impl && version == o.version; }
-};
-
 /// Folded conv weight/bias, rebuilt when any source parameter changed.
 struct FoldedConvBn {
   double eps = 1e-5;
