@@ -197,24 +197,27 @@ TEST(ExactFakeQuant, DepthwiseAndGroupedConv) {
   checkExact(c1, "ExactFakeQuantConv");
 }
 
-TEST(ExactFakeQuant, GemmTransBLargeKUsesFloat64) {
+/// A Gemm case: x [N, K], weight [M, K] with transB else [K, M] (per-channel axis to match).
+LayerCase gemmCase(std::vector<int64_t> x_shape, std::vector<int64_t> w_shape, bool trans_b,
+                   uint64_t seed) {
   LayerCase c;
   c.op = "Gemm";
-  c.x_shape = {4, 9000};  // 9000 * 16 * 127 > 2^24: neither float32 path is exact
-  c.w_shape = {10, 9000};
-  c.attrs = {{"transB", int64_t{1}}};
-  c.seed = 11;
+  c.x_shape = std::move(x_shape);
+  c.w_shape = std::move(w_shape);
+  if (trans_b) c.attrs = {{"transB", int64_t{1}}};
+  c.w_axis = trans_b ? 0 : 1;
+  c.seed = seed;
+  return c;
+}
+
+TEST(ExactFakeQuant, GemmTransBLargeKUsesFloat64) {
+  // K = 9000: 9000 * 16 * 127 > 2^24, neither float32 path is exact.
+  LayerCase c = gemmCase({4, 9000}, {10, 9000}, true, 11);
   EXPECT_GT(checkExact(c, "ExactFakeQuantGemm"), 0);
 }
 
 TEST(ExactFakeQuant, GemmWithoutTransposeAndMatMul) {
-  LayerCase g;
-  g.op = "Gemm";
-  g.x_shape = {3, 300};
-  g.w_shape = {300, 20};
-  g.w_axis = 1;
-  g.seed = 12;
-  checkExact(g, "ExactFakeQuantGemm");
+  checkExact(gemmCase({3, 300}, {300, 20}, false, 12), "ExactFakeQuantGemm");
   LayerCase m;
   m.op = "MatMul";
   m.x_shape = {2, 5, 700};
@@ -228,13 +231,8 @@ TEST(ExactFakeQuant, GemmWithoutTransposeAndMatMul) {
 }
 
 TEST(ExactFakeQuant, LsqQuantizers) {
-  LayerCase c;
-  c.op = "Gemm";
-  c.x_shape = {6, 800};
-  c.w_shape = {24, 800};
-  c.attrs = {{"transB", int64_t{1}}};
+  LayerCase c = gemmCase({6, 800}, {24, 800}, true, 21);
   c.lsq = true;
-  c.seed = 21;
   checkExact(c, "ExactFakeQuantGemm");
 }
 
