@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "passes/bn_folding.h"
+#include "runtime/fq_exact_fusion.h"
 #include "runtime/int8_fusion.h"
 #include "support/error.h"
 
@@ -51,18 +52,6 @@ Kernel kernelFor(const Node& n) {
 }
 
 // ---------------------------------------------------------------- Conv (+ BatchNormalization) (+ Relu)
-
-/// Identity of a tensor's contents for cache invalidation: the TensorImpl and its version counter
-/// (bumped by in-place updates; inference tensors have none, so only identity is tracked).
-struct TensorStamp {
-  const void* impl = nullptr;
-  int64_t version = -1;
-  static TensorStamp of(const at::Tensor& t) {
-    if (!t.defined()) return {};
-    return {t.unsafeGetTensorImpl(), t.is_inference() ? -1 : static_cast<int64_t>(t._version())};
-  }
-  bool operator==(const TensorStamp& o) const { return impl == o.impl && version == o.version; }
-};
 
 /// Folded conv weight/bias, rebuilt when any source parameter changed.
 struct FoldedConvBn {
@@ -269,6 +258,11 @@ std::vector<FusedGroup> findFusions(const Graph& g) {
   std::vector<FusedGroup> groups = findInt8Fusions(g);
   for (const FusedGroup& fg : groups)
     for (const Node* n : fg.nodes) mc.claimed.insert(n);
+  // Fake-quant layers next: they compute on integer codes (runtime/fq_exact_fusion.h).
+  for (FusedGroup& fg : findExactFakeQuantFusions(g, mc.claimed)) {
+    for (const Node* n : fg.nodes) mc.claimed.insert(n);
+    groups.push_back(std::move(fg));
+  }
   for (const auto& n : g.nodes()) {
     if (mc.claimed.count(n.get())) continue;
     if (isOp(n.get(), "Conv")) matchConv(n.get(), mc, groups);

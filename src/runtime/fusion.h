@@ -1,5 +1,7 @@
 // Inference-time fusion: finds node groups the executor runs as one step in eval mode.
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <string>
 #include <vector>
 
@@ -7,6 +9,19 @@
 #include "ops/registry.h"
 
 namespace gs {
+
+/// Identity of a tensor's contents for invalidating caches derived from parameters in fused
+/// kernels: the TensorImpl and its version counter (bumped by in-place updates; inference tensors
+/// have none, so only identity is tracked).
+struct TensorStamp {
+  const void* impl = nullptr;
+  int64_t version = -1;
+  static TensorStamp of(const at::Tensor& t) {
+    if (!t.defined()) return {};
+    return {t.unsafeGetTensorImpl(), t.is_inference() ? -1 : static_cast<int64_t>(t._version())};
+  }
+  bool operator==(const TensorStamp& o) const { return impl == o.impl && version == o.version; }
+};
 
 /// A group of nodes that the executor replaces, in eval mode only, by one step running `kernel`.
 /// Contract: every value produced inside the group other than `outputs` has exactly one use, by a
@@ -31,6 +46,8 @@ struct FusedGroup {
 /// Finds the fusable groups of `g` (disjoint; in graph order of their last node):
 ///  - QDQ int8 islands (runtime/int8_fusion.h: DQ -> Conv/Gemm/MatMul/Add/MaxPool -> Q run as real
 ///    int8 kernels), matched first.
+///  - Conv / Gemm / MatMul between gs fake quantizers, computed exactly on the integer codes
+///    (runtime/fq_exact_fusion.h), matched next.
 ///  - Conv -> BatchNormalization (inference form: training_mode=0, one output, all four BN inputs
 ///    parameters, conv weight a parameter): BN is folded into a private copy of the conv weight and
 ///    bias, W' = W * s, b' = (b - mean) * s + beta with s = scale / sqrt(var + eps), computed in

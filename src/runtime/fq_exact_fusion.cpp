@@ -1,0 +1,321 @@
+// Exact fake-quant Conv / Gemm / MatMul for eval mode: integer-code accumulation, float64 epilogue.
+#include "runtime/fq_exact_fusion.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <unordered_set>
+
+#include "quant/fake_quant_ops.h"
+#include "quant/qparams.h"
+#include "support/error.h"
+
+namespace gs {
+namespace {
+
+/// Largest integer up to which every float32 integer sum is exact.
+constexpr double kExactF32 = 16777216.0;  // 2^24
+
+bool isGsQuantizer(const Node* n) {
+  return n && n->domain() == "gs" && (n->opType() == "FakeQuant" || n->opType() == "LsqQuant");
+}
+
+bool isParamOrAbsent(const Node* n, size_t i) { return !n->input(i) || n->input(i)->isParam(); }
+
+bool oneElementParam(const Value* v) {
+  return v && v->isParam() && v->data().defined() && v->data().numel() == 1;
+}
+
+/// A static gs quantizer: FakeQuant (scale, zero point, enable?) or LsqQuant (step, enable?) with
+/// parameter inputs, and no observer that recomputes parameters in eval mode.
+bool staticQuantizer(const Node* q) {
+  if (!isGsQuantizer(q) || !q->output(0) || q->numOutputs() != 1) return false;
+  if (q->attrInt("group_size", 0) > 0) return false;
+  if (q->opType() == "FakeQuant") {
+    if (q->attrString("observer", "none").rfind("dynamic", 0) == 0) return false;
+    return q->input(1) && q->input(2) && q->input(1)->isParam() && q->input(2)->isParam() &&
+           isParamOrAbsent(q, 3);
+  }
+  return q->input(1) && q->input(1)->isParam() && isParamOrAbsent(q, 2);
+}
+
+/// The quantizer's inputs as [scale, zero point (nullptr for LSQ), enable (or nullptr)].
+std::vector<const Value*> quantizerParams(const Node* q) {
+  if (q->opType() == "FakeQuant") return {q->input(1), q->input(2), q->input(3)};
+  return {q->input(1), nullptr, q->input(2)};
+}
+
+/// Output-channel axis of the weight of `layer`, or -2 when the layer is not handled.
+int64_t outputAxis(const Node* layer) {
+  if (!layer->domain().empty() || layer->numOutputs() != 1 || !layer->output(0)) return -2;
+  const std::string& op = layer->opType();
+  if (op == "Conv") return layer->numInputs() >= 2 && layer->numInputs() <= 3 ? 0 : -2;
+  if (op == "Gemm") {
+    if (layer->attrFloat("alpha", 1.f) != 1.f || layer->attrFloat("beta", 1.f) != 1.f ||
+        layer->attrInt("transA", 0) != 0 || layer->numInputs() < 2 || !isParamOrAbsent(layer, 2))
+      return -2;
+    return layer->attrInt("transB", 0) != 0 ? 0 : 1;
+  }
+  if (op == "MatMul") return layer->numInputs() == 2 ? 1 : -2;
+  return -2;
+}
+
+Kernel kernelOf(const Node& n) {
+  const OpSchema* s = OpRegistry::global().find(n.domain(), n.opType());
+  GS_CHECK(s && s->kernel, n.describe(), ": unsupported op '", n.opType(), "'");
+  return s->kernel(n);
+}
+
+bool disabled(const at::Tensor& enable) {
+  return enable.defined() && enable.item<double>() == 0.0;
+}
+
+/// y[o, c, i] = float(a[o, c, i] * scale[c] + bias[c]) in float64 over an accumulator viewed as
+/// [outer, C, inner] (contiguous), plus 16 * hi[o, c, i] first when `hi` is given (the split
+/// path), then Relu: one pass, rounded once to float32.
+template <typename T>
+__attribute__((optimize("tree-vectorize"))) void epilogueBlock(const T* a, const T* h, float* y,
+                                                               int64_t n, double s, double b,
+                                                               bool relu) {
+  if (h) {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = static_cast<float>((static_cast<double>(a[i]) + 16.0 * static_cast<double>(h[i])) * s + b);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<double>(a[i]) * s + b);
+  }
+  if (relu)
+    for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+}
+
+template <typename T>
+at::Tensor epilogue(const at::Tensor& a, const at::Tensor& hi, const std::vector<double>& scale,
+                    const std::vector<double>& bias, int64_t inner, bool relu) {
+  const int64_t c = static_cast<int64_t>(scale.size());
+  at::Tensor y = at::empty(a.sizes(), a.options().dtype(at::kFloat));
+  const T* pa = a.data_ptr<T>();
+  const T* ph = hi.defined() ? hi.data_ptr<T>() : nullptr;
+  float* py = y.data_ptr<float>();
+  if (inner == 1) {  // Gemm / MatMul: rows of C channels, the per-channel factors vary fastest
+    const int64_t rows = a.numel() / std::max<int64_t>(c, 1);
+    at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(c, 1)),
+                     [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t j = 0; j < c; ++j) {
+          const int64_t i = r * c + j;
+          double v = static_cast<double>(pa[i]);
+          if (ph) v += 16.0 * static_cast<double>(ph[i]);
+          const float o = static_cast<float>(v * scale[j] + (bias.empty() ? 0.0 : bias[j]));
+          py[i] = relu ? std::max(o, 0.0f) : o;
+        }
+    });
+    return y;
+  }
+  const int64_t blocks = a.numel() / inner;  // outer * C
+  at::parallel_for(0, blocks, std::max<int64_t>(1, 4096 / inner), [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const size_t ch = static_cast<size_t>(blk % c);
+      const int64_t off = blk * inner;
+      epilogueBlock<T>(pa + off, ph ? ph + off : nullptr, py + off, inner, scale[ch],
+                       bias.empty() ? 0.0 : bias[ch], relu);
+    }
+  });
+  return y;
+}
+
+/// Shape of `t` with dim 0 doubled (two batches stacked).
+std::vector<int64_t> cat0Shape(const at::Tensor& t) {
+  std::vector<int64_t> s(t.sizes().begin(), t.sizes().end());
+  s[0] *= 2;
+  return s;
+}
+
+/// `t` as `n` doubles (a one-element tensor repeated).
+std::vector<double> perChannel(const at::Tensor& t, int64_t n, double factor) {
+  at::Tensor d = t.to(at::kDouble).reshape({-1}).contiguous();
+  std::vector<double> v(static_cast<size_t>(n));
+  const double* p = d.data_ptr<double>();
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = p[d.numel() == 1 ? 0 : i] * factor;
+  return v;
+}
+
+/// What one exact layer step needs; kernel inputs are
+/// [x, x_scale, x_zp, x_enable, W, w_scale, w_zp, w_enable, bias].
+struct ExactLayer {
+  std::string op, what;
+  int64_t x_qmin = 0, x_qmax = 0;
+  quant::QLayout wl;
+  bool relu = false;
+  bool lsq = false;  // the weight quantizer is a gs::LsqQuant (step, enable)
+  Kernel layer_k, wq_k;  // the original layer and weight quantizer
+
+  // Weight codes q_w - zp_w as float32 and their largest magnitude, rebuilt when W, its scale or
+  // zero point change (training between eval runs).
+  mutable std::array<TensorStamp, 3> stamps;
+  mutable at::Tensor cw;
+  mutable double max_cw = 0;
+
+  /// Reduction length of one output element.
+  int64_t reduction(const at::Tensor& w) const {
+    if (op == "Conv") return w.numel() / std::max<int64_t>(w.size(0), 1);
+    return w.size(op == "Gemm" && wl.axis == 0 ? 1 : 0);
+  }
+
+  void refreshCodes(const std::vector<at::Tensor>& in) const {
+    std::array<TensorStamp, 3> now{TensorStamp::of(in[4]), TensorStamp::of(in[5]),
+                                   TensorStamp::of(in[6])};
+    if (cw.defined() && now == stamps) return;
+    // The same rounding as the quantizer's (quantizeCodes), minus the zero point.
+    at::Tensor c = quant::quantizeCodes(in[4], in[5], in[6], wl, what);
+    if (in[6].defined()) c = c - quant::broadcastParam(in[6].to(at::kFloat), in[4], wl, what);
+    cw = c.contiguous();
+    max_cw = cw.abs().max().item<double>();
+    stamps = now;
+  }
+
+  void run(const KernelContext& ctx, const std::vector<at::Tensor>& in,
+           std::vector<at::Tensor>& out) const {
+    const at::Tensor& x = in[0];
+    std::vector<at::Tensor> y(1);
+    if (x.scalar_type() != at::kFloat || in[4].scalar_type() != at::kFloat || disabled(in[3]) ||
+        disabled(in[7])) {
+      std::vector<at::Tensor> wq(1);
+      wq_k(ctx, lsq ? std::vector<at::Tensor>{in[4], in[5], in[7]}
+                    : std::vector<at::Tensor>{in[4], in[5], in[6], in[7]}, wq);
+      layer_k(ctx, {x, wq[0], in[8]}, y);
+      out[0] = relu ? at::relu(y[0]) : y[0];
+      return;
+    }
+    refreshCodes(in);
+    const double sx = in[1].item<double>();
+    const double zx = in[2].defined() ? in[2].item<double>() : 0.0;
+    // x = (q - zp) * s_x exactly as the quantizer computed it: x / s_x is within a few ulps of
+    // the integer q - zp, so rounding recovers the code.
+    at::Tensor cx = at::mul(x, 1.0 / sx).round_();
+    const double max_cx = std::max(static_cast<double>(x_qmax) - zx, zx - static_cast<double>(x_qmin));
+    const double k = static_cast<double>(reduction(in[4]));
+
+    // Accumulate exactly: every partial sum is an integer below 2^24 (float32) or 2^53.
+    at::Tensor acc, hi;
+    const int64_t n = x.dim() >= 2 ? x.size(0) : 0;
+    if (k * max_cx * max_cw <= kExactF32) {
+      layer_k(ctx, {cx, cw}, y);
+      acc = y[0];
+    } else if (n > 0 && k * std::max(8.0, std::ceil(max_cx / 16)) * max_cw <= kExactF32) {
+      // c_x = 16 h + l with |h| <= ceil(max/16), |l| <= 8: two exact float32 passes in one call.
+      at::Tensor hl = at::empty(cat0Shape(cx), cx.options());
+      at::Tensor h = hl.narrow(0, 0, n), l = hl.narrow(0, n, n);
+      at::mul_out(h, cx, 1.0 / 16).round_();
+      at::sub_out(l, cx, h * 16);
+      layer_k(ctx, {hl, cw}, y);
+      hi = y[0].narrow(0, 0, n).contiguous();
+      acc = y[0].narrow(0, n, n);
+    } else {
+      layer_k(ctx, {cx.to(at::kDouble), cw.to(at::kDouble)}, y);
+      acc = y[0];
+    }
+    acc = acc.contiguous();
+    // Channels: dim 1 of a conv output, the last dim of a Gemm / MatMul output.
+    const int64_t c = acc.dim() == 0 ? 1 : acc.size(op == "Conv" ? 1 : acc.dim() - 1);
+    const int64_t inner = op == "Conv" ? acc.numel() / std::max<int64_t>(acc.size(0) * c, 1) : 1;
+    std::vector<double> scale = perChannel(in[5], c, sx), bias;
+    const at::Tensor& b = in[8];
+    const bool channel_bias = !b.defined() || b.numel() == c || b.numel() == 1;
+    if (b.defined() && channel_bias) bias = perChannel(b, c, 1.0);
+    at::Tensor r = acc.scalar_type() == at::kDouble
+                       ? epilogue<double>(acc, hi, scale, bias, inner, relu && channel_bias)
+                       : epilogue<float>(acc, hi, scale, bias, inner, relu && channel_bias);
+    if (!channel_bias) {  // a Gemm C of shape [N, M]: added in float64, then rounded
+      r = (acc.to(at::kDouble) + (hi.defined() ? hi.to(at::kDouble) * 16 : at::zeros({}, at::kDouble)))
+              .mul_(at::tensor(scale, at::kDouble)).add_(b.to(at::kDouble)).to(at::kFloat);
+      if (relu) at::relu_(r);
+    }
+    out[0] = std::move(r);
+  }
+};
+
+void matchLayer(const Node* layer, const std::unordered_set<const Value*>& graph_outputs,
+                std::unordered_set<const Node*>& claimed, std::vector<FusedGroup>& groups) {
+  const int64_t axis = outputAxis(layer);
+  if (axis < -1) return;
+  const Value* xv = layer->input(0);
+  const Value* wv = layer->input(1);
+  if (!xv || !wv || xv == wv) return;
+  const Node* xq = xv->producer();
+  const Node* wq = wv->producer();
+  if (!staticQuantizer(xq) || xq->hasAttr("axis") || !staticQuantizer(wq) || claimed.count(wq))
+    return;
+  if (!oneElementParam(xq->input(1)) || (xq->opType() == "FakeQuant" && !oneElementParam(xq->input(2))))
+    return;
+  // The weight quantizer reads a float parameter and feeds only this layer.
+  const Value* w = wq->input(0);
+  if (!w || !w->isParam() || !w->data().defined() || w->data().scalar_type() != at::kFloat ||
+      graph_outputs.count(wv) || wv->uses().size() != 1)
+    return;
+  const at::Tensor& wd = w->data();
+  if (layer->opType() == "Conv" ? wd.dim() < 3 : wd.dim() != 2) return;
+  quant::QuantSpec wspec = quant::specFromAttrs(*wq);
+  quant::QLayout wl = quant::QLayout::of(wspec);
+  const bool per_channel = wq->hasAttr("axis");
+  if (per_channel) {
+    const int64_t a = wl.axis < 0 ? wl.axis + wd.dim() : wl.axis;
+    if (a != axis) return;
+    wl.axis = a;
+  } else {
+    wl.axis = axis;  // broadcastParam ignores it for one-element parameters
+  }
+  const Value* bias = layer->opType() == "Gemm" || layer->opType() == "Conv" ? layer->input(2) : nullptr;
+  if (bias && layer->opType() == "Conv" && (!bias->isParam() || bias->data().dim() != 1)) return;
+
+  auto ex = std::make_shared<ExactLayer>();
+  ex->op = layer->opType();
+  ex->what = layer->describe();
+  ex->x_qmin = xq->attr("quant_min").i();
+  ex->x_qmax = xq->attr("quant_max").i();
+  ex->wl = wl;
+  ex->lsq = wq->opType() == "LsqQuant";
+  ex->layer_k = kernelOf(*layer);
+  ex->wq_k = kernelOf(*wq);
+
+  FusedGroup fg;
+  fg.kind = "ExactFakeQuant" + ex->op;
+  fg.anchor = layer;
+  fg.nodes = {wq, layer};
+  const Value* yv = layer->output(0);
+  if (!graph_outputs.count(yv) && yv->uses().size() == 1) {
+    const Node* r = yv->uses()[0].user;
+    if (r && r->opType() == "Relu" && r->domain().empty() && !claimed.count(r) &&
+        r->numOutputs() == 1 && r->output(0)) {
+      fg.nodes.push_back(r);
+      fg.kind += "+Relu";
+      ex->relu = true;
+    }
+  }
+  std::vector<const Value*> xp = quantizerParams(xq), wp = quantizerParams(wq);
+  fg.inputs = {xv, xp[0], xp[1], xp[2], w, wp[0], wp[1], wp[2], bias};
+  fg.outputs = {fg.nodes.back()->output(0)};
+  fg.kernel = [ex](const KernelContext& ctx, const std::vector<at::Tensor>& in,
+                   std::vector<at::Tensor>& out) { ex->run(ctx, in, out); };
+  for (const Node* m : fg.nodes) claimed.insert(m);
+  groups.push_back(std::move(fg));
+}
+
+}  // namespace
+
+std::vector<FusedGroup> findExactFakeQuantFusions(const Graph& g,
+                                                  const std::unordered_set<const Node*>& claimed) {
+  std::vector<FusedGroup> groups;
+  if (const char* e = std::getenv("GS_EXACT_FAKE_QUANT"); e && std::string(e) == "0") return groups;
+  std::unordered_set<const Value*> graph_outputs(g.outputs().begin(), g.outputs().end());
+  std::unordered_set<const Node*> taken = claimed;
+  for (const auto& n : g.nodes())
+    if (!taken.count(n.get()) && outputAxis(n.get()) >= -1)
+      matchLayer(n.get(), graph_outputs, taken, groups);
+  return groups;
+}
+
+}  // namespace gs
