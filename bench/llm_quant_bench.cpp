@@ -3,7 +3,7 @@
 // and a whole-model block-by-block run on a generated HF Llama checkpoint (peak RSS vs size).
 // Usage: llm_quant_bench [--model PATH(.onnx | HF dir)] [--eval-tokens N] [--eval-split S] [--calib N] [--seq T]
 //                        [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N]
-//                        [--threads N] [--model-dir DIR] [--hidden 2048] [--layers 8]
+//                        [--threads N] [--model-dir DIR] [--dtype f32] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
 //                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
 //                        [--calib-batch N] [--awq-tokens N]
@@ -62,6 +62,7 @@ struct Args {
   int threads = 0;
   // whole-model section: generated HF Llama checkpoint (TinyLlama-shaped, fewer layers).
   std::string model_dir = "/tmp/llm_quant_bench_hf";
+  std::string dtype = "f32";  // write-model: storage dtype f32 | f16 | bf16
   models::LlamaConfig hf{.vocab = 32000, .dim = 2048, .layers = 8, .heads = 32, .kv_heads = 4,
                          .ffn = 5632, .max_seq = 2048};
   bool calib_set = false, seq_set = false, keep_model = false;
@@ -253,8 +254,10 @@ void writeModelSection(const Args& a) {
   fs::create_directories(a.model_dir);
   {
     std::ofstream f(fs::path(a.model_dir) / "config.json");
-    f << llamaConfigToHf(c, "float32").dump(2);
+    f << llamaConfigToHf(c, a.dtype == "f16" ? "float16" : a.dtype == "bf16" ? "bfloat16" : "float32").dump(2);
   }
+  GS_CHECK(a.dtype == "f32" || a.dtype == "f16" || a.dtype == "bf16", "--dtype must be f32, f16 or bf16");
+  const at::ScalarType st = a.dtype == "f16" ? at::kHalf : a.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
   const int64_t kv = c.kv_heads * c.headDim();
   const int64_t nshards = c.layers + 2;
@@ -266,12 +269,13 @@ void writeModelSection(const Args& a) {
                   static_cast<long long>(nshards));
     return std::string(b);
   };
-  auto write = [&](int64_t k, const std::map<std::string, at::Tensor>& t) {
+  auto write = [&](int64_t k, std::map<std::string, at::Tensor> t) {
     const std::string name = shardName(k);
+    for (auto& [n, v] : t) v = v.to(st);
     writeSafetensors((fs::path(a.model_dir) / name).string(), t, {{"format", "pt"}});
     for (const auto& [n, v] : t) {
       wm[n] = name;
-      total += v.numel() * 4;
+      total += v.numel() * v.element_size();
     }
   };
   auto normal = [&](int64_t r, int64_t cc) { return at::randn({r, cc}, gen) * 0.02; };
@@ -605,6 +609,7 @@ int main(int argc, char** argv) {
     else if (k == "--gptq-tokens") a.gptq_tokens = std::stoll(val());
     else if (k == "--threads") a.threads = std::stoi(val());
     else if (k == "--model-dir") a.model_dir = val();
+    else if (k == "--dtype") a.dtype = val();
     else if (k == "--hidden") a.hf.dim = std::stoll(val());
     else if (k == "--layers") a.hf.layers = std::stoll(val());
     else if (k == "--ffn") a.hf.ffn = std::stoll(val());
@@ -623,7 +628,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--eval-split test|validation] [--calib N] "
                    "[--seq T] [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N] "
-                   "[--threads N] [--model-dir DIR] [--hidden N] [--layers N] [--ffn N] "
+                   "[--threads N] [--model-dir DIR] [--dtype f32|f16|bf16] [--hidden N] [--layers N] [--ffn N] "
                    "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--keep-model]\n");
       return 2;
     }

@@ -112,7 +112,10 @@ int runCompress(const CompressOptions& o) {
   std::unique_ptr<Graph> g;
   std::optional<models::LlamaConfig> hf_config;
   if (isHfCheckpoint(o.model)) {
-    llm::HfLlama hf = llm::loadHfLlama(o.model);
+    // LLM PTQ converts compact (f16 / bf16) weights one block at a time; anything that runs the
+    // whole model first (an evaluation before compressing) needs them in float up front.
+    const bool keep_dtype = llmPtqRecipe(*algo) && o.eval_data.empty();
+    llm::HfLlama hf = llm::loadHfLlama(o.model, 0, keep_dtype);
     std::printf("loaded %s: Llama %lld layers, dim %lld, %s, %s in %zu file%s\n",
                  o.model.c_str(), static_cast<long long>(hf.config.layers),
                  static_cast<long long>(hf.config.dim), hf.dtype.c_str(),

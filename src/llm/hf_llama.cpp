@@ -97,7 +97,7 @@ std::vector<std::string> hfLlamaTensorNames(const models::LlamaConfig& c) {
   return n;
 }
 
-HfLlama loadHfLlama(const std::string& dir, int64_t max_seq) {
+HfLlama loadHfLlama(const std::string& dir, int64_t max_seq, bool keep_dtype) {
   const fs::path d(dir);
   const fs::path cfg_path = d / "config.json";
   GS_CHECK(fs::exists(cfg_path), "HF checkpoint '", dir, "': no config.json");
@@ -158,7 +158,7 @@ HfLlama loadHfLlama(const std::string& dir, int64_t max_seq) {
              " (F32, F16 or BF16 expected)");
     r.dtype = safetensorsDtypeName(st);
     r.bytes += t.numel() * t.element_size();
-    v->setData(st == at::kFloat ? t : t.to(at::kFloat));
+    v->setData(st == at::kFloat || keep_dtype ? t : t.to(at::kFloat));
   }
   for (const auto& [n, p] : where) {
     const bool ignorable = std::string_view(n).ends_with("rotary_emb.inv_freq");

@@ -37,10 +37,13 @@ struct HfLlama {
 
 /// Loads directory `dir` (config.json + model.safetensors or model.safetensors.index.json).
 /// Weights are memory-mapped: f32 tensors are bound as zero-copy views of the mapping (pages are
-/// read when first used), f16/bf16 are converted to f32. `max_seq` > 0 overrides
-/// max_position_embeddings (the rotary / mask tables are [max_seq, ...]). Throws gs::Error naming
-/// the file and tensor for a missing tensor, a shape mismatch or an unsupported dtype.
-HfLlama loadHfLlama(const std::string& dir, int64_t max_seq = 0);
+/// read when first used); f16/bf16 are converted to f32, unless `keep_dtype`: then they are bound
+/// as zero-copy f16/bf16 views too, and the graph runs only after floatParams() (quantizeDecoder
+/// converts one block at a time, so an f16 checkpoint never holds a float copy of the whole
+/// model). `max_seq` > 0 overrides max_position_embeddings (the rotary / mask tables are
+/// [max_seq, ...]). Throws gs::Error naming the file and tensor for a missing tensor, a shape
+/// mismatch or an unsupported dtype.
+HfLlama loadHfLlama(const std::string& dir, int64_t max_seq = 0, bool keep_dtype = false);
 
 /// Writes graph `g` (a zoo Llama built with `c`) as an HF checkpoint in `dir`: config.json and
 /// model.safetensors, or, when `shard_bytes` > 0, model-0000k-of-0000n.safetensors files of at

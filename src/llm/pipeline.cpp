@@ -88,6 +88,12 @@ void dropMappedParams(const Graph& g) {
 
 using Chunk = std::map<std::string, at::Tensor>;
 
+std::vector<Node*> allNodes(Graph& g) {
+  std::vector<Node*> v;
+  for (const auto& n : g.nodes()) v.push_back(n.get());
+  return v;
+}
+
 /// Runs `sub` on every chunk, taking inputs by name from the chunk.
 template <typename F>
 void runChunks(const Subgraph& sub, std::vector<Chunk>& chunks, Executor& ex, F&& on_outputs) {
@@ -216,6 +222,21 @@ AwqRegions findAwqRegions(const Graph& g, const DecoderBlock& blk,
 
 }  // namespace
 
+std::vector<std::pair<Value*, at::Tensor>> floatParams(const std::vector<Node*>& nodes) {
+  std::vector<std::pair<Value*, at::Tensor>> old;
+  std::unordered_set<const Value*> seen;
+  for (Node* n : nodes) {
+    for (Value* v : n->inputs()) {
+      if (!v || !v->isParam() || !seen.insert(v).second) continue;
+      const at::Tensor& t = v->data();
+      if (!t.defined() || (t.scalar_type() != at::kHalf && t.scalar_type() != at::kBFloat16)) continue;
+      old.emplace_back(v, t);
+      v->setData(t.to(at::kFloat));
+    }
+  }
+  return old;
+}
+
 int64_t peakRssKb() { return procStatusKb("VmHWM"); }
 int64_t currentRssKb() { return procStatusKb("VmRSS"); }
 
@@ -258,7 +279,11 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     for (Value* v : n->inputs())
       if (v && !v->isParam() && (!v->producer() || !in_block.count(v->producer())))
         needed.push_back(v);
-  Subgraph pre = extractSubgraph(g, backwardSlice(g, needed, block_nodes));
+  const std::vector<Node*> pre_nodes = backwardSlice(g, needed, block_nodes);
+  // The prefix runs on float copies of compact (f16 / bf16) parameters, bound back afterwards:
+  // the embedding table is needed in float again only at the end.
+  std::vector<std::pair<Value*, at::Tensor>> compact = floatParams(pre_nodes);
+  Subgraph pre = extractSubgraph(g, pre_nodes);
   std::vector<Chunk> chunks;
   {
     std::vector<at::Tensor> ids;
@@ -275,6 +300,9 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     });
   }
   dropMappedParams(*pre.graph);
+  pre.graph.reset();  // it shares the float copies
+  for (auto& [v, t] : compact) v->setData(std::move(t));
+  compact.clear();
   std::set<std::string> side(pre.outputs.begin(), pre.outputs.end());
   for (Value* in : g.inputs()) side.insert(in->name());
 
@@ -292,6 +320,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     phase(bi, "calibrate");
     blocks = findDecoderBlocks(g);
     const DecoderBlock blk = blocks[bi];  // a copy: `blocks` is recomputed after insertions
+    floatParams(blk.nodes);  // compact checkpoint weights: one block in float at a time
     struct Lin {
       LinearRef ref;
       std::optional<WeightQuantSpec> spec;
@@ -601,6 +630,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
   phase(nblocks, "end");
   cache.save(opts.cache_path, cfg_json);
   res.blocks = nblocks;
+  floatParams(allNodes(g));  // the embedding, final norm and lm_head of a compact checkpoint
   res.seconds = now() - t_start;
   res.peak_rss_kb = peakRssKb();
   return res;

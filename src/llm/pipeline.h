@@ -91,6 +91,12 @@ struct PipelineOptions {
 PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cfg,
                           const PipelineOptions& opts = {});
 
+/// Converts the float16 / bfloat16 parameters the nodes read (loadHfLlama with keep_dtype binds
+/// them as views of the checkpoint) to float32 in place, and returns what they held before, so a
+/// caller can bind the compact tensors back. quantizeDecoder calls it per block, and on the whole
+/// graph at its end; call it on g.nodes() before running a graph loaded that way otherwise.
+std::vector<std::pair<Value*, at::Tensor>> floatParams(const std::vector<Node*>& nodes);
+
 /// Peak resident set size of this process (VmHWM, kB), or -1 where /proc is unavailable.
 int64_t peakRssKb();
 /// Current resident set size (VmRSS, kB), or -1.

@@ -9,6 +9,7 @@
 
 #include "io/safetensors.h"
 #include "llm/hf_llama.h"
+#include "llm/pipeline.h"
 #include "runtime/executor.h"
 #include "support/error.h"
 #include "support/file_util.h"
@@ -84,6 +85,51 @@ TEST(LlmHfLlama, ShardedHalfAndBfloat16) {
     }
     EXPECT_TRUE(at::equal(logits(*m.graph), logits(*r))) << dt;
     EXPECT_GT((logits(*m.graph) - logits(*g)).abs().max().item<float>(), 0);  // really rounded
+  }
+}
+
+// keep_dtype binds f16 / bf16 weights as views of the checkpoint; quantizeDecoder converts them
+// one block at a time and leaves the same model as a load that converted everything up front.
+TEST(LlmHfLlama, CompactWeightsAreConvertedPerBlockByThePipeline) {
+  models::LlamaConfig c = smallConfig(false);
+  auto g = models::buildLlama(c, 6);
+  perturbNorms(*g);
+  for (at::ScalarType dt : {at::kHalf, at::kBFloat16}) {
+    const std::string dir = test::tempDir("hf_compact");
+    saveHfLlama(*g, c, dir, dt);
+    HfLlama compact = loadHfLlama(dir, 0, true), full = loadHfLlama(dir);
+    SafetensorsFile f(dir + "/model.safetensors");
+    const at::Tensor& q = compact.graph->findValue("model.layers.1.self_attn.q_proj.weight")->data();
+    EXPECT_EQ(q.scalar_type(), dt);  // a view, not a float copy
+    EXPECT_TRUE(at::equal(q, f.tensor("model.layers.1.self_attn.q_proj.weight")));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+    const at::Tensor calib = at::randint(64, {4, 16}, gen, at::kLong);
+    PtqConfig cfg;
+    cfg.weight_bits = 4;
+    cfg.group_size = 16;
+    cfg.recovery = PrecisionRecovery::Gptq;
+    PipelineOptions o;
+    int64_t compact_blocks_seen = 0;
+    o.on_phase = [&](int64_t block, const std::string& name) {
+      // When block 1 calibrates, block 0 is float and block 1's weights are still compact.
+      if (block == 1 && name == "calibrate") {
+        compact_blocks_seen++;
+        EXPECT_EQ(compact.graph->findValue("model.layers.1.mlp.up_proj.weight")->data().scalar_type(), dt);
+        EXPECT_EQ(compact.graph->findValue("model.layers.0.post_attention_layernorm.weight")->data().scalar_type(),
+                  at::kFloat);
+        EXPECT_EQ(compact.graph->findValue("model.embed_tokens.weight")->data().scalar_type(), dt);
+      }
+    };
+    PtqResult a = quantizeDecoder(*compact.graph, calib, cfg, o);
+    PtqResult b = quantizeDecoder(*full.graph, calib, cfg);
+    EXPECT_EQ(compact_blocks_seen, 1);
+    for (const Value* p : compact.graph->params()) {
+      EXPECT_NE(p->data().scalar_type(), at::kHalf) << p->name();
+      EXPECT_NE(p->data().scalar_type(), at::kBFloat16) << p->name();
+    }
+    EXPECT_TRUE(at::equal(logits(*compact.graph), logits(*full.graph))) << dt;
+    ASSERT_EQ(a.weights.size(), b.weights.size());
+    for (const auto& [name, w] : a.weights) EXPECT_TRUE(at::equal(w.q, b.weights.at(name).q)) << name;
   }
 }
 
