@@ -1,4 +1,4 @@
-// Exact fake-quant Conv / Gemm / MatMul for eval mode: integer-code accumulation, float64 epilogue.
+// Exact fake-quant Conv / Gemm / MatMul / residual Add for eval mode: integer-code accumulation, deployed-int8 requantization.
 #include "runtime/fq_exact_fusion.h"
 
 #include <ATen/ATen.h>
@@ -143,8 +143,13 @@ std::vector<double> perChannel(const at::Tensor& t, int64_t n, double factor) {
   return v;
 }
 
+/// Kernel input indices beyond [x, x_scale, x_zp, x_enable, W, w_scale, w_zp, w_enable, bias]:
+/// the absorbed Clip's bounds and output quantizer's scale / zero point / enable.
+enum : size_t { kLo = 9, kHi = 10, kYs = 11, kYz = 12, kYe = 13 };
+
 /// What one exact layer step needs; kernel inputs are
-/// [x, x_scale, x_zp, x_enable, W, w_scale, w_zp, w_enable, bias].
+/// [x, x_scale, x_zp, x_enable, W, w_scale, w_zp, w_enable, bias, clip_lo, clip_hi, y_scale,
+///  y_zp, y_enable].
 struct ExactLayer {
   std::string op, what;
   int64_t x_qmin = 0, x_qmax = 0;
@@ -152,6 +157,11 @@ struct ExactLayer {
   bool relu = false;
   bool lsq = false;  // the weight quantizer is a gs::LsqQuant (step, enable)
   Kernel layer_k, wq_k;  // the original layer and weight quantizer
+  // Absorbed output: Clip (bounds: inputs kLo / kHi) and the output FakeQuant (kYs / kYz / kYe),
+  // requantized as the deployed int8 layer computes it (requantize()).
+  bool clip = false, out_q = false;
+  int64_t y_qmin = 0, y_qmax = 255;
+  Kernel yq_k;
 
   // Weight codes q_w - zp_w as float32 and their largest magnitude, rebuilt when W, its scale or
   // zero point change (training between eval runs).
@@ -187,7 +197,7 @@ struct ExactLayer {
       wq_k(ctx, lsq ? std::vector<at::Tensor>{in[4], in[5], in[7]}
                     : std::vector<at::Tensor>{in[4], in[5], in[6], in[7]}, wq);
       layer_k(ctx, {x, wq[0], in[8]}, y);
-      out[0] = relu ? at::relu(y[0]) : y[0];
+      out[0] = finish(ctx, in, relu ? at::relu(y[0]) : y[0]);
       return;
     }
     refreshCodes(in);
@@ -226,6 +236,10 @@ struct ExactLayer {
     const at::Tensor& b = in[8];
     const bool channel_bias = !b.defined() || b.numel() == c || b.numel() == 1;
     if (b.defined() && channel_bias) bias = perChannel(b, c, 1.0);
+    if (out_q && channel_bias && !disabled(in[kYe])) {
+      out[0] = requantize(acc, hi, in, sx, c, inner);
+      return;
+    }
     at::Tensor r = acc.scalar_type() == at::kDouble
                        ? epilogue<double>(acc, hi, scale, bias, inner, relu && channel_bias)
                        : epilogue<float>(acc, hi, scale, bias, inner, relu && channel_bias);
@@ -234,9 +248,92 @@ struct ExactLayer {
               .mul_(at::tensor(scale, at::kDouble)).add_(b.to(at::kDouble)).to(at::kFloat);
       if (relu) at::relu_(r);
     }
-    out[0] = std::move(r);
+    out[0] = finish(ctx, in, std::move(r));
+  }
+
+  /// The absorbed Clip and output quantizer on a float result (paths that do not requantize).
+  at::Tensor finish(const KernelContext& ctx, const std::vector<at::Tensor>& in, at::Tensor y) const {
+    if (clip) y = at::clamp(y, in[kLo].defined() ? c10::optional<at::Scalar>(in[kLo].item()) : c10::nullopt,
+                            in[kHi].defined() ? c10::optional<at::Scalar>(in[kHi].item()) : c10::nullopt);
+    if (!out_q) return y;
+    std::vector<at::Tensor> o(1);
+    yq_k(ctx, {y, in[kYs], in[kYz], in[kYe]}, o);
+    return o[0];
+  }
+
+  /// Deploy-exact output: what the int8 layer (gstick's kernels, ONNX Runtime's QLinearConv /
+  /// QGemm; int8_gemm.h requantOne) stores, dequantized as the output quantizer would:
+  ///   m = float(x_scale * w_scale[c]) / y_scale, v = float(acc + bias_acc[c]) * m
+  ///   (a bias off the int32 grid: v = float(acc) * m + bias[c] / y_scale, as a float-bias
+  ///   export runs), q = round_half_even(clamp(v, lo - zp, hi - zp)) + zp, y = (q - zp) * y_scale,
+  /// with [lo, hi] the output grid narrowed by Relu (zp) or Clip (QuantizeLinear of its bounds).
+  at::Tensor requantize(const at::Tensor& acc, const at::Tensor& hi16, const std::vector<at::Tensor>& in,
+                        double sx_d, int64_t c, int64_t inner) const {
+    const float sx = static_cast<float>(sx_d), sy = in[kYs].item<float>();
+    const int32_t zp = in[kYz].defined() ? static_cast<int32_t>(in[kYz].item<float>()) : 0;
+    at::Tensor ws = in[5].to(at::kFloat).reshape({-1}).contiguous();
+    std::vector<float> mult(static_cast<size_t>(c)), bias_f;
+    std::vector<int64_t> bias_acc(static_cast<size_t>(c), 0);
+    const at::Tensor b = in[8].defined() ? in[8].to(at::kFloat).reshape({-1}).contiguous() : at::Tensor();
+    bool on_grid = true;
+    for (int64_t j = 0; j < c; ++j) {
+      const float w = ws.data_ptr<float>()[ws.numel() == 1 ? 0 : j];
+      mult[static_cast<size_t>(j)] = sx * w / sy;  // float ops in ORT's order
+      if (!b.defined()) continue;
+      const float step = w * sx;                  // convert's accumulatorStep
+      const float bj = b.data_ptr<float>()[b.numel() == 1 ? 0 : j];
+      const float code = std::nearbyint(bj / step);
+      bias_acc[static_cast<size_t>(j)] = static_cast<int64_t>(code);
+      on_grid = on_grid && code * step == bj && std::abs(code) < 2147483520.0f;
+    }
+    if (b.defined() && !on_grid) {
+      bias_f.resize(static_cast<size_t>(c));
+      for (int64_t j = 0; j < c; ++j)
+        bias_f[static_cast<size_t>(j)] = b.data_ptr<float>()[b.numel() == 1 ? 0 : j] / sy;
+      std::fill(bias_acc.begin(), bias_acc.end(), 0);
+    }
+    auto quant = [&](float v) {  // QuantizeLinear of a real bound, saturated
+      const float r = std::nearbyint(v / sy) + static_cast<float>(zp);
+      return static_cast<int32_t>(std::clamp(r, static_cast<float>(y_qmin), static_cast<float>(y_qmax)));
+    };
+    int32_t lo = static_cast<int32_t>(y_qmin), hi = static_cast<int32_t>(y_qmax);
+    if (relu) lo = std::max(lo, zp);
+    if (clip && in[kLo].defined()) lo = std::max(lo, quant(in[kLo].item<float>()));
+    if (clip && in[kHi].defined()) hi = std::min(hi, quant(in[kHi].item<float>()));
+    const float flo = static_cast<float>(lo - zp), fhi = static_cast<float>(std::max(lo, hi) - zp);
+    // The exact accumulator as int64 (float32 / float64 integers, plus 16 * the high half).
+    at::Tensor a = acc.to(at::kLong);
+    if (hi16.defined()) a.add_(hi16.to(at::kLong), 16);
+    a = a.contiguous();
+    at::Tensor y = at::empty(a.sizes(), a.options().dtype(at::kFloat));
+    const int64_t* pa = a.data_ptr<int64_t>();
+    float* py = y.data_ptr<float>();
+    at::parallel_for(0, a.numel(), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const size_t j = static_cast<size_t>(inner == 1 ? i % c : (i / inner) % c);
+        float v = static_cast<float>(static_cast<int32_t>(pa[i] + bias_acc[j])) * mult[j];
+        if (!bias_f.empty()) {
+          __asm__("" : "+x"(v));  // no FMA contraction, as the int8 kernels
+          v += bias_f[j];
+        }
+        v = v < flo ? flo : v;
+        v = v > fhi ? fhi : v;
+        py[i] = static_cast<float>(static_cast<int32_t>(std::nearbyint(v))) * sy;
+      }
+    });
+    return y;
   }
 };
+
+/// The single-output node that is the only consumer (through its input 0) of n's output, if it
+/// is free to join a group; nullptr otherwise (a graph output, several uses, claimed).
+const Node* soleConsumer(const Node* n, const std::unordered_set<const Value*>& graph_outputs,
+                         const std::unordered_set<const Node*>& claimed) {
+  const Value* v = n->output(0);
+  if (graph_outputs.count(v) || v->uses().size() != 1) return nullptr;
+  const Node* u = v->uses()[0].user;
+  return u && !claimed.count(u) && u->numOutputs() == 1 && u->output(0) && u->input(0) == v ? u : nullptr;
+}
 
 void matchLayer(const Node* layer, const std::unordered_set<const Value*>& graph_outputs,
                 std::unordered_set<const Node*>& claimed, std::vector<FusedGroup>& groups) {
@@ -295,9 +392,142 @@ void matchLayer(const Node* layer, const std::unordered_set<const Value*>& graph
       ex->relu = true;
     }
   }
+  // Then a Clip with parameter bounds (Relu6), and the output's static per-tensor 8-bit
+  // FakeQuant: the step requantizes as the deployed layer does.
+  auto next = [&](const Node* n) { return soleConsumer(n, graph_outputs, claimed); };
+  const Value* clip_lo = nullptr;
+  const Value* clip_hi = nullptr;
+  const Node* cl = ex->relu ? nullptr : next(fg.nodes.back());
+  if (cl && cl->opType() == "Clip" && cl->domain().empty() && isParamOrAbsent(cl, 1) &&
+      isParamOrAbsent(cl, 2) && (!cl->input(1) || oneElementParam(cl->input(1))) &&
+      (!cl->input(2) || oneElementParam(cl->input(2)))) {
+    fg.nodes.push_back(cl);
+    fg.kind += "+Clip";
+    ex->clip = true;
+    clip_lo = cl->numInputs() > 1 ? cl->input(1) : nullptr;
+    clip_hi = cl->numInputs() > 2 ? cl->input(2) : nullptr;
+  }
+  std::vector<const Value*> yp{nullptr, nullptr, nullptr};
+  const Node* yq = next(fg.nodes.back());
+  if (yq && yq->opType() == "FakeQuant" && staticQuantizer(yq) && !yq->hasAttr("axis") &&
+      oneElementParam(yq->input(1)) && oneElementParam(yq->input(2))) {
+    const int64_t lo = yq->attr("quant_min").i(), hi = yq->attr("quant_max").i();
+    if ((lo == 0 && hi == 255) || (lo == -128 && hi == 127)) {  // the 8-bit types' full grids
+      fg.nodes.push_back(yq);
+      fg.kind += "+Requant";
+      ex->out_q = true;
+      ex->y_qmin = lo;
+      ex->y_qmax = hi;
+      ex->yq_k = kernelOf(*yq);
+      yp = quantizerParams(yq);
+    }
+  }
   std::vector<const Value*> xp = quantizerParams(xq), wp = quantizerParams(wq);
-  fg.inputs = {xv, xp[0], xp[1], xp[2], w, wp[0], wp[1], wp[2], bias};
+  fg.inputs = {xv, xp[0], xp[1], xp[2], w, wp[0], wp[1], wp[2], bias, clip_lo, clip_hi,
+               yp[0], yp[1], yp[2]};
   fg.outputs = {fg.nodes.back()->output(0)};
+  fg.kernel = [ex](const KernelContext& ctx, const std::vector<at::Tensor>& in,
+                   std::vector<at::Tensor>& out) { ex->run(ctx, in, out); };
+  for (const Node* m : fg.nodes) claimed.insert(m);
+  groups.push_back(std::move(fg));
+}
+
+/// A static per-tensor gs::FakeQuant on a full 8-bit grid with one-element parameters: the
+/// quantizers an int8 runtime stores as uint8 / int8 tensors.
+bool eightBitTensorQuantizer(const Node* q) {
+  if (!q || q->opType() != "FakeQuant" || !staticQuantizer(q) || q->hasAttr("axis") ||
+      !oneElementParam(q->input(1)) || !oneElementParam(q->input(2)))
+    return false;
+  const int64_t lo = q->attr("quant_min").i(), hi = q->attr("quant_max").i();
+  return (lo == 0 && hi == 255) || (lo == -128 && hi == 127);
+}
+
+/// Residual Add of two 8-bit fake-quantized tensors, optionally through Relu, into an 8-bit
+/// output quantizer: computed as the int8 runtime's (and ONNX Runtime's) QLinearAdd does
+/// (int8_kernels.cpp addScalar: on unsigned tensors q = round(fma(q_a, s_a/s_y, fma(q_b, s_b/s_y,
+/// k))), else the float-op form), then dequantized as the output quantizer would.
+struct ExactAdd {
+  bool relu = false;
+  bool a_signed = false, b_signed = false, y_signed = false;
+  Kernel add_k, yq_k;
+
+  void run(const KernelContext& ctx, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) const {
+    // in: [a, a_scale, a_zp, a_enable, b, b_scale, b_zp, b_enable, y_scale, y_zp, y_enable]
+    const at::Tensor &a = in[0], &b = in[4];
+    if (a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat || a.sizes() != b.sizes() ||
+        disabled(in[3]) || disabled(in[7]) || disabled(in[10])) {
+      std::vector<at::Tensor> y(1), o(1);
+      add_k(ctx, {a, b}, y);
+      yq_k(ctx, {relu ? at::relu(y[0]) : y[0], in[8], in[9], in[10]}, o);
+      out[0] = o[0];
+      return;
+    }
+    const float sa = in[1].item<float>(), za = in[2].item<float>();
+    const float sb = in[5].item<float>(), zb = in[6].item<float>();
+    const float sy = in[8].item<float>(), zy = in[9].item<float>();
+    // Codes of the inputs: x = (q - zp) * s exactly as the quantizers computed it.
+    const at::Tensor qa = at::div(a, sa).round_().add_(za).contiguous();
+    const at::Tensor qb = at::div(b, sb).round_().add_(zb).contiguous();
+    const bool fused = !a_signed && !b_signed && !y_signed;
+    const float ra = sa / sy, rb = sb / sy;
+    float tb = rb * zb;
+    __asm__("" : "+x"(tb));
+    const float k = zy - std::fma(ra, za, tb);
+    const float lo = relu ? std::max(y_signed ? -128.0f : 0.0f, zy) : (y_signed ? -128.0f : 0.0f);
+    const float hi = y_signed ? 127.0f : 255.0f;
+    at::Tensor y = at::empty(a.sizes(), a.options());
+    const float* pa = qa.data_ptr<float>();
+    const float* pb = qb.data_ptr<float>();
+    float* py = y.data_ptr<float>();
+    at::parallel_for(0, y.numel(), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        float q;
+        if (fused) {
+          q = std::nearbyint(std::fma(pa[i], ra, std::fma(pb[i], rb, k)));
+        } else {
+          float fa = (pa[i] - za) * sa, fb = (pb[i] - zb) * sb;
+          __asm__("" : "+x"(fa), "+x"(fb));
+          q = std::nearbyint((fa + fb) / sy) + zy;
+        }
+        py[i] = (std::clamp(q, lo, hi) - zy) * sy;
+      }
+    });
+    out[0] = std::move(y);
+  }
+};
+
+void matchAdd(const Node* add, const std::unordered_set<const Value*>& graph_outputs,
+              std::unordered_set<const Node*>& claimed, std::vector<FusedGroup>& groups) {
+  if (add->opType() != "Add" || !add->domain().empty() || add->numInputs() != 2 ||
+      add->numOutputs() != 1 || !add->output(0))
+    return;
+  const Value *av = add->input(0), *bv = add->input(1);
+  if (!av || !bv || !eightBitTensorQuantizer(av->producer()) || !eightBitTensorQuantizer(bv->producer()))
+    return;
+  auto next = [&](const Node* n) { return soleConsumer(n, graph_outputs, claimed); };
+  auto ex = std::make_shared<ExactAdd>();
+  FusedGroup fg;
+  fg.kind = "ExactFakeQuantAdd";
+  fg.anchor = add;
+  fg.nodes = {add};
+  const Node* r = next(add);
+  if (r && r->opType() == "Relu" && r->domain().empty()) {
+    fg.nodes.push_back(r);
+    fg.kind += "+Relu";
+    ex->relu = true;
+  }
+  const Node* yq = next(fg.nodes.back());
+  if (!eightBitTensorQuantizer(yq)) return;
+  fg.nodes.push_back(yq);
+  ex->a_signed = av->producer()->attr("quant_min").i() < 0;
+  ex->b_signed = bv->producer()->attr("quant_min").i() < 0;
+  ex->y_signed = yq->attr("quant_min").i() < 0;
+  ex->add_k = kernelOf(*add);
+  ex->yq_k = kernelOf(*yq);
+  std::vector<const Value*> ap = quantizerParams(av->producer()), bp = quantizerParams(bv->producer()),
+                            yp = quantizerParams(yq);
+  fg.inputs = {av, ap[0], ap[1], ap[2], bv, bp[0], bp[1], bp[2], yp[0], yp[1], yp[2]};
+  fg.outputs = {yq->output(0)};
   fg.kernel = [ex](const KernelContext& ctx, const std::vector<at::Tensor>& in,
                    std::vector<at::Tensor>& out) { ex->run(ctx, in, out); };
   for (const Node* m : fg.nodes) claimed.insert(m);
@@ -315,6 +545,8 @@ std::vector<FusedGroup> findExactFakeQuantFusions(const Graph& g,
   for (const auto& n : g.nodes())
     if (!taken.count(n.get()) && outputAxis(n.get()) >= -1)
       matchLayer(n.get(), graph_outputs, taken, groups);
+  for (const auto& n : g.nodes())
+    if (!taken.count(n.get())) matchAdd(n.get(), graph_outputs, taken, groups);
   return groups;
 }
 

@@ -1,11 +1,12 @@
 // Fake-quant fidelity end to end: with exact fake-quant layers (runtime/fq_exact_fusion.h), the
-// PTQ fake-quant graph of the trained LeNet-5 agrees with its lowered int8 execution.
+// PTQ fake-quant graphs of the trained LeNet-5 and MobileNetV2 compute their int8 execution.
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "algo/registry.h"
 #include "data/dataset.h"
@@ -16,6 +17,7 @@ namespace gs {
 namespace {
 
 const std::string kLenet = std::string(GS_TEST_DIR) + "/../models/lenet5-fmnist.onnx";
+const std::string kMobileNet = std::string(GS_TEST_DIR) + "/../models/mobilenetv2-fmnist.onnx";
 
 /// Images whose logits differ by more than 0.01 output step anywhere (i.e. touched by at least
 /// one activation code flip; float noise of the last layer is ~1e-6 steps).
@@ -35,35 +37,49 @@ at::Tensor plainFakeQuantLogits(const Graph& q, const at::Tensor& x) {
   return ex.run({x})[0];
 }
 
-// PTQ W8A8 (uint8 activations, int32 biases) with every observer on the full test set: the
-// fake-quant logits are within one output step of the int8 execution on every logit, and far
-// fewer images are touched by a code flip than with float32 fake-quant layers (measured 34 vs
-// 104 images over the five observers): what remains are near-ties where the int8 runtime's float
-// requantization (ONNX Runtime's formula) rounds the other way.
-TEST(ExactFakeQuantFidelity, LeNetFakeQuantMatchesInt8Execution) {
-  auto fp = importOnnxFile(kLenet);
-  FashionMnistDataset test(FashionMnistDataset::Split::Test, 10000);
+/// Fake-quant vs int8 logits of PTQ W8A8 (uint8 activations, int32 biases) on `n` test images:
+/// returns {images touched with the exact layers, images touched with float32 layers}, after
+/// checking that the exact fake-quant graph reproduces the int8 execution on every logit.
+std::pair<int64_t, int64_t> fidelity(const std::string& model, const char* observer, int64_t n) {
+  auto fp = importOnnxFile(model);
+  FashionMnistDataset test(FashionMnistDataset::Split::Test, n);
   Batch tb = test.getBatch(at::arange(test.size(), at::kLong));
   at::Tensor lf = Executor(*fp).run({tb.inputs})[0];
   const double step = (lf.max() - lf.min()).item<double>() / 255.0;
   AlgoContext ctx;
   ctx.calibration = CalibrationData{
       std::make_shared<FashionMnistDataset>(FashionMnistDataset::Split::Train, 512), 4, 128};
-  int64_t touched_exact = 0, touched_plain = 0;
-  for (const char* obs : {"minmax", "ema", "percentile", "mse", "kl"}) {
-    auto algo = AlgoRegistry::global().create("ptq", Json{{"act_observer", obs}});
-    algo->setContext(ctx);
-    Graph q = algo->apply(std::move(*fp->clone()));
-    Graph d = algo->convert(std::move(*q.clone(true)));
-    at::Tensor lq = Executor(q).run({tb.inputs})[0];
-    at::Tensor ld = Executor(d).run({tb.inputs})[0];  // int8 kernels (runtime/int8_fusion.h)
-    EXPECT_LE((lq - ld).abs().max().item<double>(), step) << obs;
-    EXPECT_TRUE(lq.argmax(1).equal(ld.argmax(1))) << obs;
-    touched_exact += touchedImages(lq, ld, step);
-    touched_plain += touchedImages(plainFakeQuantLogits(q, tb.inputs), ld, step);
+  auto algo = AlgoRegistry::global().create("ptq", Json{{"act_observer", observer}});
+  algo->setContext(ctx);
+  Graph q = algo->apply(std::move(*fp->clone()));
+  Graph d = algo->convert(std::move(*q.clone(true)));
+  at::Tensor lq = Executor(q).run({tb.inputs})[0];
+  at::Tensor ld = Executor(d).run({tb.inputs})[0];  // int8 kernels (runtime/int8_fusion.h)
+  // Every activation code equal: only the float logits layer's last-bit noise remains.
+  EXPECT_LE((lq - ld).abs().max().item<double>(), 0.01 * step) << model << " " << observer;
+  EXPECT_TRUE(lq.argmax(1).equal(ld.argmax(1))) << model << " " << observer;
+  return {touchedImages(lq, ld, step), touchedImages(plainFakeQuantLogits(q, tb.inputs), ld, step)};
+}
+
+// The exact layers requantize like the deployed int8 layers (and the residual Add like
+// QLinearAdd): the fake-quant graph computes the int8 execution's codes exactly. Without them
+// float32 layers flip codes near rounding ties (LeNet: 104 images over five observers).
+TEST(ExactFakeQuantFidelity, LeNetFakeQuantEqualsInt8Execution) {
+  int64_t exact = 0, plain = 0;
+  for (const char* obs : {"minmax", "kl"}) {
+    auto [e, p] = fidelity(kLenet, obs, 10000);
+    exact += e;
+    plain += p;
   }
-  EXPECT_LE(touched_exact * 2, touched_plain) << touched_exact << " vs " << touched_plain;
-  EXPECT_LE(touched_exact, 60);
+  EXPECT_EQ(exact, 0);
+  EXPECT_GT(plain, 0);  // the case discriminates: float32 fake-quant layers do flip codes
+}
+
+// MobileNetV2-0.5: depthwise convs, Relu6 (Clip) and residual Adds between quantizers.
+TEST(ExactFakeQuantFidelity, MobileNetV2FakeQuantEqualsInt8Execution) {
+  auto [exact, plain] = fidelity(kMobileNet, "minmax", 1000);
+  EXPECT_EQ(exact, 0);
+  EXPECT_GT(plain, 0);
 }
 
 }  // namespace
