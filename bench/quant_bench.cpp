@@ -1,7 +1,7 @@
 // Quantization accuracy table: fp32 vs PTQ W8A8 with every observer (+ dynamic A8dyn), SimQAT and
 // LSQ fine-tuning, gstick fake-quant vs converted QDQ vs ONNX Runtime, calibration seconds.
 //   quant_bench MODEL.onnx [--calib 2048] [--test 10000] [--observers minmax,ema,...]
-//               [--simqat-epochs 0] [--lsq-epochs 0] [--train 60000] [--ort] [--out DIR]
+//               [--simqat-epochs 0] [--lsq-epochs 0] [--train 60000] [--bins N] [--ort] [--out DIR]
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -60,9 +60,10 @@ double now() {
 int main(int argc, char** argv) {
   try {
     GS_CHECK(argc >= 2, "usage: quant_bench MODEL.onnx [--calib N] [--test N] [--observers a,b] "
-                        "[--simqat-epochs E] [--lsq-epochs E] [--train N] [--ort] [--out DIR]");
+                        "[--simqat-epochs E] [--lsq-epochs E] [--train N] [--bins N] [--ort] [--out DIR]");
     std::string model = argv[1], out_dir = "/tmp/quant_bench";
     int64_t calib = 2048, ntest = 10000, ntrain = 60000, sq_epochs = 0, lsq_epochs = 0;
+    int64_t bins = 0;  // histogram observers' bins (0: the ptq default)
     std::string observers = "minmax,ema,percentile,mse,kl";
     bool ort = false;
     for (int i = 2; i < argc; ++i) {
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
       else if (a == "--simqat-epochs") sq_epochs = std::stoll(next());
       else if (a == "--lsq-epochs") lsq_epochs = std::stoll(next());
       else if (a == "--ort") ort = true;
+      else if (a == "--bins") bins = std::stoll(next());
       else if (a == "--out") out_dir = next();
       else GS_FAIL("unknown option ", a);
     }
@@ -124,7 +126,9 @@ int main(int argc, char** argv) {
     };
 
     for (const std::string& obs : split(observers)) {
-      auto algo = AlgoRegistry::global().create("ptq", Json{{"act_observer", obs}});
+      Json cfg{{"act_observer", obs}};
+      if (bins > 0) cfg["bins"] = bins;
+      auto algo = AlgoRegistry::global().create("ptq", cfg);
       AlgoContext ctx;
       ctx.calibration = CalibrationData{calib_ds, (calib + 31) / 32, 32};
       algo->setContext(ctx);

@@ -16,7 +16,7 @@ namespace gs::quant {
 struct ObserverOptions {
   double averaging_constant = 0.01;  ///< ema: new = (1 - c) * old + c * batch
   double percentile = 99.99;         ///< percentile: keep [100 - p, p] percent of the mass
-  int64_t bins = 2048;               ///< histogram kinds (percentile, mse per tensor, kl)
+  int64_t bins = 32768;              ///< histogram kinds (percentile, mse per tensor, kl)
   int64_t mse_steps = 100;           ///< mse: candidate clip ratios k / steps, k = 1..steps
 };
 

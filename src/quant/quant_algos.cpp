@@ -183,7 +183,7 @@ ConfigSchema ptqFields() {
                              "observer choosing activation ranges from calibration data").layer(),
       FieldSpec::real("percentile", 99.99, 50, 100, "percentile observer: kept mass (percent)"),
       FieldSpec::real("averaging_constant", 0.01, 0, 1, "ema observer: weight of each new batch"),
-      FieldSpec::integer("bins", 2048, 64, 1 << 16, "histogram observers: bins"),
+      FieldSpec::integer("bins", 32768, 64, 1 << 20, "histogram observers: bins"),
       FieldSpec::boolean("bias_correction", true, "subtract E[(Wq - W) x] from Conv / Gemm biases"),
       FieldSpec::boolean("fold_bn", true, "fold Conv -> BatchNormalization before quantizing"),
       int32BiasField(),

@@ -5,6 +5,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include <cmath>
 
 #include "op_test_util.h"
@@ -165,6 +169,53 @@ TEST(Observer, KlIgnoresExactZerosAndPointMasses) {
   auto b = makeObserver("kl", u8asym());
   b->observe(bg);
   EXPECT_GE(b->range().second.item<double>(), 2.5 * (1 - 1e-3));
+}
+
+/// TensorRT's entropy calibration written out bin by bin (O(i) per candidate threshold i), on a
+/// histogram without point masses: KL(P || Q) of every candidate from `levels` bins on.
+std::vector<double> klCurve(const std::vector<double>& h, int64_t levels) {
+  const int64_t n = static_cast<int64_t>(h.size());
+  std::vector<double> curve;
+  for (int64_t i = levels; i <= n; ++i) {
+    std::vector<double> p(h.begin(), h.begin() + i), q(static_cast<size_t>(i), 0.0);
+    for (int64_t k = i; k < n; ++k) p[i - 1] += h[k];
+    for (int64_t j = 0; j < levels; ++j) {
+      const int64_t s = j * i / levels, e = (j + 1) * i / levels;
+      double sum = 0;
+      int64_t nz = 0;
+      for (int64_t k = s; k < e; ++k) sum += h[k], nz += h[k] != 0;
+      for (int64_t k = s; k < e && nz > 0; ++k)
+        if (h[k] != 0) q[k] = sum / static_cast<double>(nz);
+    }
+    double ps = 0, qs = 0, kl = 0;
+    for (int64_t k = 0; k < i; ++k) ps += p[k], qs += q[k];
+    for (int64_t k = 0; k < i; ++k)
+      if (p[k] > 0) kl += p[k] / ps * std::log((p[k] / ps) / (q[k] > 0 ? q[k] / qs : 1e-12));
+    curve.push_back(kl);
+  }
+  return curve;
+}
+
+TEST(Observer, KlThresholdIsTheMinimumOfTheBinByBinSearch) {
+  // Smooth-ish random histograms (no spikes), with gaps and an empty-tailed or outlier-tailed end.
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    at::Tensor x = test::randn({200000}, seed).abs() * 50.0;
+    at::Tensor h = at::histc(x, 600, 0, 300).to(at::kDouble);
+    if (seed % 3 == 0) h.narrow(0, 100, 20).zero_();  // an empty stretch inside the bulk
+    if (seed % 2 == 0) h[590] = 1.0;                  // a lone outlier far out
+    std::vector<double> hv(h.data_ptr<double>(), h.data_ptr<double>() + h.numel());
+    while (!hv.empty() && hv.back() == 0) hv.pop_back();
+    const int64_t levels = seed % 4 == 0 ? 128 : 64;
+    if (static_cast<int64_t>(hv.size()) <= levels) continue;
+    const std::vector<double> curve = klCurve(hv, levels);
+    const double best = *std::min_element(curve.begin(), curve.end());
+    const double t = klThreshold(h, 0.5, levels);
+    const int64_t i = static_cast<int64_t>(std::llround(t / 0.5));
+    ASSERT_GE(i, levels) << seed;
+    ASSERT_LE(i, static_cast<int64_t>(hv.size())) << seed;
+    EXPECT_LE(curve[static_cast<size_t>(i - levels)], best * (1 + 1e-9) + 1e-15)
+        << "seed " << seed << ": threshold bin " << i;
+  }
 }
 
 TEST(Observer, KlThresholdOnHandHistogram) {
