@@ -13,6 +13,7 @@
 
 #include "quant/fake_quant_ops.h"
 #include "quant/qparams.h"
+#include "runtime/int8_gemm.h"
 #include "support/error.h"
 
 namespace gs {
@@ -273,7 +274,7 @@ struct ExactLayer {
     const int32_t zp = in[kYz].defined() ? static_cast<int32_t>(in[kYz].item<float>()) : 0;
     at::Tensor ws = in[5].to(at::kFloat).reshape({-1}).contiguous();
     std::vector<float> mult(static_cast<size_t>(c)), bias_f;
-    std::vector<int64_t> bias_acc(static_cast<size_t>(c), 0);
+    std::vector<int32_t> bias_acc(static_cast<size_t>(c), 0);
     const at::Tensor b = in[8].defined() ? in[8].to(at::kFloat).reshape({-1}).contiguous() : at::Tensor();
     bool on_grid = true;
     for (int64_t j = 0; j < c; ++j) {
@@ -283,14 +284,13 @@ struct ExactLayer {
       const float step = w * sx;                  // convert's accumulatorStep
       const float bj = b.data_ptr<float>()[b.numel() == 1 ? 0 : j];
       const float code = std::nearbyint(bj / step);
-      bias_acc[static_cast<size_t>(j)] = static_cast<int64_t>(code);
+      bias_acc[static_cast<size_t>(j)] = static_cast<int32_t>(code);
       on_grid = on_grid && code * step == bj && std::abs(code) < 2147483520.0f;
     }
     if (b.defined() && !on_grid) {
       bias_f.resize(static_cast<size_t>(c));
       for (int64_t j = 0; j < c; ++j)
         bias_f[static_cast<size_t>(j)] = b.data_ptr<float>()[b.numel() == 1 ? 0 : j] / sy;
-      std::fill(bias_acc.begin(), bias_acc.end(), 0);
     }
     auto quant = [&](float v) {  // QuantizeLinear of a real bound, saturated
       const float r = std::nearbyint(v / sy) + static_cast<float>(zp);
@@ -300,7 +300,14 @@ struct ExactLayer {
     if (relu) lo = std::max(lo, zp);
     if (clip && in[kLo].defined()) lo = std::max(lo, quant(in[kLo].item<float>()));
     if (clip && in[kHi].defined()) hi = std::min(hi, quant(in[kHi].item<float>()));
-    const float flo = static_cast<float>(lo - zp), fhi = static_cast<float>(std::max(lo, hi) - zp);
+    // The int8 kernels' own per-element requantization (int8_gemm.h), on the exact accumulator.
+    int8::detail::Requant rq;
+    rq.mult = mult.data();
+    if (b.defined() && on_grid) rq.bias_acc = bias_acc.data();
+    if (!bias_f.empty()) rq.bias_f = bias_f.data();
+    rq.lo = static_cast<float>(lo - zp);
+    rq.hi = static_cast<float>(std::max(lo, hi) - zp);
+    rq.zp = zp;
     // The exact accumulator as int64 (float32 / float64 integers, plus 16 * the high half).
     at::Tensor a = acc.to(at::kLong);
     if (hi16.defined()) a.add_(hi16.to(at::kLong), 16);
@@ -310,15 +317,8 @@ struct ExactLayer {
     float* py = y.data_ptr<float>();
     at::parallel_for(0, a.numel(), 16384, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
-        const size_t j = static_cast<size_t>(inner == 1 ? i % c : (i / inner) % c);
-        float v = static_cast<float>(static_cast<int32_t>(pa[i] + bias_acc[j])) * mult[j];
-        if (!bias_f.empty()) {
-          __asm__("" : "+x"(v));  // no FMA contraction, as the int8 kernels
-          v += bias_f[j];
-        }
-        v = v < flo ? flo : v;
-        v = v > fhi ? fhi : v;
-        py[i] = static_cast<float>(static_cast<int32_t>(std::nearbyint(v))) * sy;
+        const int64_t j = inner == 1 ? i % c : (i / inner) % c;
+        py[i] = static_cast<float>(int8::detail::requantOne(static_cast<int32_t>(pa[i]), j, rq) - zp) * sy;
       }
     });
     return y;
