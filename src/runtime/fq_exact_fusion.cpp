@@ -264,10 +264,13 @@ struct ExactLayer {
 
   /// Deploy-exact output: what the int8 layer (gstick's kernels, ONNX Runtime's QLinearConv /
   /// QGemm; int8_gemm.h requantOne) stores, dequantized as the output quantizer would:
-  ///   m = float(x_scale * w_scale[c]) / y_scale, v = float(acc + bias_acc[c]) * m
-  ///   (a bias off the int32 grid: v = float(acc) * m + bias[c] / y_scale, as a float-bias
-  ///   export runs), q = round_half_even(clamp(v, lo - zp, hi - zp)) + zp, y = (q - zp) * y_scale,
-  /// with [lo, hi] the output grid narrowed by Relu (zp) or Clip (QuantizeLinear of its bounds).
+  ///   m = float(x_scale * w_scale[c]) / y_scale, v = float(acc + bias_acc[c]) * m,
+  ///   q = round_half_even(clamp(v, lo - zp, hi - zp)) + zp, y = (q - zp) * y_scale,
+  /// with [lo, hi] the output grid narrowed by Relu (zp) or Clip (QuantizeLinear of its bounds),
+  /// and bias_acc = round(bias / (x_scale * w_scale)): the int32 bias every quantization
+  /// algorithm's convert writes by default (`int32_bias`; PTQ's fake-quant biases are already on
+  /// that grid, QAT's are rounded here as at export). A bias too large for int32 stays float,
+  /// as convert keeps it: v = float(acc) * m + bias[c] / y_scale.
   at::Tensor requantize(const at::Tensor& acc, const at::Tensor& hi16, const std::vector<at::Tensor>& in,
                         double sx_d, int64_t c, int64_t inner) const {
     const float sx = static_cast<float>(sx_d), sy = in[kYs].item<float>();
@@ -276,7 +279,7 @@ struct ExactLayer {
     std::vector<float> mult(static_cast<size_t>(c)), bias_f;
     std::vector<int32_t> bias_acc(static_cast<size_t>(c), 0);
     const at::Tensor b = in[8].defined() ? in[8].to(at::kFloat).reshape({-1}).contiguous() : at::Tensor();
-    bool on_grid = true;
+    bool in_range = true;
     for (int64_t j = 0; j < c; ++j) {
       const float w = ws.data_ptr<float>()[ws.numel() == 1 ? 0 : j];
       mult[static_cast<size_t>(j)] = sx * w / sy;  // float ops in ORT's order
@@ -285,9 +288,9 @@ struct ExactLayer {
       const float bj = b.data_ptr<float>()[b.numel() == 1 ? 0 : j];
       const float code = std::nearbyint(bj / step);
       bias_acc[static_cast<size_t>(j)] = static_cast<int32_t>(code);
-      on_grid = on_grid && code * step == bj && std::abs(code) < 2147483520.0f;
+      in_range = in_range && std::abs(code) < 2147483520.0f;  // convert's int32 limit
     }
-    if (b.defined() && !on_grid) {
+    if (b.defined() && !in_range) {
       bias_f.resize(static_cast<size_t>(c));
       for (int64_t j = 0; j < c; ++j)
         bias_f[static_cast<size_t>(j)] = b.data_ptr<float>()[b.numel() == 1 ? 0 : j] / sy;
@@ -303,7 +306,7 @@ struct ExactLayer {
     // The int8 kernels' own per-element requantization (int8_gemm.h), on the exact accumulator.
     int8::detail::Requant rq;
     rq.mult = mult.data();
-    if (b.defined() && on_grid) rq.bias_acc = bias_acc.data();
+    if (b.defined() && in_range) rq.bias_acc = bias_acc.data();
     if (!bias_f.empty()) rq.bias_f = bias_f.data();
     rq.lo = static_cast<float>(lo - zp);
     rq.hi = static_cast<float>(std::max(lo, hi) - zp);
