@@ -14,6 +14,7 @@
 #include "quant/fake_quant_ops.h"
 #include "quant/qparams.h"
 #include "runtime/int8_gemm.h"
+#include "runtime/int8_kernels.h"
 #include "support/error.h"
 
 namespace gs {
@@ -447,8 +448,8 @@ bool eightBitTensorQuantizer(const Node* q) {
 
 /// Residual Add of two 8-bit fake-quantized tensors, optionally through Relu, into an 8-bit
 /// output quantizer: computed as the int8 runtime's (and ONNX Runtime's) QLinearAdd does
-/// (int8_kernels.cpp addScalar: on unsigned tensors q = round(fma(q_a, s_a/s_y, fma(q_b, s_b/s_y,
-/// k))), else the float-op form), then dequantized as the output quantizer would.
+/// (int8::addOne: on unsigned tensors q = round(fma(q_a, s_a/s_y, fma(q_b, s_b/s_y, k))), else
+/// the float-op form), then dequantized as the output quantizer would.
 struct ExactAdd {
   bool relu = false;
   bool a_signed = false, b_signed = false, y_signed = false;
@@ -465,35 +466,26 @@ struct ExactAdd {
       out[0] = o[0];
       return;
     }
-    const float sa = in[1].item<float>(), za = in[2].item<float>();
-    const float sb = in[5].item<float>(), zb = in[6].item<float>();
-    const float sy = in[8].item<float>(), zy = in[9].item<float>();
+    auto qp = [](const at::Tensor& s, const at::Tensor& z, bool is_signed) {
+      int8::QParams q;
+      q.scale = s.item<float>();
+      q.zero_point = static_cast<int32_t>(z.item<float>());
+      q.is_signed = is_signed;
+      return q;
+    };
+    const int8::QParams aq = qp(in[1], in[2], a_signed), bq = qp(in[5], in[6], b_signed),
+                        yq = qp(in[8], in[9], y_signed);
+    const int8::AddArgs p = int8::addArgs(aq, bq, yq, relu);
     // Codes of the inputs: x = (q - zp) * s exactly as the quantizers computed it.
-    const at::Tensor qa = at::div(a, sa).round_().add_(za).contiguous();
-    const at::Tensor qb = at::div(b, sb).round_().add_(zb).contiguous();
-    const bool fused = !a_signed && !b_signed && !y_signed;
-    const float ra = sa / sy, rb = sb / sy;
-    float tb = rb * zb;
-    __asm__("" : "+x"(tb));
-    const float k = zy - std::fma(ra, za, tb);
-    const float lo = relu ? std::max(y_signed ? -128.0f : 0.0f, zy) : (y_signed ? -128.0f : 0.0f);
-    const float hi = y_signed ? 127.0f : 255.0f;
+    const at::Tensor qa = at::div(a, aq.scale).round_().add_(aq.zero_point).contiguous();
+    const at::Tensor qb = at::div(b, bq.scale).round_().add_(bq.zero_point).contiguous();
     at::Tensor y = at::empty(a.sizes(), a.options());
     const float* pa = qa.data_ptr<float>();
     const float* pb = qb.data_ptr<float>();
     float* py = y.data_ptr<float>();
+    const float zy = static_cast<float>(yq.zero_point);
     at::parallel_for(0, y.numel(), 16384, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        float q;
-        if (fused) {
-          q = std::nearbyint(std::fma(pa[i], ra, std::fma(pb[i], rb, k)));
-        } else {
-          float fa = (pa[i] - za) * sa, fb = (pb[i] - zb) * sb;
-          __asm__("" : "+x"(fa), "+x"(fb));
-          q = std::nearbyint((fa + fb) / sy) + zy;
-        }
-        py[i] = (std::clamp(q, lo, hi) - zy) * sy;
-      }
+      for (int64_t i = i0; i < i1; ++i) py[i] = (int8::addOne(pa[i], pb[i], p) - zy) * yq.scale;
     });
     out[0] = std::move(y);
   }

@@ -206,24 +206,6 @@ at::Tensor QLinear::run(const at::Tensor& x, const QParams& xq, const QParams& y
 
 // ---------------------------------------------------------------- add
 
-namespace {
-
-/// The two QLinearAdd roundings (see int8_kernels.h). kFused is ONNX Runtime's AVX2 kernel
-/// (MLAS, default "XNNFloatMultiply" method):
-///   ra = sa / sy, rb = sb / sy, k = float(zy) - fma(ra, za, rb * zb)    (float, once)
-///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k))))           (per element)
-/// kFloatOps is DequantizeLinear, Add, [Relu], QuantizeLinear as float ops:
-///   y = saturate(round_half_even((float((a - za) * sa) + float((b - zb) * sb)) / sy) + zy).
-/// Relu is folded as y >= zy (for kFused ORT removes a Relu before Q when zy is the type
-/// minimum; the clamp is then the saturation it relies on).
-struct AddArgs {
-  bool fused;
-  float ra, rb, k;                 // kFused
-  float sa, sb, sy, zy, za, zb;    // kFloatOps
-  float lo, hi;
-  bool relu;
-};
-
 AddArgs addArgs(const QParams& aq, const QParams& bq, const QParams& yq, bool relu) {
   AddArgs p{};
   p.ra = aq.scale / yq.scale;
@@ -246,18 +228,20 @@ AddArgs addArgs(const QParams& aq, const QParams& bq, const QParams& yq, bool re
   return p;
 }
 
+namespace {
+
+/// The two QLinearAdd roundings (see int8_kernels.h). kFused is ONNX Runtime's AVX2 kernel
+/// (MLAS, default "XNNFloatMultiply" method):
+///   ra = sa / sy, rb = sb / sy, k = float(zy) - fma(ra, za, rb * zb)    (float, once)
+///   y = saturate(round_half_even(fma(a, ra, fma(b, rb, k))))           (per element)
+/// kFloatOps is DequantizeLinear, Add, [Relu], QuantizeLinear as float ops:
+///   y = saturate(round_half_even((float((a - za) * sa) + float((b - zb) * sb)) / sy) + zy).
+/// Relu is folded as y >= zy (for kFused ORT removes a Relu before Q when zy is the type
+/// minimum; the clamp is then the saturation it relies on).
 template <class A, class B, class Y>
 void addScalar(const A* a, const B* b, Y* y, int64_t n, const AddArgs& p) {
   for (int64_t i = 0; i < n; ++i) {
-    float q;
-    if (p.fused) {
-      q = std::nearbyint(std::fma(float(a[i]), p.ra, std::fma(float(b[i]), p.rb, p.k)));
-    } else {
-      float fa = (float(a[i]) - p.za) * p.sa, fb = (float(b[i]) - p.zb) * p.sb;
-      __asm__("" : "+x"(fa), "+x"(fb));  // rounded products, as the float ops
-      q = std::nearbyint((fa + fb) / p.sy) + p.zy;
-    }
-    y[i] = static_cast<Y>(std::clamp(q, p.lo, p.hi));
+    y[i] = static_cast<Y>(addOne(float(a[i]), float(b[i]), p));
   }
 }
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +47,30 @@ struct QWeight {
   at::Tensor bias;      // float [O] or undefined
   at::Tensor bias_acc;  // int32 [O] or undefined
 };
+
+/// QLinearAdd's arithmetic (int8_kernels.cpp explains the two forms ONNX Runtime uses), shared by
+/// the int8 residual Add and the deploy-exact fake-quant Add (fq_exact_fusion.h).
+struct AddArgs {
+  bool fused;                    ///< all tensors unsigned: MLAS's fused form
+  float ra, rb, k;               ///< fused: sa / sy, sb / sy, zy - (ra * za + rb * zb)
+  float sa, sb, sy, zy, za, zb;  ///< float-op form
+  float lo, hi;                  ///< output clamp (codes), Relu folded into lo
+  bool relu;
+};
+/// The constants of y = Add(a, b) [Relu] for 8-bit a, b, y.
+AddArgs addArgs(const QParams& aq, const QParams& bq, const QParams& yq, bool relu);
+/// One output code (a float holding the integer) from input codes a and b.
+inline float addOne(float a, float b, const AddArgs& p) {
+  float q;
+  if (p.fused) {
+    q = std::nearbyint(std::fma(a, p.ra, std::fma(b, p.rb, p.k)));
+  } else {
+    float fa = (a - p.za) * p.sa, fb = (b - p.zb) * p.sb;
+    __asm__("" : "+x"(fa), "+x"(fb));  // rounded products, as the float ops
+    q = std::nearbyint((fa + fb) / p.sy) + p.zy;
+  }
+  return std::clamp(q, p.lo, p.hi);
+}
 
 /// Requantization of a conv / linear output element with accumulator `acc` (exact int32 sum of
 /// (x_q - x_zp) * w_q) in output channel c, as ONNX Runtime's MLAS computes it:
