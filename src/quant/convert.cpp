@@ -188,11 +188,10 @@ int64_t quantizeBiases(Graph& g) {
     at::Tensor ws = weightScale(*n, bias.numel());
     if (!xs.defined() || !ws.defined()) continue;
     at::Tensor bs = accumulatorStep(xs, ws, bias.numel());
-    at::Tensor codes = at::round(bias / bs);
-    // Out of int32 range only for degenerate scales: keep the float bias then.
-    if (!at::all(codes.abs() < 2147483520.0).item<bool>()) continue;
+    at::Tensor codes = int32BiasCodes(bias, bs);
+    if (!codes.defined()) continue;
     std::string base = n->name() + ".bias";
-    Value* qv = param(g, base + ".quantized", codes.to(at::kInt));
+    Value* qv = param(g, base + ".quantized", codes);
     Value* sv = param(g, base + ".scale_q", bs);
     Value* zv = param(g, base + ".zp_q", at::zeros({bias.numel()}, at::kInt));
     Node* dq = g.addNode("DequantizeLinear", {qv, sv, zv}, 1, g.uniqueNodeName(base + ".dq"),
@@ -220,6 +219,13 @@ at::Tensor accumulatorStep(const at::Tensor& x_scale, const at::Tensor& w_scale,
   at::Tensor ws = w_scale.to(at::kFloat).reshape({-1});
   if (x_scale.numel() != 1 || (ws.numel() != 1 && ws.numel() != channels)) return {};
   return (ws * x_scale.to(at::kFloat).reshape({})).expand({channels}).contiguous();
+}
+
+at::Tensor int32BiasCodes(const at::Tensor& bias, const at::Tensor& step) {
+  at::Tensor codes = at::round(bias.to(at::kFloat) / step);
+  // Out of int32 range only for degenerate scales.
+  if (!at::all(codes.abs() < 2147483520.0).item<bool>()) return {};
+  return codes.to(at::kInt).contiguous();
 }
 
 QdqReport lowerToQdq(Graph& g, const QdqOptions& opts) {

@@ -35,6 +35,12 @@ Value* accumulatorBias(const Node& layer);
 /// Both the int32 bias export and PTQ's fake-quant bias rounding use this grid.
 at::Tensor accumulatorStep(const at::Tensor& x_scale, const at::Tensor& w_scale, int64_t channels);
 
+/// The int32 codes convert stores for `bias` on the accumulator grid `step`: round(bias / step)
+/// (half to even), as int32; undefined when a code falls outside int32 (degenerate scales: the
+/// bias then stays float). The deploy-exact fake-quant layers (runtime/fq_exact_fusion.h) use it
+/// to compute what the export will store.
+at::Tensor int32BiasCodes(const at::Tensor& bias, const at::Tensor& step);
+
 /// Replaces every gs::FakeQuant / gs::LsqQuant of `g` (which must be parameters-only on their
 /// scale / zero-point / step inputs) by standard ops, in place:
 ///  - parameter input (weights): the integer codes become an int8 (signed grid) or uint8

@@ -8,12 +8,13 @@
 #include <array>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <unordered_set>
 
+#include "quant/convert.h"
 #include "quant/fake_quant_ops.h"
 #include "quant/qparams.h"
-#include "runtime/int8_gemm.h"
 #include "runtime/int8_kernels.h"
 #include "support/error.h"
 
@@ -162,7 +163,7 @@ struct ExactLayer {
   // Absorbed output: Clip (bounds: inputs kLo / kHi) and the output FakeQuant (kYs / kYz / kYe),
   // requantized as the deployed int8 layer computes it (requantize()).
   bool clip = false, out_q = false;
-  int64_t y_qmin = 0, y_qmax = 255;
+  bool y_signed = false;  // the output quantizer is on the int8 grid (else uint8)
   Kernel yq_k;
 
   // Weight codes q_w - zp_w as float32 and their largest magnitude, rebuilt when W, its scale or
@@ -234,14 +235,14 @@ struct ExactLayer {
     // Channels: dim 1 of a conv output, the last dim of a Gemm / MatMul output.
     const int64_t c = acc.dim() == 0 ? 1 : acc.size(op == "Conv" ? 1 : acc.dim() - 1);
     const int64_t inner = op == "Conv" ? acc.numel() / std::max<int64_t>(acc.size(0) * c, 1) : 1;
-    std::vector<double> scale = perChannel(in[5], c, sx), bias;
     const at::Tensor& b = in[8];
     const bool channel_bias = !b.defined() || b.numel() == c || b.numel() == 1;
-    if (b.defined() && channel_bias) bias = perChannel(b, c, 1.0);
     if (out_q && channel_bias && !disabled(in[kYe])) {
-      out[0] = requantize(acc, hi, in, sx, c, inner);
+      out[0] = requantize(acc, hi, in, c, inner);
       return;
     }
+    std::vector<double> scale = perChannel(in[5], c, sx), bias;
+    if (b.defined() && channel_bias) bias = perChannel(b, c, 1.0);
     at::Tensor r = acc.scalar_type() == at::kDouble
                        ? epilogue<double>(acc, hi, scale, bias, inner, relu && channel_bias)
                        : epilogue<float>(acc, hi, scale, bias, inner, relu && channel_bias);
@@ -273,45 +274,33 @@ struct ExactLayer {
   /// that grid, QAT's are rounded here as at export). A bias too large for int32 stays float,
   /// as convert keeps it: v = float(acc) * m + bias[c] / y_scale.
   at::Tensor requantize(const at::Tensor& acc, const at::Tensor& hi16, const std::vector<at::Tensor>& in,
-                        double sx_d, int64_t c, int64_t inner) const {
-    const float sx = static_cast<float>(sx_d), sy = in[kYs].item<float>();
-    const int32_t zp = in[kYz].defined() ? static_cast<int32_t>(in[kYz].item<float>()) : 0;
-    at::Tensor ws = in[5].to(at::kFloat).reshape({-1}).contiguous();
-    std::vector<float> mult(static_cast<size_t>(c)), bias_f;
-    std::vector<int32_t> bias_acc(static_cast<size_t>(c), 0);
-    const at::Tensor b = in[8].defined() ? in[8].to(at::kFloat).reshape({-1}).contiguous() : at::Tensor();
-    bool in_range = true;
-    for (int64_t j = 0; j < c; ++j) {
-      const float w = ws.data_ptr<float>()[ws.numel() == 1 ? 0 : j];
-      mult[static_cast<size_t>(j)] = sx * w / sy;  // float ops in ORT's order
-      if (!b.defined()) continue;
-      const float step = w * sx;                  // convert's accumulatorStep
-      const float bj = b.data_ptr<float>()[b.numel() == 1 ? 0 : j];
-      const float code = std::nearbyint(bj / step);
-      bias_acc[static_cast<size_t>(j)] = static_cast<int32_t>(code);
-      in_range = in_range && std::abs(code) < 2147483520.0f;  // convert's int32 limit
+                        int64_t c, int64_t inner) const {
+    int8::QParams xq, yq;
+    xq.scale = in[1].item<float>();
+    yq.scale = in[kYs].item<float>();
+    yq.zero_point = in[kYz].defined() ? static_cast<int32_t>(in[kYz].item<float>()) : 0;
+    yq.is_signed = y_signed;
+    int8::Activation act;
+    if (relu) act.kind = int8::Activation::kRelu;
+    if (clip) {
+      act.kind = int8::Activation::kClip;
+      act.lo = in[kLo].defined() ? in[kLo].item<float>() : -std::numeric_limits<float>::infinity();
+      act.hi = in[kHi].defined() ? in[kHi].item<float>() : std::numeric_limits<float>::infinity();
     }
-    if (b.defined() && !in_range) {
-      bias_f.resize(static_cast<size_t>(c));
-      for (int64_t j = 0; j < c; ++j)
-        bias_f[static_cast<size_t>(j)] = b.data_ptr<float>()[b.numel() == 1 ? 0 : j] / sy;
+    const at::Tensor ws = in[5].to(at::kFloat).reshape({-1}).expand({c}).contiguous();
+    // The bias as the export stores it: int32 codes on the accumulator grid, or float.
+    at::Tensor codes, fbias;
+    if (in[8].defined()) {
+      const at::Tensor step = quant::accumulatorStep(in[1], in[5], c);
+      if (step.defined()) codes = quant::int32BiasCodes(in[8], step);
+      if (!codes.defined()) fbias = in[8].to(at::kFloat).reshape({-1}).expand({c}).contiguous();
     }
-    auto quant = [&](float v) {  // QuantizeLinear of a real bound, saturated
-      const float r = std::nearbyint(v / sy) + static_cast<float>(zp);
-      return static_cast<int32_t>(std::clamp(r, static_cast<float>(y_qmin), static_cast<float>(y_qmax)));
-    };
-    int32_t lo = static_cast<int32_t>(y_qmin), hi = static_cast<int32_t>(y_qmax);
-    if (relu) lo = std::max(lo, zp);
-    if (clip && in[kLo].defined()) lo = std::max(lo, quant(in[kLo].item<float>()));
-    if (clip && in[kHi].defined()) hi = std::min(hi, quant(in[kHi].item<float>()));
-    // The int8 kernels' own per-element requantization (int8_gemm.h), on the exact accumulator.
-    int8::detail::Requant rq;
-    rq.mult = mult.data();
-    if (b.defined() && in_range) rq.bias_acc = bias_acc.data();
-    if (!bias_f.empty()) rq.bias_f = bias_f.data();
-    rq.lo = static_cast<float>(lo - zp);
-    rq.hi = static_cast<float>(std::max(lo, hi) - zp);
-    rq.zp = zp;
+    std::vector<float> mult, bias_f;
+    const int8::detail::Requant rq = int8::makeRequant(
+        xq, yq, act, c, ws.data_ptr<float>(), fbias.defined() ? fbias.data_ptr<float>() : nullptr,
+        codes.defined() ? codes.data_ptr<int32_t>() : nullptr, mult, bias_f);
+    const int32_t zp = yq.zero_point;
+    const float sy = yq.scale;
     // The exact accumulator as int64 (float32 / float64 integers, plus 16 * the high half).
     at::Tensor a = acc.to(at::kLong);
     if (hi16.defined()) a.add_(hi16.to(at::kLong), 16);
@@ -328,6 +317,16 @@ struct ExactLayer {
     return y;
   }
 };
+
+/// A static per-tensor gs::FakeQuant on a full 8-bit grid with one-element parameters: the
+/// quantizers an int8 runtime stores as uint8 / int8 tensors.
+bool eightBitTensorQuantizer(const Node* q) {
+  if (!q || q->opType() != "FakeQuant" || !staticQuantizer(q) || q->hasAttr("axis") ||
+      !oneElementParam(q->input(1)) || !oneElementParam(q->input(2)))
+    return false;
+  const int64_t lo = q->attr("quant_min").i(), hi = q->attr("quant_max").i();
+  return (lo == 0 && hi == 255) || (lo == -128 && hi == 127);
+}
 
 /// The single-output node that is the only consumer (through its input 0) of n's output, if it
 /// is free to join a group; nullptr otherwise (a graph output, several uses, claimed).
@@ -413,18 +412,13 @@ void matchLayer(const Node* layer, const std::unordered_set<const Value*>& graph
   }
   std::vector<const Value*> yp{nullptr, nullptr, nullptr};
   const Node* yq = next(fg.nodes.back());
-  if (yq && yq->opType() == "FakeQuant" && staticQuantizer(yq) && !yq->hasAttr("axis") &&
-      oneElementParam(yq->input(1)) && oneElementParam(yq->input(2))) {
-    const int64_t lo = yq->attr("quant_min").i(), hi = yq->attr("quant_max").i();
-    if ((lo == 0 && hi == 255) || (lo == -128 && hi == 127)) {  // the 8-bit types' full grids
-      fg.nodes.push_back(yq);
-      fg.kind += "+Requant";
-      ex->out_q = true;
-      ex->y_qmin = lo;
-      ex->y_qmax = hi;
-      ex->yq_k = kernelOf(*yq);
-      yp = quantizerParams(yq);
-    }
+  if (eightBitTensorQuantizer(yq)) {
+    fg.nodes.push_back(yq);
+    fg.kind += "+Requant";
+    ex->out_q = true;
+    ex->y_signed = yq->attr("quant_min").i() < 0;
+    ex->yq_k = kernelOf(*yq);
+    yp = quantizerParams(yq);
   }
   std::vector<const Value*> xp = quantizerParams(xq), wp = quantizerParams(wq);
   fg.inputs = {xv, xp[0], xp[1], xp[2], w, wp[0], wp[1], wp[2], bias, clip_lo, clip_hi,
@@ -434,16 +428,6 @@ void matchLayer(const Node* layer, const std::unordered_set<const Value*>& graph
                    std::vector<at::Tensor>& out) { ex->run(ctx, in, out); };
   for (const Node* m : fg.nodes) claimed.insert(m);
   groups.push_back(std::move(fg));
-}
-
-/// A static per-tensor gs::FakeQuant on a full 8-bit grid with one-element parameters: the
-/// quantizers an int8 runtime stores as uint8 / int8 tensors.
-bool eightBitTensorQuantizer(const Node* q) {
-  if (!q || q->opType() != "FakeQuant" || !staticQuantizer(q) || q->hasAttr("axis") ||
-      !oneElementParam(q->input(1)) || !oneElementParam(q->input(2)))
-    return false;
-  const int64_t lo = q->attr("quant_min").i(), hi = q->attr("quant_max").i();
-  return (lo == 0 && hi == 255) || (lo == -128 && hi == 127);
 }
 
 /// Residual Add of two 8-bit fake-quantized tensors, optionally through Relu, into an 8-bit

@@ -66,35 +66,43 @@ struct LayerConsts {
   /// thread's next call).
   Requant requant(const QParams& xq, const QParams& yq, const Activation& act) const {
     thread_local std::vector<float> mult, bias_f;
-    if (mult.size() < wscale.size()) mult.resize(wscale.size());
-    for (int64_t c = 0; c < o; ++c) mult[c] = xq.scale * wscale[c] / yq.scale;  // ORT's order
-    Requant rq;
-    rq.mult = mult.data();
-    if (!bias.empty()) {
-      if (bias_f.size() < bias.size()) bias_f.resize(bias.size());
-      for (int64_t c = 0; c < o; ++c) bias_f[c] = bias[c] / yq.scale;
-      rq.bias_f = bias_f.data();
-    }
-    if (!bias_acc.empty()) rq.bias_acc = bias_acc.data();
-    int32_t lo = yq.qmin(), hi = yq.qmax();
-    auto quant = [&](float v) {  // QuantizeLinear of a real bound, saturated
-      float r = std::nearbyint(v / yq.scale) + static_cast<float>(yq.zero_point);
-      return static_cast<int32_t>(std::clamp(r, static_cast<float>(yq.qmin()), static_cast<float>(yq.qmax())));
-    };
-    if (act.kind == Activation::kRelu) lo = std::max(lo, yq.zero_point);
-    if (act.kind == Activation::kClip) {
-      if (act.lo > -std::numeric_limits<float>::infinity()) lo = std::max(lo, quant(act.lo));
-      if (act.hi < std::numeric_limits<float>::infinity()) hi = std::min(hi, quant(act.hi));
-    }
-    rq.lo = static_cast<float>(lo - yq.zero_point);
-    rq.hi = static_cast<float>(std::max(lo, hi) - yq.zero_point);
-    rq.zp = yq.zero_point;
-    rq.out_signed = yq.is_signed;
-    return rq;
+    return makeRequant(xq, yq, act, o, wscale.data(), bias.empty() ? nullptr : bias.data(),
+                       bias_acc.empty() ? nullptr : bias_acc.data(), mult, bias_f);
   }
 };
 
 }  // namespace
+
+detail::Requant makeRequant(const QParams& xq, const QParams& yq, const Activation& act, int64_t o,
+                            const float* wscale, const float* bias, const int32_t* bias_acc,
+                            std::vector<float>& mult, std::vector<float>& bias_f) {
+  const size_t padded = static_cast<size_t>(o + 16);
+  if (mult.size() < padded) mult.resize(padded);
+  for (int64_t c = 0; c < o; ++c) mult[c] = xq.scale * wscale[c] / yq.scale;  // ORT's order
+  detail::Requant rq;
+  rq.mult = mult.data();
+  if (bias) {
+    if (bias_f.size() < padded) bias_f.resize(padded);
+    for (int64_t c = 0; c < o; ++c) bias_f[c] = bias[c] / yq.scale;
+    rq.bias_f = bias_f.data();
+  }
+  rq.bias_acc = bias_acc;
+  int32_t lo = yq.qmin(), hi = yq.qmax();
+  auto quant = [&](float v) {  // QuantizeLinear of a real bound, saturated
+    float r = std::nearbyint(v / yq.scale) + static_cast<float>(yq.zero_point);
+    return static_cast<int32_t>(std::clamp(r, static_cast<float>(yq.qmin()), static_cast<float>(yq.qmax())));
+  };
+  if (act.kind == Activation::kRelu) lo = std::max(lo, yq.zero_point);
+  if (act.kind == Activation::kClip) {
+    if (act.lo > -std::numeric_limits<float>::infinity()) lo = std::max(lo, quant(act.lo));
+    if (act.hi < std::numeric_limits<float>::infinity()) hi = std::min(hi, quant(act.hi));
+  }
+  rq.lo = static_cast<float>(lo - yq.zero_point);
+  rq.hi = static_cast<float>(std::max(lo, hi) - yq.zero_point);
+  rq.zp = yq.zero_point;
+  rq.out_signed = yq.is_signed;
+  return rq;
+}
 
 struct QConv2d::Impl {
   LayerConsts consts;

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/int8_gemm.h"
+
 namespace gs::int8 {
 
 /// Per-tensor affine quantization of an activation: real = (q - zero_point) * scale, with q
@@ -47,6 +49,16 @@ struct QWeight {
   at::Tensor bias;      // float [O] or undefined
   at::Tensor bias_acc;  // int32 [O] or undefined
 };
+
+/// The requantization of one call of a layer with `o` output channels: the multipliers
+/// x_scale * w_scale[c] / y_scale (float ops in ONNX Runtime's order) and the float biases
+/// bias[c] / y_scale (when `bias` is given) are written into `mult` / `bias_f` (grown to o + 16
+/// for the SIMD paths; the result points into them), the int32 bias `bias_acc` (or nullptr) is
+/// referenced, and the output clamp is y's grid narrowed by `act`. The one definition shared by
+/// the int8 kernels and the deploy-exact fake-quant layers (fq_exact_fusion.h).
+detail::Requant makeRequant(const QParams& xq, const QParams& yq, const Activation& act, int64_t o,
+                            const float* wscale, const float* bias, const int32_t* bias_acc,
+                            std::vector<float>& mult, std::vector<float>& bias_f);
 
 /// QLinearAdd's arithmetic (int8_kernels.cpp explains the two forms ONNX Runtime uses), shared by
 /// the int8 residual Add and the deploy-exact fake-quant Add (fq_exact_fusion.h).
