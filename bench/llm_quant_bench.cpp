@@ -251,13 +251,13 @@ int64_t llamaParams(const models::LlamaConfig& c, int64_t* per_block) {
 void writeModelSection(const Args& a) {
   namespace fs = std::filesystem;
   const models::LlamaConfig& c = a.hf;
+  GS_CHECK(a.dtype == "f32" || a.dtype == "f16" || a.dtype == "bf16", "--dtype must be f32, f16 or bf16");
+  const at::ScalarType st = a.dtype == "f16" ? at::kHalf : a.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
   fs::create_directories(a.model_dir);
   {
     std::ofstream f(fs::path(a.model_dir) / "config.json");
     f << llamaConfigToHf(c, a.dtype == "f16" ? "float16" : a.dtype == "bf16" ? "bfloat16" : "float32").dump(2);
   }
-  GS_CHECK(a.dtype == "f32" || a.dtype == "f16" || a.dtype == "bf16", "--dtype must be f32, f16 or bf16");
-  const at::ScalarType st = a.dtype == "f16" ? at::kHalf : a.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
   const int64_t kv = c.kv_heads * c.headDim();
   const int64_t nshards = c.layers + 2;
