@@ -2,15 +2,16 @@
 // KV-cache int8, the SmoothQuant outlier experiment, GPTQ time + peak RSS on a 4096x4096 layer,
 // and a whole-model block-by-block run on a generated HF Llama checkpoint (peak RSS vs size).
 // Usage: llm_quant_bench [--model PATH(.onnx | HF dir)] [--eval-tokens N] [--eval-split S] [--calib N] [--seq T]
-//                        [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N]
+//                        [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--gptq-tokens N]
 //                        [--threads N] [--model-dir DIR] [--dtype f32] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
 //                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
-//                        [--calib-batch N] [--awq-tokens N]
+//                        [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false]
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -68,6 +69,8 @@ struct Args {
   bool calib_set = false, seq_set = false, keep_model = false;
   int64_t calib_batch = 4;       // whole-model: calibration windows per forward pass
   int64_t awq_tokens = 0;        // ppl / outlier: PtqConfig::awq_max_tokens (0 = its default)
+  int64_t draws = 5;             // draws: calibration sets per method
+  bool awq_duo = true;           // ppl / outlier / draws: PtqConfig::awq_duo_scaling
   std::string method = "gptq";  // whole-model-run: rtn | gptq, optionally -release / -pack
   std::vector<std::string> methods{"rtn-pack", "gptq-pack"};
   std::string self;              // argv[0], to run sections in child processes
@@ -170,6 +173,39 @@ double cpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/// AWQ's clip search on one 4096x4096 linear layer (W4 g128 asymmetric) from `awq_max_tokens`
+/// (2048) calibration rows shaped like gptqLayerSection's: seconds and output error for the
+/// coarse grid alone and with the finer second pass (PtqConfig's awq_clip_refine).
+void awqClipLayerSection(const Args& a) {
+  const int64_t d = 4096, rows = 2048, rank = 64;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const at::Tensor w = at::randn({d, d}, gen) * 0.02;
+  const at::Tensor mix = at::randn({rank, d}, gen) / std::sqrt(static_cast<double>(rank));
+  at::Tensor mag = at::exp(0.5 * at::randn({d}, gen));
+  mag.narrow(0, 0, 8).mul_(20.0);
+  const at::Tensor x = (at::randn({rows, rank}, gen).mm(mix) + at::randn({rows, d}, gen)) * mag;
+  AwqConfig cfg = PtqConfig{}.awqConfig({4, 128, false});
+  auto err = [&](const at::Tensor& wq) { return (x.mm((w - wq).t())).square().mean().item<double>(); };
+  const double e_rtn = err(rtnFakeQuant(w, cfg.spec));
+  std::printf("\n### AWQ clip search on one 4096x4096 layer (W4 g128 asym, %lld calibration rows, "
+              "%d threads)\n\n| clip search | pairs per (row, group) | wall s | CPU s | output "
+              "error vs RTN |\n|---|---|---|---|---|\n",
+              static_cast<long long>(rows), at::get_num_threads());
+  for (int64_t refine : {int64_t{1}, cfg.clip_refine}) {
+    cfg.clip_refine = refine;
+    const double t0 = now(), c0 = cpuSeconds();
+    const at::Tensor wc = awqClip(x, w, cfg);
+    const double t1 = now(), c1 = cpuSeconds();
+    const int64_t coarse = (cfg.clip_grid / 2 + 1) * (cfg.clip_grid / 2 + 1);
+    const int64_t fine = refine > 1 ? (2 * refine + 1) * (2 * refine + 1) - 1 : 0;
+    std::printf("| grid 1/%lld%s | %lld | %.1f | %.1f | %.3f |\n", static_cast<long long>(cfg.clip_grid),
+                refine > 1 ? (", refined x" + std::to_string(refine)).c_str() : "",
+                static_cast<long long>(coarse + fine), t1 - t0, c1 - c0,
+                err(rtnFakeQuant(wc, cfg.spec)) / e_rtn);
+    std::fflush(stdout);
+  }
 }
 
 /// GPTQ on one 4096x4096 linear layer: the Hessian from `gptq_tokens` calibration rows streamed
@@ -457,19 +493,85 @@ void wholeModelSection(const Args& a) {
   std::printf("\n");
 }
 
+/// Calibration draw d of n: `samples` windows of `seq` tokens, evenly spaced over the stream and
+/// shifted by (d + 0.5) / n of the spacing, so no two draws share a window.
+at::Tensor calibrationDraw(const at::Tensor& tokens, int64_t samples, int64_t seq, int64_t d, int64_t n) {
+  const int64_t span = tokens.size(0) - seq;
+  GS_CHECK(span > 0, "calibration draw: the stream is shorter than one window");
+  std::vector<at::Tensor> rows;
+  for (int64_t i = 0; i < samples; ++i) {
+    const double pos = (static_cast<double>(i) + (static_cast<double>(d) + 0.5) / n) / samples;
+    rows.push_back(tokens.narrow(0, static_cast<int64_t>(pos * span), seq).to(at::kLong));
+  }
+  return at::stack(rows);
+}
+
+/// The W4 / W3 g128 "share of RTN's increase recovered" of GPTQ and AWQ over `a.draws`
+/// calibration sets: RTN's whole W4 loss on the tiny Llama is ~0.04 perplexity, so one
+/// calibration set's share moves by tens of points with the set (docs/ptq.md, "How many tokens").
+void drawsSection(const Graph& base, const at::Tensor& train, const at::Tensor& test, double fp,
+                  const Args& a) {
+  GS_CHECK(a.draws >= 2, "--draws must be at least 2");
+  std::printf("\n### Share of RTN's increase recovered over %lld calibration draws (%lld x %lld "
+              "train tokens each)\n\n",
+              static_cast<long long>(a.draws), static_cast<long long>(a.calib),
+              static_cast<long long>(a.seq));
+  std::printf("| method | RTN ppl | mean ppl | mean share | sd | min | max | per draw |\n"
+              "|---|---|---|---|---|---|---|---|\n");
+  for (int bits : {4, 3}) {
+    PtqConfig rc;
+    rc.weight_bits = bits;
+    rc.group_size = 128;
+    rc.measure_error = false;
+    if (a.awq_tokens > 0) rc.awq_max_tokens = a.awq_tokens;
+    rc.awq_duo_scaling = a.awq_duo;
+    auto quantPpl = [&](const PtqConfig& c, const at::Tensor& calib) {
+      auto g = base.clone(false);
+      quantizeDecoder(*g, calib, c);
+      return ppl(*g, test, a.seq);
+    };
+    const double rtn = quantPpl(rc, calibrationDraw(train, a.calib, a.seq, 0, a.draws));
+    for (const char* method : {"GPTQ", "AWQ"}) {
+      const std::string name = std::string(method) + " W" + std::to_string(bits) + " g128";
+      PtqConfig c = rc;
+      if (method[0] == 'G') c.recovery = PrecisionRecovery::Gptq;
+      else c.outlier = OutlierSuppression::Awq;
+      std::vector<double> share, p;
+      std::string per;
+      for (int64_t d = 0; d < a.draws; ++d) {
+        p.push_back(quantPpl(c, calibrationDraw(train, a.calib, a.seq, d, a.draws)));
+        share.push_back(100.0 * (rtn - p.back()) / (rtn - fp));
+        std::fprintf(stderr, "%s draw %lld: ppl %.4f, share %.1f%%\n", name.c_str(),
+                     static_cast<long long>(d), p.back(), share.back());
+        per += (per.empty() ? "" : " ") + std::to_string(static_cast<int>(std::lround(share.back())));
+      }
+      const double n = static_cast<double>(share.size());
+      double mean = 0, mean_p = 0, var = 0;
+      for (size_t i = 0; i < share.size(); ++i) mean += share[i] / n, mean_p += p[i] / n;
+      for (double x : share) var += (x - mean) * (x - mean) / (n - 1);
+      std::printf("| %s | %.4f | %.4f | %.1f%% | %.1f | %.1f%% | %.1f%% | %s |\n", name.c_str(), rtn,
+                  mean_p, mean, std::sqrt(var), *std::min_element(share.begin(), share.end()),
+                  *std::max_element(share.begin(), share.end()), per.c_str());
+      std::fflush(stdout);
+    }
+  }
+}
+
 int run(const Args& a) {
   initRuntime();  // the set-up every gstick process gets (threads, malloc policy), as the CLI's
   if (a.threads > 0) setIntraOpThreads(a.threads);
   const bool want_ppl = a.sections.find("ppl") != std::string::npos;
   const bool want_outlier = a.sections.find("outlier") != std::string::npos;
+  const bool want_draws = a.sections.find("draws") != std::string::npos;
   const bool want_layer = a.sections.find("gptq-layer") != std::string::npos ||
                           a.sections.find("gptq_layer") != std::string::npos;
 
   if (want_layer) gptqLayerSection(a);
+  if (a.sections.find("awq-clip-layer") != std::string::npos) awqClipLayerSection(a);
   if (a.sections.find("write-model") != std::string::npos) writeModelSection(a);
   if (a.sections.find("whole-model-run") != std::string::npos) wholeModelRun(a);
   else if (a.sections.find("whole-model") != std::string::npos) wholeModelSection(a);
-  if (!want_ppl && !want_outlier) return 0;
+  if (!want_ppl && !want_outlier && !want_draws) return 0;
 
   std::unique_ptr<Graph> base;
   std::string model = a.model;
@@ -485,8 +587,8 @@ int run(const Args& a) {
   TextCorpus corpus = loadBuiltinTextCorpus();
   at::Tensor test = ByteTokenizer::encode(corpus.split(parseTextSplit(a.eval_split)));
   if (a.eval_tokens > 0 && test.size(0) > a.eval_tokens) test = test.narrow(0, 0, a.eval_tokens);
-  at::Tensor calib = calibrationWindows(ByteTokenizer::encode(corpus.split(TextSplit::Train)),
-                                        a.calib, a.seq);
+  const at::Tensor train = ByteTokenizer::encode(corpus.split(TextSplit::Train));
+  at::Tensor calib = calibrationWindows(train, a.calib, a.seq);
   std::printf("model %s; %s\neval: %s split, %lld tokens, context %lld; calibration: %lld x %lld "
               "train tokens\n\n",
               model.empty() ? "llama-tiny (seeded)" : model.c_str(), corpus.describe().c_str(),
@@ -506,6 +608,7 @@ int run(const Args& a) {
   auto wcfg = [&](int bits, int64_t group) {
     PtqConfig c;
     if (a.awq_tokens > 0) c.awq_max_tokens = a.awq_tokens;
+    c.awq_duo_scaling = a.awq_duo;
     c.weight_bits = bits;
     c.group_size = group;
     c.measure_error = false;
@@ -555,6 +658,7 @@ int run(const Args& a) {
     std::printf("### Held-out perplexity\n\n");
     printTable(rows, fp, rec);
   }
+  if (want_draws) drawsSection(*base, train, test, fp, a);
   if (want_outlier) {
     auto g = base->clone(false);
     injectOutliers(*g, 5);
@@ -619,6 +723,15 @@ int main(int argc, char** argv) {
     else if (k == "--method") a.method = val();
     else if (k == "--calib-batch") a.calib_batch = std::stoll(val());
     else if (k == "--awq-tokens") a.awq_tokens = std::stoll(val());
+    else if (k == "--draws") a.draws = std::stoll(val());
+    else if (k == "--awq-duo-scaling") {
+      const std::string v = val();
+      if (v != "true" && v != "false") {
+        std::fprintf(stderr, "llm_quant_bench: --awq-duo-scaling must be true or false\n");
+        return 2;
+      }
+      a.awq_duo = v == "true";
+    }
     else if (k == "--methods") {
       a.methods.clear();
       std::stringstream ss(val());
@@ -627,9 +740,9 @@ int main(int argc, char** argv) {
     else if (k == "--keep-model") a.keep_model = true;
     else {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--eval-split test|validation] [--calib N] "
-                   "[--seq T] [--sections ppl,outlier,gptq-layer,whole-model] [--gptq-tokens N] "
+                   "[--seq T] [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--dtype f32|f16|bf16] [--hidden N] [--layers N] [--ffn N] "
-                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--keep-model]\n");
+                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--keep-model]\n");
       return 2;
     }
   }

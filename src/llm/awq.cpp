@@ -83,8 +83,8 @@ AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tenso
 }
 
 at::Tensor awqClip(const at::Tensor& x0, const at::Tensor& w, const AwqConfig& cfg) {
-  GS_CHECK(cfg.clip_grid > 0 && cfg.max_shrink >= 0 && cfg.max_shrink < 1,
-           "AWQ: clip_grid must be positive and max_shrink in [0, 1)");
+  GS_CHECK(cfg.clip_grid > 0 && cfg.clip_refine > 0 && cfg.max_shrink >= 0 && cfg.max_shrink < 1,
+           "AWQ: clip_grid and clip_refine must be positive and max_shrink in [0, 1)");
   at::Tensor x = x0.reshape({-1, x0.size(-1)}).to(at::kFloat);
   const int64_t out = w.size(0), in = w.size(1);
   GS_CHECK(x.size(1) == in, "AWQ clip: input has ", x.size(1), " features, weight takes ", in);
@@ -98,9 +98,12 @@ at::Tensor awqClip(const at::Tensor& x0, const at::Tensor& w, const AwqConfig& c
   xg = at::Tensor();
   at::Tensor wg = padColumns(w.to(at::kFloat), cfg.spec).reshape({out, ng, gc}).permute({1, 0, 2});
   const int64_t steps = static_cast<int64_t>(std::floor(cfg.max_shrink * cfg.clip_grid));
+  const double step = 1.0 / static_cast<double>(cfg.clip_grid);
+  const double fine = step / static_cast<double>(cfg.clip_refine);
+  const double r_min = 1.0 - cfg.max_shrink;
   // Asymmetric grids shrink each end on its own (a group's min and max are rarely equally
   // wasteful); symmetric grids are centred on zero, so one ratio shrinks both.
-  const int64_t lo_steps = cfg.spec.symmetric ? 0 : steps;
+  const bool two_ends = !cfg.spec.symmetric;
   const WeightQuantSpec per_row{cfg.spec.bits, 0, cfg.spec.symmetric};
   at::Tensor result = at::empty({ng, out, gc}, at::kFloat);
   // Rows in blocks bound the [ng, rows, gc] temporaries (about 64 MiB each).
@@ -109,24 +112,39 @@ at::Tensor awqClip(const at::Tensor& x0, const at::Tensor& w, const AwqConfig& c
     const at::Tensor wb = wg.narrow(1, r0, std::min(rows, out - r0)).contiguous();  // [ng, rows, gc]
     const at::Tensor lo0 = std::get<0>(wb.min(2, true)), hi0 = std::get<0>(wb.max(2, true));
     at::Tensor best_err = at::full_like(lo0, std::numeric_limits<float>::infinity());
-    at::Tensor best_lo = lo0.clone(), best_hi = hi0.clone();
-    for (int64_t a = 0; a <= steps; ++a) {
-      for (int64_t b = 0; b <= lo_steps; ++b) {
-        const double r_hi = 1.0 - static_cast<double>(a) / cfg.clip_grid;
-        const double r_lo = cfg.spec.symmetric ? r_hi : 1.0 - static_cast<double>(b) / cfg.clip_grid;
-        const at::Tensor lo = lo0 * r_lo, hi = hi0 * r_hi;
-        const QuantParams p = paramsFromRange(lo, hi, per_row);
-        const at::Tensor d =
-            dequantizeValues(quantizeValues(at::clamp(wb, lo, hi), p.scale, p.zero, per_row.maxq()),
-                             p.scale, p.zero) - wb;
-        const at::Tensor err = (at::bmm(d, H) * d).sum(2, true);  // [ng, rows, 1]
-        const at::Tensor better = err < best_err;
-        best_err = at::where(better, err, best_err);
-        best_lo = at::where(better, lo, best_lo);
-        best_hi = at::where(better, hi, best_hi);
+    at::Tensor best_lo = at::ones_like(lo0), best_hi = at::ones_like(hi0);  // ratios
+    // Keeps, per (group, row), the ratio pair with the least output error so far.
+    auto consider = [&](const at::Tensor& r_lo, const at::Tensor& r_hi) {
+      const at::Tensor lo = lo0 * r_lo, hi = hi0 * r_hi;
+      const QuantParams p = paramsFromRange(lo, hi, per_row);
+      const at::Tensor d =
+          dequantizeValues(quantizeValues(at::clamp(wb, lo, hi), p.scale, p.zero, per_row.maxq()),
+                           p.scale, p.zero) - wb;
+      const at::Tensor err = (at::bmm(d, H) * d).sum(2, true);  // [ng, rows, 1]
+      const at::Tensor better = err < best_err;
+      best_err = at::where(better, err, best_err);
+      best_lo = at::where(better, r_lo, best_lo);
+      best_hi = at::where(better, r_hi, best_hi);
+    };
+    auto ratio = [&](double r) { return at::full_like(lo0, r); };
+    // Coarse: every ratio pair on the grid 1, 1 - 1/clip_grid, ..., 1 - max_shrink.
+    for (int64_t a = 0; a <= steps; ++a)
+      for (int64_t b = 0; b <= (two_ends ? steps : 0); ++b) {
+        const double r_hi = 1.0 - static_cast<double>(a) * step;
+        consider(ratio(two_ends ? 1.0 - static_cast<double>(b) * step : r_hi), ratio(r_hi));
       }
+    // Fine: clip_refine times finer, within one coarse step of each (group, row)'s best pair.
+    if (cfg.clip_refine > 1) {
+      const at::Tensor c_lo = best_lo.clone(), c_hi = best_hi.clone();
+      const int64_t k = cfg.clip_refine;
+      for (int64_t a = -k; a <= k; ++a)
+        for (int64_t b = -k; b <= (two_ends ? k : -k); ++b) {
+          if (a == 0 && (b == 0 || !two_ends)) continue;  // the coarse best itself
+          const at::Tensor r_hi = at::clamp(c_hi + static_cast<double>(a) * fine, r_min, 1.0);
+          consider(two_ends ? at::clamp(c_lo + static_cast<double>(b) * fine, r_min, 1.0) : r_hi, r_hi);
+        }
     }
-    result.narrow(1, r0, wb.size(1)).copy_(at::clamp(wb, best_lo, best_hi));
+    result.narrow(1, r0, wb.size(1)).copy_(at::clamp(wb, lo0 * best_lo, hi0 * best_hi));
   }
   return result.permute({1, 0, 2}).reshape({out, ng * gc}).narrow(1, 0, in).to(w.scalar_type());
 }

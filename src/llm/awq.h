@@ -18,6 +18,7 @@ struct AwqConfig {
   bool duo_scaling = true;  ///< s = mean|x|^a / mean|w|^(1-a) instead of mean|x|^a
   int64_t clip_grid = 20;   ///< shrink ratios 1 - k/clip_grid ...
   double max_shrink = 0.5;  ///< ... down to 1 - max_shrink
+  int64_t clip_refine = 1;  ///< then clip_refine times finer around each best pair (1 = off)
   int64_t max_tokens = 2048;  ///< calibration rows the scale search scores on (strided subsample)
 };
 
@@ -44,11 +45,13 @@ AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor
 
 /// Per-(row, group) clip search for W [out, in] with calibration inputs x [n, in]: candidate
 /// ranges [min * r_lo, max * r_hi] per group, r in {1, 1 - 1/clip_grid, ..., 1 - max_shrink};
-/// asymmetric grids try every (r_lo, r_hi) pair, symmetric ones r_lo = r_hi. Keeps, per row and
-/// group, the range minimising the group's output error over all n rows, computed exactly as
-/// d^T H_g d (d = w_g - Q(clip(w_g)), H_g = x_g^T x_g / n). AutoAWQ shrinks both ends alike and
-/// scores 512 sampled rows; measured in docs/ptq.md. Returns the clipped W (not yet quantized; RTN
-/// of it under the same spec reproduces the chosen ranges).
+/// asymmetric grids try every (r_lo, r_hi) pair, symmetric ones r_lo = r_hi. With clip_refine
+/// k > 1 a second pass tries, around each (row, group)'s best pair, every pair within one coarse
+/// step on a k times finer grid (clamped to the same interval). Keeps, per row and group, the
+/// range minimising the group's output error over all n rows, computed exactly as d^T H_g d
+/// (d = w_g - Q(clip(w_g)), H_g = x_g^T x_g / n). AutoAWQ shrinks both ends alike on the coarse
+/// grid and scores 512 sampled rows; measured in docs/ptq.md. Returns the clipped W (not yet
+/// quantized; RTN of it under the same spec reproduces the chosen ranges).
 at::Tensor awqClip(const at::Tensor& x, const at::Tensor& w, const AwqConfig& cfg);
 
 /// At most `max_rows` rows of x [..., in] flattened to [n, in], evenly strided.

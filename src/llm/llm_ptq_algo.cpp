@@ -46,6 +46,9 @@ llm::PtqConfig recipe(const Config& c) {
   p.awq_grid = c.getInt("awq_grid");
   p.awq_duo_scaling = c.getBool("awq_duo_scaling");
   p.awq_clip = c.getBool("awq_clip");
+  p.awq_clip_grid = c.getInt("awq_clip_grid");
+  p.awq_clip_refine = c.getInt("awq_clip_refine");
+  p.awq_clip_qk = c.getBool("awq_clip_qk");
   p.awq_max_tokens = c.getInt("awq_max_tokens");
   p.recovery = c.getString("precision_recovery") == "gptq" ? llm::PrecisionRecovery::Gptq
                                                            : llm::PrecisionRecovery::None;
@@ -233,6 +236,11 @@ ConfigSchema llmPtqFields(const Json& defaults) {
           F::integer("awq_grid", 20, 1, 1000, "AWQ alpha grid points"),
           F::boolean("awq_duo_scaling", true, "AWQ scales from activations and weights"),
           F::boolean("awq_clip", true, "AWQ per-group clipping search"),
+          F::integer("awq_clip_grid", 20, 1, 1000,
+                     "AWQ clip ratios 1 - k/awq_clip_grid down to 0.5, each end of a group's range"),
+          F::integer("awq_clip_refine", 5, 1, 100,
+                     "AWQ clip: second pass this many times finer around each best pair (1 = off)"),
+          F::boolean("awq_clip_qk", true, "AWQ clipping of q_proj / k_proj too (AutoAWQ skips them)"),
           F::integer("awq_max_tokens", 2048, 1, 1 << 24,
                      "calibration tokens the AWQ scale search scores on (whole windows for the "
                      "attention / MLP regions)"),

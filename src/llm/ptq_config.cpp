@@ -84,8 +84,10 @@ void PtqConfig::validate() const {
   GS_CHECK(weight_bits != 0 || act_bits != 0 || kv_bits != 0,
            "PTQ config: nothing to quantize (weight, activation and kv-cache dtypes are all none)");
   GS_CHECK(smooth_alpha >= 0 && smooth_alpha <= 1, "PTQ config: smooth_alpha must be in [0, 1]");
-  GS_CHECK(awq_grid > 0 && awq_max_tokens > 0 && gptq_block_size > 0 && calib_batch > 0,
-           "PTQ config: awq_grid, awq_max_tokens, gptq_block_size and calib_batch must be positive");
+  GS_CHECK(awq_grid > 0 && awq_clip_grid > 0 && awq_clip_refine > 0 && awq_max_tokens > 0 &&
+               gptq_block_size > 0 && calib_batch > 0,
+           "PTQ config: awq_grid, awq_clip_grid, awq_clip_refine, awq_max_tokens, gptq_block_size "
+           "and calib_batch must be positive");
   GS_CHECK(error_rows >= 0, "PTQ config: error_rows must be >= 0 (0 = exact, from the Hessian)");
   GS_CHECK(damp_percent >= 0 && damp_percent < 1, "PTQ config: damp_percent must be in [0, 1)");
   GS_CHECK(!static_groups || act_order, "PTQ config: static_groups only applies with act_order");
@@ -128,6 +130,8 @@ AwqConfig PtqConfig::awqConfig(const WeightQuantSpec& s) const {
   a.spec = s;
   a.grid = awq_grid;
   a.duo_scaling = awq_duo_scaling;
+  a.clip_grid = awq_clip_grid;
+  a.clip_refine = awq_clip_refine;
   a.max_tokens = awq_max_tokens;
   return a;
 }
@@ -179,6 +183,9 @@ PtqConfig ptqConfigFromJson(const nlohmann::json& j) {
     else if (k == "awq_grid") c.awq_grid = get<int64_t>(v, key);
     else if (k == "awq_duo_scaling") c.awq_duo_scaling = get<bool>(v, key);
     else if (k == "awq_clip") c.awq_clip = get<bool>(v, key);
+    else if (k == "awq_clip_grid") c.awq_clip_grid = get<int64_t>(v, key);
+    else if (k == "awq_clip_refine") c.awq_clip_refine = get<int64_t>(v, key);
+    else if (k == "awq_clip_qk") c.awq_clip_qk = get<bool>(v, key);
     else if (k == "awq_max_tokens") c.awq_max_tokens = get<int64_t>(v, key);
     else if (k == "damp_percent") c.damp_percent = get<double>(v, key);
     else if (k == "gptq_block_size") c.gptq_block_size = get<int64_t>(v, key);
@@ -237,6 +244,9 @@ nlohmann::json ptqConfigToJson(const PtqConfig& c) {
           {"awq_grid", c.awq_grid},
           {"awq_duo_scaling", c.awq_duo_scaling},
           {"awq_clip", c.awq_clip},
+          {"awq_clip_grid", c.awq_clip_grid},
+          {"awq_clip_refine", c.awq_clip_refine},
+          {"awq_clip_qk", c.awq_clip_qk},
           {"awq_max_tokens", c.awq_max_tokens},
           {"precision_recovery", c.recovery == PrecisionRecovery::Gptq ? "gptq" : "none"},
           {"damp_percent", c.damp_percent},

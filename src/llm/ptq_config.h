@@ -44,6 +44,9 @@ struct PtqConfig {
   int64_t awq_grid = 20;
   bool awq_duo_scaling = true;
   bool awq_clip = true;
+  int64_t awq_clip_grid = 20;           ///< clip shrink ratios 1 - k / awq_clip_grid, down to 0.5
+  int64_t awq_clip_refine = 5;          ///< then a awq_clip_refine times finer pass (1 = off)
+  bool awq_clip_qk = true;              ///< clip q_proj / k_proj too (AutoAWQ skips them)
   int64_t awq_max_tokens = 2048;        ///< calibration tokens the AWQ scale search scores on
   PrecisionRecovery recovery = PrecisionRecovery::None;
   double damp_percent = 0.01;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "llm/awq.h"
@@ -309,6 +310,53 @@ TEST(LlmAwq, ClipPicksTheBestRangePerRowAndGroup) {
   const at::Tensor ws = awqClip(x.to(at::kFloat), w, cfg).reshape({out, in / gc, gc});
   EXPECT_LE(outErr(x.to(at::kFloat), w, rtnFakeQuant(ws.reshape({out, in}), cfg.spec)),
             outErr(x.to(at::kFloat), w, rtnFakeQuant(w, cfg.spec)) + 1e-9);
+}
+
+// clip_refine k: around each (row, group)'s best coarse pair, every pair within one coarse step
+// on a k times finer grid. Brute force of both passes with an independent quantizer: the result
+// must be the fine window's minimum, never worse than the coarse search, and better somewhere.
+TEST(LlmAwq, ClipRefinementSearchesAFinerGridAroundTheCoarseBest) {
+  const int64_t in = 64, gc = 16, out = 8;
+  at::Tensor x = llmLikeInputs(400, in, 31).to(at::kDouble);
+  at::Tensor w = randn({out, in}, 32) * 0.05;
+  for (int64_t o = 0; o < out; ++o) w[o][(7 * o) % in] = -0.3 - 0.05 * static_cast<double>(o);
+  AwqConfig cfg;
+  cfg.spec = {3, gc, false};
+  cfg.clip_grid = 10;
+  cfg.max_shrink = 0.5;
+  const at::Tensor coarse = rtnFakeQuant(awqClip(x.to(at::kFloat), w, cfg), cfg.spec).to(at::kDouble);
+  cfg.clip_refine = 4;
+  const at::Tensor fine = rtnFakeQuant(awqClip(x.to(at::kFloat), w, cfg), cfg.spec).to(at::kDouble);
+  const double maxq = 7;
+  int better = 0;
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t g = 0; g < in / gc; ++g) {
+      const at::Tensor wg = w[o].narrow(0, g * gc, gc).to(at::kDouble);
+      const at::Tensor xg = x.narrow(1, g * gc, gc);
+      const double mn = wg.min().item<double>(), mx = wg.max().item<double>();
+      auto err = [&](double r_lo, double r_hi) {
+        const double lo = std::min(0.0, mn * r_lo), hi = std::max(0.0, mx * r_hi);
+        const double scale = (hi - lo) / maxq, zero = std::nearbyint(-lo / scale);
+        at::Tensor q = at::clamp(at::round(at::clamp(wg, lo, hi) / scale) + zero, 0, maxq);
+        return at::matmul(xg, wg - (q - zero) * scale).square().mean().item<double>();
+      };
+      double best = 1e30, c_lo = 1, c_hi = 1;
+      for (int a = 0; a <= 5; ++a)
+        for (int b = 0; b <= 5; ++b)
+          if (const double e = err(1 - b / 10.0, 1 - a / 10.0); e < best) best = e, c_lo = 1 - b / 10.0, c_hi = 1 - a / 10.0;
+      double best_fine = best;
+      for (int a = -4; a <= 4; ++a)
+        for (int b = -4; b <= 4; ++b)
+          best_fine = std::min(best_fine, err(std::clamp(c_lo + b / 40.0, 0.5, 1.0),
+                                              std::clamp(c_hi + a / 40.0, 0.5, 1.0)));
+      const double got_coarse = at::matmul(xg, wg - coarse[o].narrow(0, g * gc, gc)).square().mean().item<double>();
+      const double got = at::matmul(xg, wg - fine[o].narrow(0, g * gc, gc)).square().mean().item<double>();
+      EXPECT_NEAR(got_coarse, best, best * 1e-4 + 1e-12) << "row " << o << " group " << g;
+      EXPECT_NEAR(got, best_fine, best_fine * 1e-4 + 1e-12) << "row " << o << " group " << g;
+      better += got < got_coarse * (1 - 1e-3);
+    }
+  }
+  EXPECT_GT(better, out * in / gc / 4);
 }
 
 TEST(LlmSmoothQuant, FactorsFollowTheFormula) {
