@@ -265,6 +265,18 @@ TEST(LlmAwq, ClipNeverIncreasesGroupError) {
   EXPECT_LE(wc.abs().max().item<float>(), w.abs().max().item<float>());
 }
 
+// Output error mean (x_g d)^2 of weight group w_g clipped to [min * r_lo, max * r_hi] and
+// quantized by an asymmetric quantizer with levels 0..maxq written out here, independent of
+// the library's (the range always contains 0, as the library's does).
+double clippedGroupError(const at::Tensor& wg, const at::Tensor& xg, double r_lo, double r_hi,
+                         double maxq) {
+  const double lo = std::min(0.0, wg.min().item<double>() * r_lo);
+  const double hi = std::max(0.0, wg.max().item<double>() * r_hi);
+  const double scale = (hi - lo) / maxq, zero = std::nearbyint(-lo / scale);
+  const at::Tensor q = at::clamp(at::round(at::clamp(wg, lo, hi) / scale) + zero, 0, maxq);
+  return at::matmul(xg, wg - (q - zero) * scale).square().mean().item<double>();
+}
+
 // Brute force over every (lower, upper) shrink pair with an independent asymmetric quantizer
 // and the group's output error on every row: awqClip's choice must be the minimum, and on
 // one-sided outliers a pair with unequal ratios must beat every equal-ratio range.
@@ -287,14 +299,10 @@ TEST(LlmAwq, ClipPicksTheBestRangePerRowAndGroup) {
     for (int64_t g = 0; g < in / gc; ++g) {
       const at::Tensor wg = w[o].narrow(0, g * gc, gc).to(at::kDouble);
       const at::Tensor xg = x.narrow(1, g * gc, gc);
-      const double mn = wg.min().item<double>(), mx = wg.max().item<double>();
       double best = 1e30, best_equal = 1e30;
       for (int a = 0; a <= 5; ++a) {
         for (int b = 0; b <= 5; ++b) {
-          const double lo = std::min(0.0, mn * (1 - a / 10.0)), hi = std::max(0.0, mx * (1 - b / 10.0));
-          const double scale = (hi - lo) / maxq, zero = std::nearbyint(-lo / scale);
-          at::Tensor q = at::clamp(at::round(at::clamp(wg, lo, hi) / scale) + zero, 0, maxq);
-          const double e = groupErr(wg - (q - zero) * scale, xg);
+          const double e = clippedGroupError(wg, xg, 1 - a / 10.0, 1 - b / 10.0, maxq);
           best = std::min(best, e);
           if (a == b) best_equal = std::min(best_equal, e);
         }
@@ -333,13 +341,7 @@ TEST(LlmAwq, ClipRefinementSearchesAFinerGridAroundTheCoarseBest) {
     for (int64_t g = 0; g < in / gc; ++g) {
       const at::Tensor wg = w[o].narrow(0, g * gc, gc).to(at::kDouble);
       const at::Tensor xg = x.narrow(1, g * gc, gc);
-      const double mn = wg.min().item<double>(), mx = wg.max().item<double>();
-      auto err = [&](double r_lo, double r_hi) {
-        const double lo = std::min(0.0, mn * r_lo), hi = std::max(0.0, mx * r_hi);
-        const double scale = (hi - lo) / maxq, zero = std::nearbyint(-lo / scale);
-        at::Tensor q = at::clamp(at::round(at::clamp(wg, lo, hi) / scale) + zero, 0, maxq);
-        return at::matmul(xg, wg - (q - zero) * scale).square().mean().item<double>();
-      };
+      auto err = [&](double r_lo, double r_hi) { return clippedGroupError(wg, xg, r_lo, r_hi, maxq); };
       double best = 1e30, c_lo = 1, c_hi = 1;
       for (int a = 0; a <= 5; ++a)
         for (int b = 0; b <= 5; ++b)
