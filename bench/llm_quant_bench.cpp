@@ -2,7 +2,7 @@
 // KV-cache int8, the SmoothQuant outlier experiment, GPTQ time + peak RSS on a 4096x4096 layer,
 // and a whole-model block-by-block run on a generated HF Llama checkpoint (peak RSS vs size).
 // Usage: llm_quant_bench [--model PATH(.onnx | HF dir)] [--eval-tokens N] [--eval-split S] [--calib N] [--seq T]
-//                        [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--gptq-tokens N]
+//                        [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--gptq-tokens N]
 //                        [--threads N] [--model-dir DIR] [--dtype f32] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
 //                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -70,6 +71,7 @@ struct Args {
   int64_t calib_batch = 4;       // whole-model: calibration windows per forward pass
   int64_t awq_tokens = 0;        // ppl / outlier: PtqConfig::awq_max_tokens (0 = its default)
   int64_t draws = 5;             // draws: calibration sets per method
+  std::vector<std::string> draw_methods{"GPTQ", "AWQ"};  // draws: GPTQ, AWQ and/or AWQ+GPTQ
   bool awq_duo = true;           // ppl / outlier / draws: PtqConfig::awq_duo_scaling
   std::string method = "gptq";  // whole-model-run: rtn | gptq, optionally -release / -pack
   std::vector<std::string> methods{"rtn-pack", "gptq-pack"};
@@ -531,11 +533,11 @@ void drawsSection(const Graph& base, const at::Tensor& train, const at::Tensor& 
       return ppl(*g, test, a.seq);
     };
     const double rtn = quantPpl(rc, calibrationDraw(train, a.calib, a.seq, 0, a.draws));
-    for (const char* method : {"GPTQ", "AWQ"}) {
-      const std::string name = std::string(method) + " W" + std::to_string(bits) + " g128";
+    for (const std::string& method : a.draw_methods) {
+      const std::string name = method + " W" + std::to_string(bits) + " g128";
       PtqConfig c = rc;
-      if (method[0] == 'G') c.recovery = PrecisionRecovery::Gptq;
-      else c.outlier = OutlierSuppression::Awq;
+      if (method.find("GPTQ") != std::string::npos) c.recovery = PrecisionRecovery::Gptq;
+      if (method.find("AWQ") != std::string::npos) c.outlier = OutlierSuppression::Awq;
       std::vector<double> share, p;
       std::string per;
       for (int64_t d = 0; d < a.draws; ++d) {
@@ -724,6 +726,18 @@ int main(int argc, char** argv) {
     else if (k == "--calib-batch") a.calib_batch = std::stoll(val());
     else if (k == "--awq-tokens") a.awq_tokens = std::stoll(val());
     else if (k == "--draws") a.draws = std::stoll(val());
+    else if (k == "--draw-methods") {
+      a.draw_methods.clear();
+      std::stringstream ss(val());
+      for (std::string m; std::getline(ss, m, ',');) {
+        for (char& ch : m) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        if (m != "GPTQ" && m != "AWQ" && m != "AWQ+GPTQ") {
+          std::fprintf(stderr, "llm_quant_bench: --draw-methods takes gptq, awq, awq+gptq\n");
+          return 2;
+        }
+        a.draw_methods.push_back(m);
+      }
+    }
     else if (k == "--awq-duo-scaling") {
       const std::string v = val();
       if (v != "true" && v != "false") {
@@ -740,7 +754,7 @@ int main(int argc, char** argv) {
     else if (k == "--keep-model") a.keep_model = true;
     else {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--eval-split test|validation] [--calib N] "
-                   "[--seq T] [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--gptq-tokens N] "
+                   "[--seq T] [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--dtype f32|f16|bf16] [--hidden N] [--layers N] [--ffn N] "
                    "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--keep-model]\n");
       return 2;
