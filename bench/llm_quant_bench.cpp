@@ -6,7 +6,7 @@
 //                        [--threads N] [--model-dir DIR] [--dtype f32] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
 //                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
-//                        [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false]
+//                        [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip true|false]
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -73,6 +73,7 @@ struct Args {
   int64_t draws = 5;             // draws: calibration sets per method
   std::vector<std::string> draw_methods{"GPTQ", "AWQ"};  // draws: GPTQ, AWQ and/or AWQ+GPTQ
   bool awq_duo = true;           // ppl / outlier / draws: PtqConfig::awq_duo_scaling
+  bool awq_clip = true;          // ppl / outlier / draws: PtqConfig::awq_clip
   std::string method = "gptq";  // whole-model-run: rtn | gptq, optionally -release / -pack
   std::vector<std::string> methods{"rtn-pack", "gptq-pack"};
   std::string self;              // argv[0], to run sections in child processes
@@ -527,6 +528,7 @@ void drawsSection(const Graph& base, const at::Tensor& train, const at::Tensor& 
     rc.measure_error = false;
     if (a.awq_tokens > 0) rc.awq_max_tokens = a.awq_tokens;
     rc.awq_duo_scaling = a.awq_duo;
+    rc.awq_clip = a.awq_clip;
     auto quantPpl = [&](const PtqConfig& c, const at::Tensor& calib) {
       auto g = base.clone(false);
       quantizeDecoder(*g, calib, c);
@@ -611,6 +613,7 @@ int run(const Args& a) {
     PtqConfig c;
     if (a.awq_tokens > 0) c.awq_max_tokens = a.awq_tokens;
     c.awq_duo_scaling = a.awq_duo;
+    c.awq_clip = a.awq_clip;
     c.weight_bits = bits;
     c.group_size = group;
     c.measure_error = false;
@@ -738,13 +741,13 @@ int main(int argc, char** argv) {
         a.draw_methods.push_back(m);
       }
     }
-    else if (k == "--awq-duo-scaling") {
+    else if (k == "--awq-duo-scaling" || k == "--awq-clip") {
       const std::string v = val();
       if (v != "true" && v != "false") {
-        std::fprintf(stderr, "llm_quant_bench: --awq-duo-scaling must be true or false\n");
+        std::fprintf(stderr, "llm_quant_bench: %s must be true or false\n", k.c_str());
         return 2;
       }
-      a.awq_duo = v == "true";
+      (k == "--awq-clip" ? a.awq_clip : a.awq_duo) = v == "true";
     }
     else if (k == "--methods") {
       a.methods.clear();
@@ -756,7 +759,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--eval-split test|validation] [--calib N] "
                    "[--seq T] [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--dtype f32|f16|bf16] [--hidden N] [--layers N] [--ffn N] "
-                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--keep-model]\n");
+                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip true|false] [--keep-model]\n");
       return 2;
     }
   }
