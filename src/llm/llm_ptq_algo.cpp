@@ -235,7 +235,7 @@ ConfigSchema llmPtqFields(const Json& defaults) {
           F::real("smooth_alpha", 0.5, 0, 1, "SmoothQuant migration strength"),
           F::integer("awq_grid", 20, 1, 1000, "AWQ alpha grid points"),
           F::boolean("awq_duo_scaling", true, "AWQ scales from activations and weights"),
-          F::boolean("awq_clip", true, "AWQ per-group clipping search"),
+          F::boolean("awq_clip", true, "AWQ per-group clipping search (set false when GPTQ follows)"),
           F::integer("awq_clip_grid", 20, 1, 1000,
                      "AWQ clip ratios 1 - k/awq_clip_grid down to 0.5, each end of a group's range"),
           F::integer("awq_clip_refine", 5, 1, 100,
