@@ -178,17 +178,31 @@ double cpuSeconds() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/// A 4096x4096 linear layer W ~ N(0, 0.02^2) and a generator of structured calibration rows for
+/// it: a rank-64 shared component (correlated channels, as real LLM inputs are), log-normal
+/// per-channel magnitudes and 8 outlier channels at 20x. Seeded: the same W and rows every run.
+struct SyntheticLayer {
+  static constexpr int64_t d = 4096, rank = 64;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  at::Tensor w = at::randn({d, d}, gen) * 0.02;
+  at::Tensor mix = at::randn({rank, d}, gen) / std::sqrt(static_cast<double>(rank));
+  at::Tensor mag = [this] {
+    at::Tensor m = at::exp(0.5 * at::randn({d}, gen));
+    m.narrow(0, 0, 8).mul_(20.0);
+    return m;
+  }();
+  /// The next `m` calibration rows [m, d].
+  at::Tensor rows(int64_t m) { return (at::randn({m, rank}, gen).mm(mix) + at::randn({m, d}, gen)) * mag; }
+};
+
 /// AWQ's clip search on one 4096x4096 linear layer (W4 g128 asymmetric) from `awq_max_tokens`
 /// (2048) calibration rows shaped like gptqLayerSection's: seconds and output error for the
 /// coarse grid alone and with the finer second pass (PtqConfig's awq_clip_refine).
 void awqClipLayerSection(const Args& a) {
-  const int64_t d = 4096, rows = 2048, rank = 64;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
-  const at::Tensor w = at::randn({d, d}, gen) * 0.02;
-  const at::Tensor mix = at::randn({rank, d}, gen) / std::sqrt(static_cast<double>(rank));
-  at::Tensor mag = at::exp(0.5 * at::randn({d}, gen));
-  mag.narrow(0, 0, 8).mul_(20.0);
-  const at::Tensor x = (at::randn({rows, rank}, gen).mm(mix) + at::randn({rows, d}, gen)) * mag;
+  const int64_t rows = 2048;
+  SyntheticLayer layer;
+  const at::Tensor& w = layer.w;
+  const at::Tensor x = layer.rows(rows);
   AwqConfig cfg = PtqConfig{}.awqConfig({4, 128, false});
   auto err = [&](const at::Tensor& wq) { return (x.mm((w - wq).t())).square().mean().item<double>(); };
   const double e_rtn = err(rtnFakeQuant(w, cfg.spec));
@@ -201,7 +215,8 @@ void awqClipLayerSection(const Args& a) {
     const double t0 = now(), c0 = cpuSeconds();
     const at::Tensor wc = awqClip(x, w, cfg);
     const double t1 = now(), c1 = cpuSeconds();
-    const int64_t coarse = (cfg.clip_grid / 2 + 1) * (cfg.clip_grid / 2 + 1);
+    const int64_t steps = static_cast<int64_t>(std::floor(cfg.max_shrink * cfg.clip_grid));
+    const int64_t coarse = (steps + 1) * (steps + 1);
     const int64_t fine = refine > 1 ? (2 * refine + 1) * (2 * refine + 1) - 1 : 0;
     std::printf("| grid 1/%lld%s | %lld | %.1f | %.1f | %.3f |\n", static_cast<long long>(cfg.clip_grid),
                 refine > 1 ? (", refined x" + std::to_string(refine)).c_str() : "",
@@ -216,14 +231,9 @@ void awqClipLayerSection(const Args& a) {
 /// GPTQ W4 g128 (damp 0.01, block 128) without and with act-order; the output error relative to
 /// RTN is trace(D H D^T) for D = W - Q(W).
 void gptqLayerSection(const Args& a) {
-  const int64_t d = 4096, chunk = 2048, rank = 64;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
-  at::Tensor w = at::randn({d, d}, gen) * 0.02;
-  // Structured activations: a rank-64 shared component (correlated channels, as real LLM inputs
-  // are), log-normal per-channel magnitudes and 8 outlier channels at 20x.
-  at::Tensor mix = at::randn({rank, d}, gen) / std::sqrt(static_cast<double>(rank));
-  at::Tensor mag = at::exp(0.5 * at::randn({d}, gen));
-  mag.narrow(0, 0, 8).mul_(20.0);
+  const int64_t d = SyntheticLayer::d, chunk = 2048;
+  SyntheticLayer layer;
+  at::Tensor w = layer.w;
   const int64_t rss0 = currentRssKb();
   double c_h = 0;
   HessianAccumulator h(d);
@@ -231,7 +241,7 @@ void gptqLayerSection(const Args& a) {
   for (int64_t n = 0; n < a.gptq_tokens; n += chunk) {
     const double g0 = now();
     const int64_t m = std::min(chunk, a.gptq_tokens - n);
-    at::Tensor x = (at::randn({m, rank}, gen).mm(mix) + at::randn({m, d}, gen)) * mag;
+    at::Tensor x = layer.rows(m);
     const double g1 = now(), c1 = cpuSeconds();
     h.add(x);
     t_gen += g1 - g0;
