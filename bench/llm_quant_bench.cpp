@@ -2,11 +2,11 @@
 // KV-cache int8, the SmoothQuant outlier experiment, GPTQ time + peak RSS on a 4096x4096 layer,
 // and a whole-model block-by-block run on a generated HF Llama checkpoint (peak RSS vs size).
 // Usage: llm_quant_bench [--model PATH(.onnx | HF dir)] [--eval-tokens N] [--eval-split S] [--calib N] [--seq T]
-//                        [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--gptq-tokens N]
+//                        [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--draw-bits 4,3] [--gptq-tokens N]
 //                        [--threads N] [--model-dir DIR] [--dtype f32] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
 //                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
-//                        [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip true|false]
+//                        [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip auto|true|false]
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -16,6 +16,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -72,8 +73,9 @@ struct Args {
   int64_t awq_tokens = 0;        // ppl / outlier: PtqConfig::awq_max_tokens (0 = its default)
   int64_t draws = 5;             // draws: calibration sets per method
   std::vector<std::string> draw_methods{"GPTQ", "AWQ"};  // draws: GPTQ, AWQ and/or AWQ+GPTQ
+  std::vector<int> draw_bits{4, 3};                      // draws: weight bits (g128)
   bool awq_duo = true;           // ppl / outlier / draws: PtqConfig::awq_duo_scaling
-  bool awq_clip = true;          // ppl / outlier / draws: PtqConfig::awq_clip
+  std::optional<bool> awq_clip;  // ppl / outlier / draws: PtqConfig::awq_clip (unset: auto)
   std::string method = "gptq";  // whole-model-run: rtn | gptq, optionally -release / -pack
   std::vector<std::string> methods{"rtn-pack", "gptq-pack"};
   std::string self;              // argv[0], to run sections in child processes
@@ -506,6 +508,18 @@ void wholeModelSection(const Args& a) {
   std::printf("\n");
 }
 
+/// Weight-only config at `bits` / `group` with the bench's AWQ options (error report off).
+PtqConfig weightConfig(const Args& a, int bits, int64_t group) {
+  PtqConfig c;
+  if (a.awq_tokens > 0) c.awq_max_tokens = a.awq_tokens;
+  c.awq_duo_scaling = a.awq_duo;
+  c.awq_clip = a.awq_clip;
+  c.weight_bits = bits;
+  c.group_size = group;
+  c.measure_error = false;
+  return c;
+}
+
 /// Calibration draw d of n: `samples` windows of `seq` tokens, evenly spaced over the stream and
 /// shifted by (d + 0.5) / n of the spacing, so no two draws share a window.
 at::Tensor calibrationDraw(const at::Tensor& tokens, int64_t samples, int64_t seq, int64_t d, int64_t n) {
@@ -531,14 +545,8 @@ void drawsSection(const Graph& base, const at::Tensor& train, const at::Tensor& 
               static_cast<long long>(a.seq));
   std::printf("| method | RTN ppl | mean ppl | mean share | sd | min | max | per draw |\n"
               "|---|---|---|---|---|---|---|---|\n");
-  for (int bits : {4, 3}) {
-    PtqConfig rc;
-    rc.weight_bits = bits;
-    rc.group_size = 128;
-    rc.measure_error = false;
-    if (a.awq_tokens > 0) rc.awq_max_tokens = a.awq_tokens;
-    rc.awq_duo_scaling = a.awq_duo;
-    rc.awq_clip = a.awq_clip;
+  for (int bits : a.draw_bits) {
+    const PtqConfig rc = weightConfig(a, bits, 128);
     auto quantPpl = [&](const PtqConfig& c, const at::Tensor& calib) {
       auto g = base.clone(false);
       quantizeDecoder(*g, calib, c);
@@ -619,16 +627,7 @@ int run(const Args& a) {
     std::fprintf(stderr, "%s: ppl %.4f (%.1f s)\n", name.c_str(), row.ppl, row.seconds);
     return row;
   };
-  auto wcfg = [&](int bits, int64_t group) {
-    PtqConfig c;
-    if (a.awq_tokens > 0) c.awq_max_tokens = a.awq_tokens;
-    c.awq_duo_scaling = a.awq_duo;
-    c.awq_clip = a.awq_clip;
-    c.weight_bits = bits;
-    c.group_size = group;
-    c.measure_error = false;
-    return c;
-  };
+  auto wcfg = [&](int bits, int64_t group) { return weightConfig(a, bits, group); };
   // RTN, GPTQ and AWQ at W4 g128 and W3 g128 on `g`, with the "share recovered" pairs.
   auto weightOnly = [&](const Graph& g, std::vector<Row>& rows,
                         std::vector<std::pair<std::string, std::string>>& rec) {
@@ -751,13 +750,27 @@ int main(int argc, char** argv) {
         a.draw_methods.push_back(m);
       }
     }
+    else if (k == "--draw-bits") {
+      a.draw_bits.clear();
+      std::stringstream ss(val());
+      for (std::string b; std::getline(ss, b, ',');) {
+        if (b != "3" && b != "4" && b != "8") {
+          std::fprintf(stderr, "llm_quant_bench: --draw-bits takes 3, 4, 8\n");
+          return 2;
+        }
+        a.draw_bits.push_back(std::stoi(b));
+      }
+    }
     else if (k == "--awq-duo-scaling" || k == "--awq-clip") {
       const std::string v = val();
-      if (v != "true" && v != "false") {
-        std::fprintf(stderr, "llm_quant_bench: %s must be true or false\n", k.c_str());
+      if (v != "true" && v != "false" && (k != "--awq-clip" || v != "auto")) {
+        std::fprintf(stderr, "llm_quant_bench: %s must be true or false%s\n", k.c_str(),
+                     k == "--awq-clip" ? " (or auto)" : "");
         return 2;
       }
-      (k == "--awq-clip" ? a.awq_clip : a.awq_duo) = v == "true";
+      if (k == "--awq-duo-scaling") a.awq_duo = v == "true";
+      else if (v == "auto") a.awq_clip.reset();
+      else a.awq_clip = v == "true";
     }
     else if (k == "--methods") {
       a.methods.clear();
@@ -767,9 +780,9 @@ int main(int argc, char** argv) {
     else if (k == "--keep-model") a.keep_model = true;
     else {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--eval-split test|validation] [--calib N] "
-                   "[--seq T] [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--gptq-tokens N] "
+                   "[--seq T] [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--draw-bits 4,3] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--dtype f32|f16|bf16] [--hidden N] [--layers N] [--ffn N] "
-                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip true|false] [--keep-model]\n");
+                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip auto|true|false] [--keep-model]\n");
       return 2;
     }
   }

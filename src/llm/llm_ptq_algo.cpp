@@ -45,7 +45,7 @@ llm::PtqConfig recipe(const Config& c) {
   p.smooth_alpha = c.getFloat("smooth_alpha");
   p.awq_grid = c.getInt("awq_grid");
   p.awq_duo_scaling = c.getBool("awq_duo_scaling");
-  p.awq_clip = c.getBool("awq_clip");
+  if (const std::string clip = c.getString("awq_clip"); clip != "auto") p.awq_clip = clip == "true";
   p.awq_clip_grid = c.getInt("awq_clip_grid");
   p.awq_clip_refine = c.getInt("awq_clip_refine");
   p.awq_clip_qk = c.getBool("awq_clip_qk");
@@ -235,7 +235,8 @@ ConfigSchema llmPtqFields(const Json& defaults) {
           F::real("smooth_alpha", 0.5, 0, 1, "SmoothQuant migration strength"),
           F::integer("awq_grid", 20, 1, 1000, "AWQ alpha grid points"),
           F::boolean("awq_duo_scaling", true, "AWQ scales from activations and weights"),
-          F::boolean("awq_clip", true, "AWQ per-group clipping search (set false when GPTQ follows)"),
+          F::enumeration("awq_clip", "auto", {"auto", "true", "false"},
+                         "AWQ per-group clipping search; auto: on, off when GPTQ follows"),
           F::integer("awq_clip_grid", 20, 1, 1000,
                      "AWQ clip ratios 1 - k/awq_clip_grid down to 0.5, each end of a group's range"),
           F::integer("awq_clip_refine", 5, 1, 100,

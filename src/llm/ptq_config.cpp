@@ -182,7 +182,13 @@ PtqConfig ptqConfigFromJson(const nlohmann::json& j) {
     } else if (k == "smooth_alpha") c.smooth_alpha = get<double>(v, key);
     else if (k == "awq_grid") c.awq_grid = get<int64_t>(v, key);
     else if (k == "awq_duo_scaling") c.awq_duo_scaling = get<bool>(v, key);
-    else if (k == "awq_clip") c.awq_clip = get<bool>(v, key);
+    else if (k == "awq_clip") {
+      if (v.is_string() && v.get<std::string>() == "auto") c.awq_clip.reset();
+      else if (v.is_boolean()) c.awq_clip = v.get<bool>();
+      else if (v.is_string() && (v.get<std::string>() == "true" || v.get<std::string>() == "false"))
+        c.awq_clip = v.get<std::string>() == "true";
+      else GS_FAIL("PTQ config: 'awq_clip' = ", v.dump(), " is not true, false or \"auto\"");
+    }
     else if (k == "awq_clip_grid") c.awq_clip_grid = get<int64_t>(v, key);
     else if (k == "awq_clip_refine") c.awq_clip_refine = get<int64_t>(v, key);
     else if (k == "awq_clip_qk") c.awq_clip_qk = get<bool>(v, key);
@@ -243,7 +249,7 @@ nlohmann::json ptqConfigToJson(const PtqConfig& c) {
           {"smooth_alpha", c.smooth_alpha},
           {"awq_grid", c.awq_grid},
           {"awq_duo_scaling", c.awq_duo_scaling},
-          {"awq_clip", c.awq_clip},
+          {"awq_clip", c.awq_clip ? nlohmann::json(*c.awq_clip) : nlohmann::json("auto")},
           {"awq_clip_grid", c.awq_clip_grid},
           {"awq_clip_refine", c.awq_clip_refine},
           {"awq_clip_qk", c.awq_clip_qk},

@@ -43,7 +43,9 @@ struct PtqConfig {
   double smooth_alpha = 0.5;
   int64_t awq_grid = 20;
   bool awq_duo_scaling = true;
-  bool awq_clip = true;
+  /// AWQ clip search; unset ("auto"): on, unless GPTQ follows (a clipped weight's clipping error
+  /// is outside what GPTQ compensates: docs/ptq.md, "AWQ combined with GPTQ")
+  std::optional<bool> awq_clip;
   int64_t awq_clip_grid = 20;           ///< clip shrink ratios 1 - k / awq_clip_grid, down to 0.5
   int64_t awq_clip_refine = 5;          ///< then a awq_clip_refine times finer pass (1 = off)
   bool awq_clip_qk = true;              ///< clip q_proj / k_proj too (AutoAWQ skips them)
@@ -73,6 +75,8 @@ struct PtqConfig {
   std::optional<WeightQuantSpec> weightSpecFor(const std::string& name) const;
   GptqConfig gptqConfig(const WeightQuantSpec& s) const;
   AwqConfig awqConfig(const WeightQuantSpec& s) const;
+  /// Whether AWQ clips: awq_clip, or when unset, unless precision_recovery is gptq.
+  bool awqClips() const { return awq_clip.value_or(recovery != PrecisionRecovery::Gptq); }
   /// One-line description ("W4 g128 asym, AWQ, GPTQ, A8 per-token, KV8 per-token").
   std::string describe() const;
 };

@@ -91,6 +91,20 @@ TEST(AlgoConfig, BadEnumValue) {
             "per_channel; did you mean 'per_channel'?)");
 }
 
+// An enum with "true" / "false" among its choices takes JSON booleans (as --set key=false gives);
+// other enums do not.
+TEST(AlgoConfig, TriStateEnumTakesBooleans) {
+  const ConfigSchema s{FieldSpec::enumeration("clip", "auto", {"auto", "true", "false"}, "c"),
+                       FieldSpec::enumeration("granularity", "per_channel", {"per_tensor", "per_channel"}, "g")};
+  Json user = Json::object();
+  applySetOverride(user, "clip=false");
+  EXPECT_EQ(validateConfig(s, user).getString("clip"), "false");
+  EXPECT_EQ(validateConfig(s, Json::parse(R"({"clip": true})")).getString("clip"), "true");
+  EXPECT_EQ(validateConfig(s, Json::object()).getString("clip"), "auto");
+  EXPECT_EQ(algoErrorOf([&] { validateConfig(s, Json::parse(R"({"granularity": true})"), "q"); }),
+            "q: key 'granularity': wrong type: expected string (enum), got bool true");
+}
+
 TEST(AlgoConfig, IncompatibleCombinationFromCrossCheck) {
   ConfigCheck check = [](const Config& c) {
     GS_CHECK(!(c.getBool("symmetric") && c.getInt("bits") < 4),

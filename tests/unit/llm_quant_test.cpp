@@ -409,6 +409,23 @@ TEST(LlmPtqConfig, JsonRoundTripAndInvalidCombinations) {
   bad(R"({"layer_policies": [{"pattern": "(("}]})", "not a valid regex");
   bad(R"({"weight_dtype": "none"})", "nothing to quantize");
   bad(R"({"act_order": "yes"})", "wrong type");
+  bad(R"({"awq_clip": "yes"})", "'awq_clip' = \"yes\" is not true, false or \"auto\"");
+}
+
+// awq_clip unset ("auto") clips unless GPTQ follows; an explicit value wins either way, and
+// all three forms survive the JSON round trip.
+TEST(LlmPtqConfig, AwqClipAutoIsOffOnlyUnderGptq) {
+  auto parse = [](const char* j) { return ptqConfigFromJson(nlohmann::json::parse(j)); };
+  EXPECT_TRUE(parse(R"({"outlier_suppression": "awq"})").awqClips());
+  EXPECT_FALSE(parse(R"({"outlier_suppression": "awq", "precision_recovery": "gptq"})").awqClips());
+  EXPECT_TRUE(parse(R"({"outlier_suppression": "awq", "precision_recovery": "gptq", "awq_clip": true})").awqClips());
+  EXPECT_FALSE(parse(R"({"outlier_suppression": "awq", "awq_clip": "false"})").awqClips());
+  EXPECT_TRUE(parse(R"({"outlier_suppression": "awq", "awq_clip": false, "awq_clip": "auto"})").awqClips());
+  for (const char* v : {R"("auto")", "true", "false"}) {
+    const PtqConfig c = parse((std::string(R"({"awq_clip": )") + v + "}").c_str());
+    EXPECT_EQ(ptqConfigToJson(c)["awq_clip"].dump(), v);
+    EXPECT_EQ(ptqConfigFromJson(ptqConfigToJson(c)).awq_clip, c.awq_clip);
+  }
 }
 
 }  // namespace
