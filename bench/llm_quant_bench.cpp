@@ -5,7 +5,7 @@
 //                        [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--draw-bits 4,3] [--gptq-tokens N]
 //                        [--threads N] [--model-dir DIR] [--dtype f32] [--hidden 2048] [--layers 8]
 //                        [--ffn 5632] [--heads 32] [--kv-heads 4] [--vocab 32000] [--keep-model]
-//                        [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack]
+//                        [--methods rtn|gptq|awq[-release|-pack],...]
 //                        [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip auto|true|false]
 #include "gs_paths.h"  // GS_SOURCE_DIR / GS_TEST_DIR / GS_CLI_PATH (generated)
 #include <ATen/ATen.h>
@@ -16,7 +16,6 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
-#include <optional>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -25,6 +24,8 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -424,8 +425,10 @@ void wholeModelRun(const Args& a) {
   cfg.weight_bits = 4;
   cfg.group_size = 128;
   cfg.measure_error = false;
-  const bool gptq = a.method.rfind("gptq", 0) == 0;
+  const bool gptq = a.method.rfind("gptq", 0) == 0, awq = a.method.rfind("awq", 0) == 0;
   if (gptq) cfg.recovery = PrecisionRecovery::Gptq;
+  if (awq) cfg.outlier = OutlierSuppression::Awq;
+  const char* name = gptq ? "GPTQ" : awq ? "AWQ" : "RTN";
   cfg.calib_batch = a.calib_batch;
   PipelineOptions opts;
   opts.progress = &std::cerr;
@@ -440,14 +443,14 @@ void wholeModelRun(const Args& a) {
   const double t_q = now() - t1, c_q = cpuSeconds() - c1;
   sampler.sample();
   std::printf("| %s W4 g128%s | %.1f | %.1f (CPU %.0f) | %.1f | %lld / %lld | %lld | %lld / %lld | %lld |\n",
-              gptq ? "GPTQ" : "RTN", mode, t_load, t_q, c_q, t_q / r.blocks,
+              name, mode, t_load, t_q, c_q, t_q / r.blocks,
               static_cast<long long>(rss_load / 1024), static_cast<long long>(peak_load / 1024),
               static_cast<long long>(std::max(phases.overallKb(), peakRssKb()) / 1024),
               static_cast<long long>(sampler.maxAnonMb()), static_cast<long long>(sampler.maxFileMb()),
               static_cast<long long>(currentRssKb() / 1024));
   std::fflush(stdout);
   std::ofstream(std::filesystem::path(a.model_dir) / "phases.md", std::ios::app)
-      << "| " << (gptq ? "GPTQ" : "RTN") << mode << " |" << phases.cells() << "\n";
+      << "| " << name << mode << " |" << phases.cells() << "\n";
 }
 
 /// Whole-model evidence: writes the checkpoint (child process), then quantizes it with RTN and
@@ -775,14 +778,21 @@ int main(int argc, char** argv) {
     else if (k == "--methods") {
       a.methods.clear();
       std::stringstream ss(val());
-      for (std::string t; std::getline(ss, t, ',');) a.methods.push_back(t);
+      for (std::string t; std::getline(ss, t, ',');) {
+        if (!std::regex_match(t, std::regex("(rtn|gptq|awq)(-release|-pack)?"))) {
+          std::fprintf(stderr, "llm_quant_bench: --methods takes rtn, gptq or awq, each optionally "
+                               "with -release or -pack; got '%s'\n", t.c_str());
+          return 2;
+        }
+        a.methods.push_back(t);
+      }
     }
     else if (k == "--keep-model") a.keep_model = true;
     else {
       std::fprintf(stderr, "usage: llm_quant_bench [--model PATH] [--eval-tokens N] [--eval-split test|validation] [--calib N] "
                    "[--seq T] [--sections ppl,outlier,draws,gptq-layer,awq-clip-layer,whole-model] [--draws N] [--draw-methods gptq,awq,awq+gptq] [--draw-bits 4,3] [--gptq-tokens N] "
                    "[--threads N] [--model-dir DIR] [--dtype f32|f16|bf16] [--hidden N] [--layers N] [--ffn N] "
-                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn,gptq,rtn-release,gptq-release,rtn-pack,gptq-pack] [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip auto|true|false] [--keep-model]\n");
+                   "[--heads N] [--kv-heads N] [--vocab N] [--methods rtn|gptq|awq[-release|-pack],...] [--calib-batch N] [--awq-tokens N] [--awq-duo-scaling true|false] [--awq-clip auto|true|false] [--keep-model]\n");
       return 2;
     }
   }
