@@ -163,12 +163,15 @@ Json checkScalar(FieldType t, const FieldSpec& f, const Json& v, const std::stri
       if (!v.is_string()) wrong("string");
       return v;
     case FieldType::Enum: {
-      auto has = [&](const char* c) { return std::find(f.choices.begin(), f.choices.end(), c) != f.choices.end(); };
-      // An enum with "true" and "false" among its choices ("auto" | "true" | "false") takes booleans.
+      auto has = [&](const std::string& c) {
+        return std::find(f.choices.begin(), f.choices.end(), c) != f.choices.end();
+      };
+      // An enum with "true" and "false" among its choices ("auto" | "true" | "false") takes
+      // booleans.
       if (v.is_boolean() && has("true") && has("false")) return Json(v.get<bool>() ? "true" : "false");
       if (!v.is_string()) wrong("string (enum)");
       auto s = v.get<std::string>();
-      if (std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
+      if (!has(s)) {
         std::string hint = didYouMean(s, f.choices);
         GS_FAIL(ctx, ": key '", path, "': bad value '", s, "' (expected one of ", joined(f.choices),
                 hint.empty() ? "" : "; did you mean '" + hint + "'?", ")");

@@ -508,7 +508,8 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         at::Tensor wc = w;
         const bool qk = l.ref.name().find("q_proj") != std::string::npos ||
                         l.ref.name().find("k_proj") != std::string::npos;
-        if (awq && cfg.awqClips() && (cfg.awq_clip_qk || !qk)) wc = awqClip(X.at(l.in_name), w, cfg.awqConfig(*l.spec));
+        if (awq && cfg.awqClips() && (cfg.awq_clip_qk || !qk))
+          wc = awqClip(X.at(l.in_name), w, cfg.awqConfig(*l.spec));
         if (gptq) {
           at::Tensor h = H.at(l.in_name);
           // Unless the error report needs it, the group's last linear hands H over: GPTQ frees

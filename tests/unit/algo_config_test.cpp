@@ -94,8 +94,9 @@ TEST(AlgoConfig, BadEnumValue) {
 // An enum with "true" / "false" among its choices takes JSON booleans (as --set key=false gives);
 // other enums do not.
 TEST(AlgoConfig, TriStateEnumTakesBooleans) {
-  const ConfigSchema s{FieldSpec::enumeration("clip", "auto", {"auto", "true", "false"}, "c"),
-                       FieldSpec::enumeration("granularity", "per_channel", {"per_tensor", "per_channel"}, "g")};
+  const ConfigSchema s{
+      FieldSpec::enumeration("clip", "auto", {"auto", "true", "false"}, "c"),
+      FieldSpec::enumeration("granularity", "per_channel", {"per_tensor", "per_channel"}, "g")};
   Json user = Json::object();
   applySetOverride(user, "clip=false");
   EXPECT_EQ(validateConfig(s, user).getString("clip"), "false");

@@ -418,7 +418,8 @@ TEST(LlmPtqConfig, AwqClipAutoIsOffOnlyUnderGptq) {
   auto parse = [](const char* j) { return ptqConfigFromJson(nlohmann::json::parse(j)); };
   EXPECT_TRUE(parse(R"({"outlier_suppression": "awq"})").awqClips());
   EXPECT_FALSE(parse(R"({"outlier_suppression": "awq", "precision_recovery": "gptq"})").awqClips());
-  EXPECT_TRUE(parse(R"({"outlier_suppression": "awq", "precision_recovery": "gptq", "awq_clip": true})").awqClips());
+  EXPECT_TRUE(
+      parse(R"({"outlier_suppression": "awq", "precision_recovery": "gptq", "awq_clip": true})").awqClips());
   EXPECT_FALSE(parse(R"({"outlier_suppression": "awq", "awq_clip": "false"})").awqClips());
   EXPECT_TRUE(parse(R"({"outlier_suppression": "awq", "awq_clip": false, "awq_clip": "auto"})").awqClips());
   for (const char* v : {R"("auto")", "true", "false"}) {
