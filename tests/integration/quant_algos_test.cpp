@@ -178,6 +178,17 @@ TEST(QuantAlgos, SimQatLeNetOneEpochOnFourThousandImages) {
   std::printf("simqat lenet5: fp32 %.2f%% -> W8A8 %.2f%%\n", acc_fp, acc);
   EXPECT_GE(acc, 88.0);
   EXPECT_GE(acc, acc_fp - 1.0);
+  // Deployed as U8S8 QDQ by default (uint8 activation codes, int8 weights): the format ONNX
+  // Runtime's x86 QDQ fusion turns into QLinearConv / QGemm everywhere.
+  Graph d = algo->convert(std::move(q));
+  int64_t act_q = 0;
+  for (const auto& n : d.nodes())
+    if (n->opType() == "QuantizeLinear") {
+      ++act_q;
+      EXPECT_EQ(n->input(2)->data().scalar_type(), at::kByte) << n->describe();
+    }
+  EXPECT_GT(act_q, 0);
+  EXPECT_NEAR(accuracy(d, tb), acc, 0.1);
 }
 
 TEST(QuantAlgos, LsqLeNetW4A4OneEpochOnFourThousandImages) {
