@@ -100,9 +100,9 @@ at::Tensor fqWeight(const at::Tensor& w) {
   return at::clamp(at::round(w / s), -128, 127) * s;
 }
 
-/// Signed asymmetric int8 fake quantization (SimQAT's default activation grid).
+/// Asymmetric uint8 fake quantization (SimQAT's default activation grid).
 at::Tensor fqAct(const at::Tensor& x, double s, double z) {
-  return (at::clamp(at::round(x / s) + z, -128, 127) - z) * s;
+  return (at::clamp(at::round(x / s) + z, 0, 255) - z) * s;
 }
 
 TEST(SimQatTwoConvFold, EvalWithQuantizationMatchesClosedForm) {
@@ -115,15 +115,15 @@ TEST(SimQatTwoConvFold, EvalWithQuantizationMatchesClosedForm) {
   Node* aq = q.findNode("conv")->input(0)->producer();
   ASSERT_TRUE(aq && aq->opType() == "FakeQuant");
   aq->input(1)->setData(at::full_like(aq->input(1)->data(), 0.03));
-  aq->input(2)->setData(at::full_like(aq->input(2)->data(), -28));
+  aq->input(2)->setData(at::full_like(aq->input(2)->data(), 100));
   at::Tensor sf = gamma / at::sqrt(var + kEps);
   at::Tensor wq = fqWeight(w * sf.reshape({-1, 1, 1, 1}));
-  at::Tensor want = at::conv2d(fqAct(x, 0.03, -28), wq, {}, 1, 1) +
+  at::Tensor want = at::conv2d(fqAct(x, 0.03, 100), wq, {}, 1, 1) +
                     (beta - gamma * (mean - b) / at::sqrt(var + kEps)).reshape({1, -1, 1, 1});
   at::Tensor got = Executor(q).run({x})[0];
   EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
   // The quantized weight really differs from the float one (the check above is not vacuous).
-  at::Tensor fp = at::conv2d(fqAct(x, 0.03, -28), w * sf.reshape({-1, 1, 1, 1}), {}, 1, 1) +
+  at::Tensor fp = at::conv2d(fqAct(x, 0.03, 100), w * sf.reshape({-1, 1, 1, 1}), {}, 1, 1) +
                   (beta - gamma * (mean - b) / at::sqrt(var + kEps)).reshape({1, -1, 1, 1});
   EXPECT_GT((got - fp).abs().max().item<double>(), 1e-4);
 }
