@@ -548,13 +548,13 @@ void drawsSection(const Graph& base, const at::Tensor& train, const at::Tensor& 
               static_cast<long long>(a.seq));
   std::printf("| method | RTN ppl | mean ppl | mean share | sd | min | max | per draw |\n"
               "|---|---|---|---|---|---|---|---|\n");
+  auto quantPpl = [&](const PtqConfig& c, const at::Tensor& calib) {
+    auto g = base.clone(false);
+    quantizeDecoder(*g, calib, c);
+    return ppl(*g, test, a.seq);
+  };
   for (int bits : a.draw_bits) {
     const PtqConfig rc = weightConfig(a, bits, 128);
-    auto quantPpl = [&](const PtqConfig& c, const at::Tensor& calib) {
-      auto g = base.clone(false);
-      quantizeDecoder(*g, calib, c);
-      return ppl(*g, test, a.seq);
-    };
     const double rtn = quantPpl(rc, calibrationDraw(train, a.calib, a.seq, 0, a.draws));
     for (const std::string& method : a.draw_methods) {
       const std::string name = method + " W" + std::to_string(bits) + " g128";
@@ -766,12 +766,13 @@ int main(int argc, char** argv) {
     }
     else if (k == "--awq-duo-scaling" || k == "--awq-clip") {
       const std::string v = val();
-      if (v != "true" && v != "false" && (k != "--awq-clip" || v != "auto")) {
-        std::fprintf(stderr, "llm_quant_bench: %s must be true or false%s\n", k.c_str(),
-                     k == "--awq-clip" ? " (or auto)" : "");
+      const bool clip = k == "--awq-clip";
+      if (v != "true" && v != "false" && !(clip && v == "auto")) {
+        std::fprintf(stderr, "llm_quant_bench: %s must be %s\n", k.c_str(),
+                     clip ? "auto, true or false" : "true or false");
         return 2;
       }
-      if (k == "--awq-duo-scaling") a.awq_duo = v == "true";
+      if (!clip) a.awq_duo = v == "true";
       else if (v == "auto") a.awq_clip.reset();
       else a.awq_clip = v == "true";
     }

@@ -301,7 +301,7 @@ ConfigSchema simqatFields() {
   std::vector<std::string> dtypes{"int2", "int3", "int4", "int5", "int6", "int7", "int8", "uint8"};
   // uint8 activations: the same asymmetric 256-level grid as int8 (zero point + 128), but ONNX
   // Runtime's x86 QDQ fusion takes U8S8 Conv/Add and leaves most S8S8 ones in float
-  // (docs/quantization.md, "SimQAT").
+  // (docs/quantization.md, "Why uint8 activations").
   FieldSpec dt = FieldSpec::list("quant_dtype", FieldType::Enum, Json::array({"uint8", "int8"}),
                                  "[activation, weight] integer grid");
   dt.choices = dtypes;
