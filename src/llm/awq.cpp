@@ -51,9 +51,11 @@ AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tenso
   }
   at::Tensor w_mean = at::cat(wn, 0).mean(0);
 
+  // One buffer per weight, rewritten by every candidate.
+  std::vector<at::Tensor> wq(weights.size());
   auto score = [&](const at::Tensor& s) {
-    std::vector<at::Tensor> wq;
-    for (const at::Tensor& w : weights) wq.push_back(rtnFakeQuant(w.to(at::kFloat) * s, cfg.spec) / s);
+    for (size_t k = 0; k < weights.size(); ++k)
+      wq[k] = rtnFakeQuantScaled(weights[k], s, cfg.spec, wq[k]);
     if (scorer) return scorer(wq);
     double e = 0;
     for (size_t k = 0; k < weights.size(); ++k) e += outputMse(x, refs[k], wq[k]);
@@ -119,9 +121,9 @@ at::Tensor awqClip(const at::Tensor& x0, const at::Tensor& w, const AwqConfig& c
     auto consider = [&](const at::Tensor& r_lo, const at::Tensor& r_hi) {
       const at::Tensor lo = lo0 * r_lo, hi = hi0 * r_hi;
       const QuantParams p = paramsFromRange(lo, hi, per_row);
-      const at::Tensor d =
-          dequantizeValues(quantizeValues(at::clamp(wb, lo, hi), p.scale, p.zero, per_row.maxq()),
-                           p.scale, p.zero) - wb;
+      const at::Tensor d = fakeQuantGroups(wb.view({-1, gc}), p.scale, p.zero, gc, per_row.maxq(),
+                                           lo, hi, /*minus_w=*/true)
+                               .view(wb.sizes());
       const at::Tensor err = (at::bmm(d, H) * d).sum(2, true);  // [ng, rows, 1]
       const at::Tensor better = err < best_err;
       best_err = at::where(better, err, best_err);

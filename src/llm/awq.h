@@ -31,7 +31,8 @@ struct AwqScaleResult {
 };
 
 /// Scores candidate weights of a group: given Q(W_k * s) / s for every layer k (float
-/// [out_k, in]), the error of the output the group is judged by (lower is better).
+/// [out_k, in]), the error of the output the group is judged by (lower is better). The tensors
+/// are rewritten in place by the next candidate: a scorer that keeps one must copy it.
 using AwqScorer = std::function<double(const std::vector<at::Tensor>& wq)>;
 
 /// Searches s for layers W_k [out_k, in] fed by the same input x [n, in]: for each alpha, with

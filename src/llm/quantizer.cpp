@@ -100,10 +100,6 @@ QuantizedWeight rtnQuantize(const at::Tensor& w, const WeightQuantSpec& spec) {
   return r;
 }
 
-at::Tensor rtnFakeQuant(const at::Tensor& w, const WeightQuantSpec& spec) {
-  return rtnQuantize(w, spec).dequantize().to(w.scalar_type());
-}
-
 at::Tensor fakeQuantPerToken(const at::Tensor& x, int bits) {
   const double qmax = static_cast<double>((int64_t{1} << (bits - 1)) - 1);
   at::Tensor s = at::clamp_min(std::get<0>(x.abs().max(-1, true)) / qmax, 1e-12);

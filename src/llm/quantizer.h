@@ -51,6 +51,15 @@ at::Tensor quantizeValues(const at::Tensor& w, const at::Tensor& scale, const at
 /// scale * (q - zero).
 at::Tensor dequantizeValues(const at::Tensor& q, const at::Tensor& scale, const at::Tensor& zero);
 
+/// dequantizeValues(quantizeValues(clamp(w, lo, hi), scale, zero, maxq), scale, zero) [- w] in
+/// one pass (fake_quant_kernel.cpp; AVX2 where available), bit-identical to that ATen
+/// expression. w [rows, in]; scale, zero and the optional clamp bounds lo, hi hold one value per
+/// (row, group) ([rows, groups] elements), group k covering columns [k * group_cols,
+/// min(in, (k + 1) * group_cols)). `minus_w` returns the error Q(w) - w instead. Float32 result.
+at::Tensor fakeQuantGroups(const at::Tensor& w, const at::Tensor& scale, const at::Tensor& zero,
+                           int64_t group_cols, int64_t maxq, const at::Tensor& lo = {},
+                           const at::Tensor& hi = {}, bool minus_w = false);
+
 /// A quantized weight: integer codes, per-group parameters and the group of every input column
 /// (g_idx, as GPTQ checkpoints store it; i / group_size unless act-order regrouped the columns).
 struct QuantizedWeight {
@@ -65,8 +74,14 @@ struct QuantizedWeight {
 
 /// Round-to-nearest quantization of W [out, in] (min/max ranges per group).
 QuantizedWeight rtnQuantize(const at::Tensor& w, const WeightQuantSpec& spec);
-/// rtnQuantize(w, spec).dequantize(), in w's dtype.
+/// rtnQuantize(w, spec).dequantize(), in w's dtype (fused: fake_quant_kernel.cpp, bit-identical).
 at::Tensor rtnFakeQuant(const at::Tensor& w, const WeightQuantSpec& spec);
+/// rtnFakeQuant(w * col_scale, spec) / col_scale (col_scale [in]: one factor per input column,
+/// AWQ's candidate scales) in one pass, float32, bit-identical to that expression. Writes into
+/// `out` when it is a contiguous float32 tensor of w's shape (reused across candidates, so large
+/// weights do not take fresh pages every time).
+at::Tensor rtnFakeQuantScaled(const at::Tensor& w, const at::Tensor& col_scale,
+                              const WeightQuantSpec& spec, at::Tensor out = {});
 
 /// Symmetric int-`bits` fake quant of activations x [..., C] with one dynamic scale per token
 /// (per row over the last axis): s = max|x_row| / (2^(bits-1) - 1), x ~= s * clamp(round(x / s)).

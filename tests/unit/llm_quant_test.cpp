@@ -57,6 +57,51 @@ TEST(LlmRtn, ErrorWithinHalfStepForEveryScheme) {
   }
 }
 
+TEST(LlmRtn, FusedFakeQuantIsBitIdenticalToTheTensorExpression) {
+  // fakeQuantGroups (AVX2 and scalar loops) against the ATen expression it replaced, on a ragged
+  // last group (300 = 128 + 128 + 44 columns: vector and scalar tails), exact ties (k + 0.5 steps:
+  // round half to even), clipped ranges and the error form.
+  at::Tensor w = randn({37, 300}, 11) * 0.05;
+  w.select(0, 0).copy_(at::arange(300, at::kFloat) * 0.5 - 75.0);  // every half step of scale 1
+  for (const char* scalar : {"0", "1"}) {
+    setenv("GS_NBITS_SCALAR", scalar, 1);
+    for (int bits : {8, 4, 3}) {
+      for (int64_t gs : {-1, 0, 128}) {
+        for (bool sym : {true, false}) {
+          const WeightQuantSpec s{bits, gs, sym};
+          const int64_t gc = s.groupCols(300), ng = s.numGroups(300);
+          const QuantParams p = computeParams(w, s);
+          const at::Tensor g_idx = at::div(at::arange(300, at::kLong), gc, "floor");
+          const at::Tensor sc = p.scale.index_select(1, g_idx), ze = p.zero.index_select(1, g_idx);
+          const at::Tensor ref = dequantizeValues(quantizeValues(w, sc, ze, s.maxq()), sc, ze);
+          EXPECT_TRUE(at::equal(rtnFakeQuant(w, s), ref)) << s.describe() << " scalar " << scalar;
+          // AWQ's candidate Q(w * c) / c with per-column factors c.
+          const at::Tensor c = at::exp(randn({300}, 12) * 0.5);
+          const QuantParams pw = computeParams(w * c, s);
+          const at::Tensor sw = pw.scale.index_select(1, g_idx), zw = pw.zero.index_select(1, g_idx);
+          const at::Tensor ref_s = dequantizeValues(quantizeValues(w * c, sw, zw, s.maxq()), sw, zw) / c;
+          at::Tensor buf = at::empty({37, 300});
+          EXPECT_TRUE(at::equal(rtnFakeQuantScaled(w, c, s, buf), ref_s)) << s.describe();
+          if (gs >= 0) EXPECT_EQ(rtnFakeQuantScaled(w, c, s, buf).data_ptr(), buf.data_ptr());
+          // Clipped to 70-90 % of each group's range, minus w (AWQ's clip candidates).
+          const at::Tensor wg = padColumns(w, s).view({37, ng, gc});
+          const at::Tensor lo = std::get<0>(wg.min(2)) * 0.7, hi = std::get<0>(wg.max(2)) * 0.9;
+          const QuantParams pc = paramsFromRange(lo, hi, s);
+          const at::Tensor lo_c = lo.index_select(1, g_idx), hi_c = hi.index_select(1, g_idx);
+          const at::Tensor sc_c = pc.scale.index_select(1, g_idx), ze_c = pc.zero.index_select(1, g_idx);
+          const at::Tensor ref_c =
+              dequantizeValues(quantizeValues(at::clamp(w, lo_c, hi_c), sc_c, ze_c, s.maxq()),
+                               sc_c, ze_c) - w;
+          EXPECT_TRUE(at::equal(fakeQuantGroups(w, pc.scale, pc.zero, gc, s.maxq(), lo, hi, true),
+                                ref_c))
+              << s.describe() << " scalar " << scalar;
+        }
+      }
+    }
+  }
+  unsetenv("GS_NBITS_SCALAR");
+}
+
 TEST(LlmRtn, RaggedLastGroup) {
   // 48 columns in groups of 32: the second group holds 16 columns and quantizes like a
   // per-channel RTN of those columns alone; GPTQ with an identity Hessian agrees.
