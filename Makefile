@@ -36,7 +36,7 @@ demo: build
 
 fuzz: deps
 	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DGS_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_onnx_import fuzz_ir_parser
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_onnx_import fuzz_ir_parser fuzz_npy fuzz_safetensors fuzz_hf_config
 
 clean:
 	rm -rf $(BUILD_DIR)

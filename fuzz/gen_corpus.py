@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Generates the fuzz seed corpora: fuzz/corpus/onnx_import/ (small valid ONNX models + a
-truncated one) and fuzz/corpus/npy/ (numpy-written .npy files).
+truncated one), fuzz/corpus/npy/ (numpy-written .npy files) and fuzz/corpus/safetensors/
+(safetensors files written byte by byte after the format description). fuzz/corpus/hf_config/
+holds hand-written config.json files.
 
 Run with the system python (numpy, onnx 1.12): /usr/bin/python3 fuzz/gen_corpus.py
 """
@@ -105,6 +107,36 @@ def main():
     np.save(os.path.join(npy, "f8_bigendian.npy"), np.array([1.5, -2.0], dtype=">f8"))
     np.save(os.path.join(npy, "bool_scalar.npy"), np.array(True))
     np.save(os.path.join(npy, "f16_empty.npy"), np.zeros((0, 4), dtype=np.float16))
+
+    st = os.path.join(CORPUS, "safetensors")
+    os.makedirs(st, exist_ok=True)
+    write_safetensors(os.path.join(st, "f32_i64_meta.safetensors"),
+                      {"w": np.arange(6, dtype=np.float32).reshape(2, 3),
+                       "ids": np.array([3, -1], dtype=np.int64)}, {"format": "pt"})
+    write_safetensors(os.path.join(st, "f16_u8_bool_empty.safetensors"),
+                      {"h": np.array([1.5, -2.0], dtype=np.float16),
+                       "b": np.array([1, 0, 1], dtype=np.uint8),
+                       "m": np.array([True, False]), "e": np.zeros((0, 3), dtype=np.float32)}, None)
+
+
+def write_safetensors(path, tensors, metadata):
+    """u64 LE header length, JSON header (space-padded to 8 bytes), contiguous LE data."""
+    import json
+    import struct
+    names = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.float16): "F16",
+             np.dtype(np.uint8): "U8", np.dtype(np.bool_): "BOOL"}
+    header, data = {}, b""
+    if metadata:
+        header["__metadata__"] = metadata
+    for k, a in sorted(tensors.items(), key=lambda kv: -kv[1].dtype.itemsize):
+        raw = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+        header[k] = {"dtype": names[a.dtype], "shape": list(a.shape),
+                     "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "data/perplexity.h"
+#include "models/zoo.h"
 #include "data/text_dataset.h"
 #include "runtime/executor.h"
 #include "support/error.h"
@@ -19,17 +20,11 @@ bool isLanguageModel(const Graph& g) {
   return t == DType::Int64 || t == DType::Int32;
 }
 
-int64_t modelMaxSeq(const Graph& g) {
-  for (const Value* p : g.params())
-    if (p->name() == "model.causal_mask" && p->data().dim() == 2) return p->data().size(0);
-  return 0;
-}
-
 double printLmEval(const Graph& g, const DataSpec& spec, const LmEvalOptions& o) {
   GS_CHECK(spec.kind == DataSpec::Kind::Text,
            "language models are evaluated on text data (--data text[:FILE][:SPLIT][:N])");
   TextData d = openTextData(spec, TextSplit::Validation);
-  int64_t maxSeq = modelMaxSeq(g);
+  int64_t maxSeq = models::llamaMaxSeq(g);
   PplOptions po;
   po.context = o.context > 0 ? o.context : (maxSeq > 0 ? maxSeq : 256);
   GS_CHECK(maxSeq == 0 || po.context <= maxSeq, "context ", po.context,

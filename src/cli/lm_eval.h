@@ -12,13 +12,9 @@ namespace gs::cli {
 /// Whether `g` looks like a language model: its first input is an integer tensor (token ids).
 bool isLanguageModel(const Graph& g);
 
-/// Largest sequence length the graph accepts: the first dim of the frozen param
-/// "model.causal_mask" (zoo Llama graphs), else 0 (unknown).
-int64_t modelMaxSeq(const Graph& g);
-
 /// Sliding-window perplexity options of the CLI (0 = default).
 struct LmEvalOptions {
-  int64_t context = 0;    ///< window length; 0 = modelMaxSeq(g), or 256 when unknown
+  int64_t context = 0;    ///< window length; 0 = models::llamaMaxSeq(g), or 256 when unknown
   int64_t stride = 0;     ///< 0 = context (non-overlapping windows, the GPTQ/AWQ protocol)
   int64_t maxTokens = 0;  ///< > 0: only the first maxTokens tokens of the split
   bool progress = false;  ///< progress lines on stderr

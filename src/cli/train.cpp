@@ -92,13 +92,13 @@ int runTrain(const TrainOptions& o) {
   } else {
     val_spec = parseDataSpec("fashion-mnist:test");
   }
-  const int64_t context = lm ? (o.context > 0 ? o.context : modelMaxSeq(*g)) : 0;
+  const int64_t context = lm ? (o.context > 0 ? o.context : models::llamaMaxSeq(*g)) : 0;
   if (lm) {
     GS_CHECK(train_spec.kind == DataSpec::Kind::Text && val_spec.kind == DataSpec::Kind::Text,
              "model '", o.model, "' is a language model: train it on text data (--data "
              "text[:FILE][:SPLIT][:N])");
     GS_CHECK(context > 0, "give --context for model '", o.model, "'");
-    int64_t max_seq = modelMaxSeq(*g);
+    int64_t max_seq = models::llamaMaxSeq(*g);
     GS_CHECK(max_seq == 0 || context <= max_seq, "--context ", context,
              " exceeds the model's max_seq ", max_seq);
     train_spec.seqLen = val_spec.seqLen = context;

@@ -58,8 +58,12 @@ models::LlamaConfig llamaConfigFromHf(const nlohmann::json& j) {
   c.rope_theta = keyOr<double>(j, "rope_theta", 10000.0);
   c.rms_eps = keyOr<double>(j, "rms_norm_eps", 1e-6);
   c.tie_embeddings = keyOr<bool>(j, "tie_word_embeddings", false);
-  GS_CHECK(!j.contains("head_dim") || j.at("head_dim").is_null() ||
-               j.at("head_dim").get<int64_t>() == c.headDim(),
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    GS_FAIL("HF config.json: ", e.what());
+  }
+  GS_CHECK(keyOr<int64_t>(j, "head_dim", c.headDim()) == c.headDim(),
            "HF config.json: head_dim != hidden_size / num_attention_heads is not supported");
   return c;
 }
@@ -135,16 +139,21 @@ HfLlama loadHfLlama(const std::string& dir, int64_t max_seq, bool keep_dtype) {
     return *it->second;
   };
 
+  // Every tensor config.json implies must be in the checkpoint: checked before a graph of
+  // config.json's size is built.
+  const std::vector<std::string> names = hfLlamaTensorNames(r.config);
+  for (const std::string& n : names)
+    GS_CHECK(where.count(n), "HF checkpoint '", dir, "': tensor '", n, "' is missing");
+
   // Every weight is bound from the checkpoint below: build with placeholders so the random
   // initialisation never allocates a float copy of the whole model (peak RSS stays one block).
   models::LlamaConfig shape_only = r.config;
   shape_only.placeholder_weights = true;
   r.graph = models::buildLlama(shape_only, 0);
   std::set<std::string> expected;
-  for (const std::string& n : hfLlamaTensorNames(r.config)) {
+  for (const std::string& n : names) {
     expected.insert(n);
     auto it = where.find(n);
-    GS_CHECK(it != where.end(), "HF checkpoint '", dir, "': tensor '", n, "' is missing");
     SafetensorsFile& f = open(it->second);
     GS_CHECK(f.contains(n), "'", it->second, "': tensor '", n, "' listed in the index is missing");
     at::Tensor t = f.tensor(n);

@@ -12,6 +12,7 @@
 #include "data/tokenizer.h"
 #include "llm/decoder.h"
 #include "llm/lower.h"
+#include "models/zoo.h"
 #include "support/error.h"
 #include "support/progress.h"
 
@@ -119,11 +120,9 @@ class LlmPtqAlgo : public CompAlgo {
       p.policies.push_back(lp);
     }
     p.validate();
-    // Windows no longer than the model accepts (zoo / HF Llama graphs carry a [max_seq, max_seq]
-    // causal mask).
+    // Windows no longer than the model accepts (zoo / HF Llama graphs: max_seq rotary positions).
     int64_t seq = config().getInt("calib_seq");
-    if (const Value* m = g.findValue("model.causal_mask"); m && m->isParam() && m->data().dim() == 2)
-      seq = std::min(seq, m->data().size(0));
+    if (const int64_t m = models::llamaMaxSeq(g); m > 0) seq = std::min(seq, m);
     at::Tensor calib = llm::calibrationWindows(calibrationStream(context(), config(), name()),
                                                config().getInt("calib_samples"), seq);
     llm::PipelineOptions o;

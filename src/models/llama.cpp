@@ -98,15 +98,32 @@ std::pair<at::Tensor, at::Tensor> ropeTables(const LlamaConfig& c) {
 
 }  // namespace
 
-std::unique_ptr<Graph> buildLlama(const LlamaConfig& c, uint64_t seed) {
-  GS_CHECK(c.vocab > 0 && c.dim > 0 && c.layers > 0 && c.ffn > 0 && c.max_seq > 0,
+void LlamaConfig::validate() const {
+  GS_CHECK(vocab > 0 && dim > 0 && layers > 0 && ffn > 0 && max_seq > 0,
            "llama: vocab, dim, layers, ffn and max_seq must be positive");
-  GS_CHECK(c.heads > 0 && c.kv_heads > 0 && c.dim % c.heads == 0 && c.heads % c.kv_heads == 0,
-           "llama: need dim % heads == 0 and heads % kv_heads == 0 (dim ", c.dim, ", heads ",
-           c.heads, ", kv_heads ", c.kv_heads, ")");
-  GS_CHECK(c.headDim() % 2 == 0, "llama: head_dim must be even for rotary embeddings, got ",
-           c.headDim());
-  GS_CHECK(c.rms_eps > 0 && c.rope_theta > 1, "llama: rms_eps must be > 0 and rope_theta > 1");
+  GS_CHECK(heads > 0 && kv_heads > 0 && dim % heads == 0 && heads % kv_heads == 0,
+           "llama: need dim % heads == 0 and heads % kv_heads == 0 (dim ", dim, ", heads ", heads,
+           ", kv_heads ", kv_heads, ")");
+  GS_CHECK(headDim() % 2 == 0, "llama: head_dim must be even for rotary embeddings, got ",
+           headDim());
+  GS_CHECK(rms_eps > 0 && rope_theta > 1, "llama: rms_eps must be > 0 and rope_theta > 1");
+  // Beyond these the graph's tables ([max_seq, head_dim] rotary cos / sin) or its node count
+  // would not fit in memory; every published Llama is far inside them.
+  constexpr int64_t kMaxLayers = 1024, kMaxWidth = int64_t{1} << 20, kMaxSeq = int64_t{1} << 22;
+  GS_CHECK(layers <= kMaxLayers && dim <= kMaxWidth && ffn <= kMaxWidth && vocab <= kMaxWidth * 4 &&
+               max_seq <= kMaxSeq,
+           "llama: layers ", layers, ", dim ", dim, ", ffn ", ffn, ", vocab ", vocab, ", max_seq ",
+           max_seq, " out of range (at most ", kMaxLayers, " layers, dim and ffn ", kMaxWidth,
+           ", vocab ", kMaxWidth * 4, ", max_seq ", kMaxSeq, ")");
+}
+
+int64_t llamaMaxSeq(const Graph& g) {
+  const Value* cos = g.findValue("model.rotary_emb.cos");
+  return cos && cos->isParam() && cos->data().dim() == 2 ? cos->data().size(0) : 0;
+}
+
+std::unique_ptr<Graph> buildLlama(const LlamaConfig& c, uint64_t seed) {
+  c.validate();
   auto g = std::make_unique<Graph>();
   g->name = "llama";
   LayerBuilder L(*g, seed);
@@ -129,12 +146,13 @@ std::unique_ptr<Graph> buildLlama(const LlamaConfig& c, uint64_t seed) {
                   "rotary_emb.cos_slice");
     m.sin = b.op1("Slice", {b.param("rotary_emb.sin", sin, false), zero1, t, axis0}, {},
                   "rotary_emb.sin_slice");
-    at::Tensor mask = at::triu(at::full({c.max_seq, c.max_seq}, -1e9, kF32), 1);
-    Value* tt = b.op1("Concat", {t, t}, {{"axis", int64_t{0}}}, "causal_mask.ends");
-    m.mask = b.op1("Slice",
-                   {b.param("causal_mask", mask, false), L.ints("slice_zero2", {0, 0}), tt,
-                    L.ints("slice_axes01", {0, 1})},
-                   {}, "causal_mask.slice");
+    // The additive causal mask [T, T] is generated per run (-1e9 strictly above the diagonal):
+    // a stored [max_seq, max_seq] table would take max_seq^2 floats (4 GiB at 32k positions).
+    Value* tt = b.op1("Concat", {t, t}, {{"axis", int64_t{0}}}, "causal_mask.shape");
+    Value* fill = b.op1("Expand", {b.param("causal_mask_fill", at::full({}, -1e9, kF32), false), tt},
+                        {}, "causal_mask.expand");
+    m.mask = b.op1("Trilu", {fill, b.param("causal_mask_k", at::full({}, 1, at::kLong), false)},
+                   {{"upper", int64_t{1}}}, "causal_mask");
     m.half_split = L.ints("rotary_emb.half_split", {c.headDim() / 2, c.headDim() / 2});
     for (int64_t i = 0; i < c.layers; ++i) {
       auto sl = b.scope("layers." + std::to_string(i));

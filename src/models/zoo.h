@@ -69,9 +69,9 @@ std::unique_ptr<Graph> buildViT(const ViTConfig& cfg = {}, uint64_t seed = 0);
 
 /// Llama-style decoder LM with Hugging Face tensor names. Input "input_ids" i64[N,T] (T <=
 /// max_seq), output "logits" f32[N,T,vocab]. Linear weights are stored as HF does ([out, in]) and
-/// applied as MatMul(x, Transpose(W)); the rotary cos/sin tables ("model.rotary_emb.{cos,sin}")
-/// and the additive causal mask ("model.causal_mask", 0 on/below the diagonal, -1e9 above) are
-/// frozen parameters sliced to T.
+/// applied as MatMul(x, Transpose(W)); the rotary cos/sin tables ("model.rotary_emb.{cos,sin}",
+/// [max_seq, head_dim]) are frozen parameters sliced to T; the additive causal mask (node
+/// "model.causal_mask": 0 on/below the diagonal, -1e9 above) is generated for T by Expand + Trilu.
 struct LlamaConfig {
   int64_t vocab = 256;
   int64_t dim = 256;
@@ -86,8 +86,14 @@ struct LlamaConfig {
   // Checkpoint loaders: random weights become zero-stride placeholders (no memory), bound later.
   bool placeholder_weights = false;
   int64_t headDim() const { return dim / heads; }
+  /// Throws gs::Error for non-positive sizes, dim % heads != 0, heads % kv_heads != 0, an odd
+  /// head_dim, rms_eps <= 0, rope_theta <= 1, or sizes beyond what fits in memory.
+  void validate() const;
 };
 std::unique_ptr<Graph> buildLlama(const LlamaConfig& cfg = {}, uint64_t seed = 0);
+/// The longest sequence a zoo / HF Llama graph accepts (rows of model.rotary_emb.cos), 0 if `g`
+/// is not one.
+int64_t llamaMaxSeq(const Graph& g);
 
 // ---------------------------------------------------------------- registry
 

@@ -158,6 +158,21 @@ TEST(LlmHfLlama, ConfigParsingAndErrors) {
   x = j;
   x.erase("hidden_size");
   bad(x, "missing 'hidden_size'");
+  // Found by fuzz/fuzz_hf_config: zero heads with a head_dim (was an integer division by zero),
+  // a head_dim of the wrong type (was an uncaught JSON exception), sizes beyond memory.
+  x = j;
+  x["num_attention_heads"] = 0;
+  x["head_dim"] = 8;
+  bad(x, "HF config.json: llama: need dim % heads == 0");
+  x = j;
+  x["head_dim"] = "8";
+  bad(x, "'head_dim' has the wrong type");
+  x = j;
+  x["num_hidden_layers"] = int64_t{1} << 40;
+  bad(x, "out of range");
+  x = j;
+  x["max_position_embeddings"] = -1;
+  bad(x, "must be positive");
 
   // Missing tensor / wrong shape / stray tensor, each named in the message.
   models::LlamaConfig sc = smallConfig(false);

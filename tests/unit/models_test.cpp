@@ -131,9 +131,15 @@ TEST(ModelZoo, LlamaParamCountIsClosedForm) {
   EXPECT_EQ(countParams(*g), 5935360);
   c.tie_embeddings = true;
   EXPECT_EQ(countParams(*models::buildLlama(c)), 5935360 - 256 * D);
-  // The frozen tables: cos, sin [256, 32] and the 256 x 256 mask.
-  EXPECT_FALSE(g->findValue("model.causal_mask")->trainable());
+  // The frozen tables: cos, sin [256, 32]. The causal mask is generated for each length (Trilu
+  // of a broadcast -1e9), not stored as a [max_seq, max_seq] table.
   EXPECT_EQ(P(*g, "model.rotary_emb.cos").sizes(), (std::vector<int64_t>{256, 32}));
+  EXPECT_EQ(models::llamaMaxSeq(*g), 256);
+  const Value* mask = g->findValue("model.causal_mask");
+  ASSERT_TRUE(mask && mask->producer());
+  EXPECT_EQ(mask->producer()->opType(), "Trilu");
+  for (const Value* p : g->params())
+    if (!p->trainable()) EXPECT_LT(p->data().numel(), 256 * 256) << p->name();  // no max_seq^2 table
 }
 
 // ------------------------------------------------------------------ shapes, verifier, names
@@ -154,12 +160,12 @@ TEST(ModelZoo, EveryModelVerifiesAndHasStableNames) {
       EXPECT_TRUE(at::equal(a->params()[i]->data(), b->params()[i]->data()))
           << info.name << " " << a->params()[i]->name() << ": same seed must give same data";
     }
-    // Every float parameter except normalisation constants, BN statistics, rotary tables and
-    // the mask is trainable; no trainable integer constants.
+    // Every float parameter that is not a scalar, except BN statistics and rotary tables, is
+    // trainable; no trainable integer constants.
     for (const Value* p : a->params())
       if (p->data().dim() >= 1 && p->data().is_floating_point() &&
           p->name().find("running_") == std::string::npos &&
-          p->name().find("rotary_emb") == std::string::npos && p->name() != "model.causal_mask")
+          p->name().find("rotary_emb") == std::string::npos)
         EXPECT_TRUE(p->trainable()) << info.name << " " << p->name();
       else if (!p->data().is_floating_point())
         EXPECT_FALSE(p->trainable()) << info.name << " " << p->name();
