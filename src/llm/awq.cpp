@@ -32,22 +32,24 @@ AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tenso
   at::Tensor x = subsampleRows(x0, cfg.max_tokens);
   const int64_t in = x.size(1);
   std::vector<at::Tensor> refs;
-  at::Tensor w_all;
+  // Float and contiguous once: a transposed ([in, out]) weight view would otherwise be copied by
+  // every candidate (no copy for the usual float [out, in] weights).
+  std::vector<at::Tensor> wf;
   for (const at::Tensor& w : weights) {
     GS_CHECK(w.dim() == 2 && w.size(1) == in, "AWQ: weight [", w.size(0), ", ", w.size(1),
              "] does not take ", in, " inputs");
-    if (!scorer) refs.push_back(at::matmul(x, w.to(at::kFloat).t()));
+    wf.push_back(w.to(at::kFloat).contiguous());
+    if (!scorer) refs.push_back(at::matmul(x, wf.back().t()));
   }
   // mean |x| per channel and the group-normalised mean |w| per channel (AutoAWQ's get_act_scale
   // and w_mean).
   at::Tensor x_mean = x.abs().mean(0);
   std::vector<at::Tensor> wn;
-  for (const at::Tensor& w : weights) {
-    at::Tensor wf = w.to(at::kFloat).abs();
+  for (const at::Tensor& w : wf) {
     const int64_t gc = cfg.spec.groupCols(in);
-    at::Tensor g = padColumns(wf, cfg.spec).reshape({wf.size(0), -1, gc});
+    at::Tensor g = padColumns(w.abs(), cfg.spec).reshape({w.size(0), -1, gc});
     g = g / at::clamp_min(std::get<0>(g.max(2, true)), 1e-12);
-    wn.push_back(g.reshape({wf.size(0), -1}).narrow(1, 0, in));
+    wn.push_back(g.reshape({w.size(0), -1}).narrow(1, 0, in));
   }
   at::Tensor w_mean = at::cat(wn, 0).mean(0);
 
@@ -55,7 +57,7 @@ AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tenso
   std::vector<at::Tensor> wq(weights.size());
   auto score = [&](const at::Tensor& s) {
     for (size_t k = 0; k < weights.size(); ++k)
-      wq[k] = rtnFakeQuantScaled(weights[k], s, cfg.spec, wq[k]);
+      wq[k] = rtnFakeQuantScaled(wf[k], s, cfg.spec, wq[k]);
     if (scorer) return scorer(wq);
     double e = 0;
     for (size_t k = 0; k < weights.size(); ++k) e += outputMse(x, refs[k], wq[k]);
