@@ -106,7 +106,9 @@ void LlamaConfig::validate() const {
            ", kv_heads ", kv_heads, ")");
   GS_CHECK(headDim() % 2 == 0, "llama: head_dim must be even for rotary embeddings, got ",
            headDim());
-  GS_CHECK(rms_eps > 0 && rope_theta > 1, "llama: rms_eps must be > 0 and rope_theta > 1");
+  GS_CHECK(rms_eps > 0 && rms_eps < 1 && rope_theta > 1 && rope_theta <= 1e15,
+           "llama: rms_eps must be in (0, 1) and rope_theta in (1, 1e15], got ", rms_eps, " and ",
+           rope_theta);
   // Beyond these the graph's tables ([max_seq, head_dim] rotary cos / sin) or its node count
   // would not fit in memory; every published Llama is far inside them.
   constexpr int64_t kMaxLayers = 1024, kMaxWidth = int64_t{1} << 20, kMaxSeq = int64_t{1} << 22;

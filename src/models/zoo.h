@@ -87,7 +87,8 @@ struct LlamaConfig {
   bool placeholder_weights = false;
   int64_t headDim() const { return dim / heads; }
   /// Throws gs::Error for non-positive sizes, dim % heads != 0, heads % kv_heads != 0, an odd
-  /// head_dim, rms_eps <= 0, rope_theta <= 1, or sizes beyond what fits in memory.
+  /// head_dim, rms_eps outside (0, 1), rope_theta outside (1, 1e15], or sizes beyond what fits
+  /// in memory.
   void validate() const;
 };
 std::unique_ptr<Graph> buildLlama(const LlamaConfig& cfg = {}, uint64_t seed = 0);

@@ -159,7 +159,8 @@ TEST(LlmHfLlama, ConfigParsingAndErrors) {
   x.erase("hidden_size");
   bad(x, "missing 'hidden_size'");
   // Found by fuzz/fuzz_hf_config: zero heads with a head_dim (was an integer division by zero),
-  // a head_dim of the wrong type (was an uncaught JSON exception), sizes beyond memory.
+  // a head_dim of the wrong type (was an uncaught JSON exception), sizes beyond memory, an
+  // epsilon beyond float range.
   x = j;
   x["num_attention_heads"] = 0;
   x["head_dim"] = 8;
@@ -173,6 +174,9 @@ TEST(LlmHfLlama, ConfigParsingAndErrors) {
   x = j;
   x["max_position_embeddings"] = -1;
   bad(x, "must be positive");
+  x = j;
+  x["rms_norm_eps"] = 1e308;  // was a c10::Error when the float constant was built
+  bad(x, "rms_eps must be in (0, 1)");
 
   // Missing tensor / wrong shape / stray tensor, each named in the message.
   models::LlamaConfig sc = smallConfig(false);
