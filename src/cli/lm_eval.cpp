@@ -7,8 +7,8 @@
 #include <iostream>
 
 #include "data/perplexity.h"
-#include "models/zoo.h"
 #include "data/text_dataset.h"
+#include "models/zoo.h"
 #include "runtime/executor.h"
 #include "support/error.h"
 
