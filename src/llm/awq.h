@@ -19,7 +19,33 @@ struct AwqConfig {
   int64_t clip_grid = 20;   ///< shrink ratios 1 - k/clip_grid ...
   double max_shrink = 0.5;  ///< ... down to 1 - max_shrink
   int64_t clip_refine = 1;  ///< then clip_refine times finer around each best pair (1 = off)
-  int64_t max_tokens = 2048;  ///< calibration rows the scale search scores on (strided subsample)
+  int64_t max_tokens = 65536;  ///< calibration rows the scale search scores on (strided subsample)
+};
+
+/// What the AWQ searches need of a group's calibration inputs x [n, in], accumulated chunk by
+/// chunk so that the rows themselves are not kept (at AutoAWQ's 65,536 tokens the rows of a
+/// 5632-wide input are 1.4 GiB, its statistics 121 MiB): the mean |x| per channel (the scales'
+/// activation term) and the Gram matrix G = x^T x / n, from which the mean squared output error
+/// of any weight change D [out, in] over the rows is tr(D G D^T) / out, and a clip candidate's
+/// per-group error d^T G_g d.
+class AwqInputStats {
+ public:
+  explicit AwqInputStats(int64_t in);
+  /// The statistics of x [..., in].
+  static AwqInputStats of(const at::Tensor& x);
+  /// Adds the rows of x [..., in].
+  void add(const at::Tensor& x);
+  /// The inputs become x / s (scales folded into the producer): |x| / s, G / (s s^T).
+  void divideInputs(const at::Tensor& s);
+  int64_t rows() const { return n_; }
+  int64_t features() const { return xtx_.size(0); }
+  at::Tensor absMean() const;  ///< float [in]
+  at::Tensor gram() const;     ///< float [in, in]
+
+ private:
+  at::Tensor abs_sum_;  ///< double [in]
+  at::Tensor xtx_;      ///< float [in, in], the sum of x^T x over the rows
+  int64_t n_ = 0;
 };
 
 /// Result of the scale search for one group of linear layers sharing an input.
@@ -43,6 +69,10 @@ using AwqScorer = std::function<double(const std::vector<at::Tensor>& wq)>;
 /// candidate, so the result never scores worse than RTN.
 AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor>& weights,
                                const AwqConfig& cfg, const AwqScorer& scorer = {});
+/// The same from the inputs' statistics (cfg.max_tokens is then up to whoever gathered them);
+/// without a scorer the output MSE is tr(D_k G D_k^T) / out_k, D_k = Q(W_k s) / s - W_k.
+AwqScaleResult awqSearchScales(const AwqInputStats& x, const std::vector<at::Tensor>& weights,
+                               const AwqConfig& cfg, const AwqScorer& scorer = {});
 
 /// Per-(row, group) clip search for W [out, in] with calibration inputs x [n, in]: candidate
 /// ranges [min * r_lo, max * r_hi] per group, r in {1, 1 - 1/clip_grid, ..., 1 - max_shrink};
@@ -54,6 +84,8 @@ AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor
 /// grid and scores 512 sampled rows; measured in docs/ptq.md. Returns the clipped W (not yet
 /// quantized; RTN of it under the same spec reproduces the chosen ranges).
 at::Tensor awqClip(const at::Tensor& x, const at::Tensor& w, const AwqConfig& cfg);
+/// The same from the inputs' statistics (H_g: the diagonal blocks of their Gram matrix).
+at::Tensor awqClip(const AwqInputStats& x, const at::Tensor& w, const AwqConfig& cfg);
 
 /// At most `max_rows` rows of x [..., in] flattened to [n, in], evenly strided.
 at::Tensor subsampleRows(const at::Tensor& x, int64_t max_rows);

@@ -5,6 +5,7 @@
 
 #include <iostream>
 #include <regex>
+#include <utility>
 
 #include "algo/registry.h"
 #include "data/text_corpus.h"
@@ -82,6 +83,25 @@ at::Tensor calibrationStream(const AlgoContext& ctx, const Config& c, const std:
   return ByteTokenizer::encode(corpus.split(TextSplit::Train));
 }
 
+/// Calibration windows [samples, seq] for `calib_samples` x `calib_seq` tokens on a model that
+/// accepts `max_seq` positions (0: unknown). A window longer than the model accepts (zoo / HF
+/// Llama graphs: max_seq rotary positions) is split into windows of the model's length, so the
+/// token budget stays calib_samples x calib_seq, as AutoAWQ splits its concatenated samples into
+/// blocks of the model's length: the budget, not the window count, is what AWQ's search needs
+/// (docs/ptq.md, "Session 10").
+std::pair<int64_t, int64_t> calibrationShape(int64_t samples, int64_t seq, int64_t max_seq) {
+  if (max_seq <= 0 || seq <= max_seq) return {samples, seq};
+  return {(samples * seq + max_seq - 1) / max_seq, max_seq};
+}
+
+/// calib_samples x calib_seq tokens are held at once (ids, then each block boundary's
+/// activations): a budget beyond 2^26 tokens is a mistake, not a calibration set.
+void checkCalibrationBudget(const Config& c) {
+  const int64_t tokens = c.getInt("calib_samples") * c.getInt("calib_seq");
+  GS_CHECK(tokens <= (int64_t{1} << 26), "calib_samples x calib_seq = ", tokens,
+           " calibration tokens; at most 67108864 (2^26) are supported");
+}
+
 }  // namespace
 
 class LlmPtqAlgo : public CompAlgo {
@@ -120,11 +140,11 @@ class LlmPtqAlgo : public CompAlgo {
       p.policies.push_back(lp);
     }
     p.validate();
-    // Windows no longer than the model accepts (zoo / HF Llama graphs: max_seq rotary positions).
-    int64_t seq = config().getInt("calib_seq");
-    if (const int64_t m = models::llamaMaxSeq(g); m > 0) seq = std::min(seq, m);
-    at::Tensor calib = llm::calibrationWindows(calibrationStream(context(), config(), name()),
-                                               config().getInt("calib_samples"), seq);
+    const auto [samples, seq] =
+        calibrationShape(config().getInt("calib_samples"), config().getInt("calib_seq"),
+                         models::llamaMaxSeq(g));
+    at::Tensor calib =
+        llm::calibrationWindows(calibrationStream(context(), config(), name()), samples, seq);
     llm::PipelineOptions o;
     o.cache_path = config().getString("cache_path");
     // Finished blocks are lowered right away (packed codes, no float copy of the model): the
@@ -241,9 +261,9 @@ ConfigSchema llmPtqFields(const Json& defaults) {
           F::integer("awq_clip_refine", 5, 1, 100,
                      "AWQ clip: second pass this many times finer around each best pair (1 = off)"),
           F::boolean("awq_clip_qk", true, "AWQ clipping of q_proj / k_proj too (AutoAWQ skips them)"),
-          F::integer("awq_max_tokens", 2048, 1, 1 << 24,
+          F::integer("awq_max_tokens", 65536, 1, 1 << 26,
                      "calibration tokens the AWQ scale search scores on (whole windows for the "
-                     "attention / MLP regions)"),
+                     "attention / MLP regions; AutoAWQ scores all of its 128 x 512)"),
           F::enumeration("precision_recovery", "none", {"none", "gptq"}, "GPTQ error compensation"),
           F::real("damp_percent", 0.01, 0, 0.999, "GPTQ dampening (fraction of mean diag H)"),
           F::integer("gptq_block_size", 128, 1, 1 << 16, "GPTQ lazy-batch columns"),
@@ -251,7 +271,9 @@ ConfigSchema llmPtqFields(const Json& defaults) {
           F::boolean("static_groups", false, "GPTQ act-order with groups fixed up front"),
           F::string("calib_data", "text", "calibration text: 'text' (built-in corpus) or text:FILE"),
           F::integer("calib_samples", 32, 1, 1 << 20, "calibration windows"),
-          F::integer("calib_seq", 256, 2, 1 << 20, "tokens per calibration window"),
+          F::integer("calib_seq", 256, 2, 1 << 20,
+                     "tokens per calibration window; a window longer than the model's context "
+                     "is split into windows of the context's length (same token budget)"),
           F::integer("calib_batch", 4, 1, 1 << 20, "windows per forward pass"),
           F::boolean("measure_error", true,
                      "per-layer output error of the method and of plain RTN (summary columns "
@@ -283,8 +305,10 @@ void registerLlmPtqAlgo(AlgoRegistry& r) {
        Json::object()},
       {"gptq", "preset of llm_ptq: weight-only GPTQ, W4 g128 asymmetric (precision_recovery gptq)",
        {{"precision_recovery", "gptq"}}},
-      {"awq", "preset of llm_ptq: weight-only AWQ scales + clipping, W4 g128 asymmetric",
-       {{"outlier_suppression", "awq"}}},
+      {"awq",
+       "preset of llm_ptq: weight-only AWQ scales + clipping, W4 g128 asymmetric, AutoAWQ's "
+       "calibration (128 x 512 tokens, all scored by the scale search)",
+       {{"outlier_suppression", "awq"}, {"calib_samples", 128}, {"calib_seq", 512}}},
       {"smoothquant",
        "preset of llm_ptq: SmoothQuant W8A8 (int8 per-channel weights, dynamic per-token int8 "
        "activations, alpha 0.5)",
@@ -297,7 +321,10 @@ void registerLlmPtqAlgo(AlgoRegistry& r) {
            [name](const Config& c, const ConfigSchema& s) {
              return std::make_unique<LlmPtqAlgo>(name, c, s);
            },
-           [](const Config& c) { recipe(c).validate(); }});
+           [](const Config& c) {
+             recipe(c).validate();
+             checkCalibrationBudget(c);
+           }});
   }
 }
 

@@ -370,7 +370,9 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
 
     // ---- calibration statistics of the float block (inputs from the quantized blocks before).
     std::map<std::string, HessianAccumulator> hess;
-    std::map<std::string, std::vector<at::Tensor>> xs, es;
+    std::map<std::string, std::vector<at::Tensor>> es;
+    // AWQ: statistics of at most awq_max_tokens strided rows per group input, not the rows.
+    std::map<std::string, AwqInputStats> X;
     std::map<std::string, ChannelAbsMax> amax;
     std::map<std::string, at::Tensor> kv_amax;
     const int64_t rows_per_chunk =
@@ -398,7 +400,8 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         const std::string& key = it->second;
         const at::Tensor& x = in[0];
         if (need_h) hess.try_emplace(key, x.size(-1)).first->second.add(x);
-        if (awq) xs[key].push_back(subsampleRows(x, rows_per_chunk));
+        if (awq) X.try_emplace(key, x.size(-1))
+                     .first->second.add(subsampleRows(x, rows_per_chunk));
         if (row_error) es[key].push_back(subsampleRows(x, error_rows_per_chunk));
         if (need_amax) amax[key].add(x);
       });
@@ -407,9 +410,6 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
     for (int64_t c = 0; c < region_chunks; ++c)
       for (const auto& [name, t] : chunks[c])
         region_inputs[c].emplace(name, t);  // block inputs (hidden state, rotary tables, mask)
-    std::map<std::string, at::Tensor> X;
-    for (auto& [k, v] : xs) X[k] = at::cat(v, 0);
-    xs.clear();
     std::map<std::string, at::Tensor> E;  // calibration rows for the error report (row_error)
     for (auto& [k, v] : es) E[k] = subsampleRows(at::cat(v, 0), cfg.error_rows);
     es.clear();
@@ -474,7 +474,7 @@ PtqResult quantizeDecoder(Graph& g, const at::Tensor& calib, const PtqConfig& cf
         cache.putVec("scales", key, *s);
         foldInverseScales(ft, *s);
         for (size_t k = 0; k < idx.size(); ++k) lins[idx[k]].ref.setWeightOI(ws[k] * *s);
-        if (X.count(key)) X[key] = X[key] / *s;
+        if (X.count(key)) X.at(key).divideInputs(*s);
         if (E.count(key)) E[key] = E[key] / *s;
         if (H.count(key)) H[key] = H[key] / at::outer(*s, *s);
         if (amax.count(key)) {

@@ -49,7 +49,8 @@ struct PtqConfig {
   int64_t awq_clip_grid = 20;           ///< clip shrink ratios 1 - k / awq_clip_grid, down to 0.5
   int64_t awq_clip_refine = 5;          ///< then a awq_clip_refine times finer pass (1 = off)
   bool awq_clip_qk = true;              ///< clip q_proj / k_proj too (AutoAWQ skips them)
-  int64_t awq_max_tokens = 2048;        ///< calibration tokens the AWQ scale search scores on
+  /// calibration tokens the AWQ scale search scores on (AutoAWQ scores all of its 128 x 512)
+  int64_t awq_max_tokens = 65536;
   PrecisionRecovery recovery = PrecisionRecovery::None;
   double damp_percent = 0.01;
   int64_t gptq_block_size = 128;

@@ -92,9 +92,10 @@ TEST_F(CliLlmCompress, GptqOnnxMatchesApiAndShowsProgress) {
   EXPECT_EQ(nbits, 28);  // 7 linears x 4 blocks
   const double ppl_cli = perplexity(*q);
 
-  // The C++ API on the same checkpoint, calibration windows and recipe.
+  // The C++ API on the same checkpoint, calibration windows and recipe: the default 32 windows
+  // of 256 tokens are 64 windows of the model's 128 positions.
   llm::HfLlama hf = llm::loadHfLlama(dir_);
-  at::Tensor calib = llm::calibrationWindows(openTextData(parseDataSpec("text:train")).tokens, 32, 128);
+  at::Tensor calib = llm::calibrationWindows(openTextData(parseDataSpec("text:train")).tokens, 64, 128);
   llm::PtqConfig cfg;
   cfg.recovery = llm::PrecisionRecovery::Gptq;
   llm::quantizeDecoder(*hf.graph, calib, cfg);
@@ -131,7 +132,7 @@ TEST_F(CliLlmCompress, GptqLayoutCheckpointLoadsBack) {
     m.graph->findValue(prefix + ".weight")->setData(gptq::dequantize(l).t().contiguous());
   llm::HfLlama api = llm::loadHfLlama(dir_);
   at::Tensor calib = llm::calibrationWindows(
-      openTextData(parseDataSpec("text:train:65536")).tokens, 16, 128);
+      openTextData(parseDataSpec("text:train:65536")).tokens, 32, 128);  // 16 x 256 tokens
   llm::PtqConfig cfg;
   cfg.recovery = llm::PrecisionRecovery::Gptq;
   llm::PtqResult res = llm::quantizeDecoder(*api.graph, calib, cfg);
@@ -161,6 +162,9 @@ TEST_F(CliLlmCompress, PresetsKeepOverridesAndRtnAwqRun) {
              " --data text:train:65536 --threads 1");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("AWQ+RTN, scales folded into norm"), std::string::npos) << r.out;
+  // The preset's 512-token windows are split to the model's 128 positions: 8 x 512 tokens make
+  // 32 windows.
+  EXPECT_NE(r.err.find("32 x 128 calibration tokens"), std::string::npos) << r.err;
   EXPECT_LT(perplexity(*importOnnxFile(d + "/awq.onnx")) / fp32_, 1.02);
   // The preset's defaults are visible in `gstick algos NAME`.
   r = gstick("algos gptq");
@@ -194,6 +198,9 @@ TEST_F(CliLlmCompress, BadInputIsOneErrorLine) {
                             "/o.onnx"), 1, "error_rows");
   expectOneErrorLine(gstick("compress --algo awq --set awq_max_tokens=0 " + dir_ + " -o " + d +
                             "/o.onnx"), 1, "awq_max_tokens");
+  expectOneErrorLine(gstick("compress --algo gptq --set calib_samples=65536 --set "
+                            "calib_seq=65536 " + dir_ + " -o " + d + "/o.onnx"), 1,
+                     "calibration tokens");
   // AWQ with int8 activations is an invalid combination.
   expectOneErrorLine(gstick("compress --algo awq --set act_dtype=int8 " + dir_ + " -o " + d +
                             "/o.onnx"), 1, "awq");

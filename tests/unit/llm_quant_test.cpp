@@ -1,11 +1,13 @@
 // LLM PTQ math on tensors: RTN bounds, GPTQ against a closed-form 2-column case and RTN, AWQ scale
 // and clip search, SmoothQuant factors, Hessian accumulation, PTQ config validation.
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "llm/awq.h"
 #include "llm/gptq.h"
@@ -295,6 +297,53 @@ TEST(LlmAwq, ScaleSearchUsesTheGivenScorer) {
     return ++k == cfg.grid + 2 ? 0.0 : 1.0;
   });
   EXPECT_DOUBLE_EQ(last.alpha, 1.0);
+}
+
+// The pipeline keeps statistics of the calibration rows, not the rows: accumulated chunk by
+// chunk they equal those of all rows, and both searches choose what they choose from the rows.
+TEST(LlmAwq, InputStatisticsReplaceTheRows) {
+  const int64_t in = 96;  // ragged: groups of 64 and 32
+  at::Tensor x = llmLikeInputs(600, in, 21);
+  AwqInputStats st(in);
+  st.add(x.narrow(0, 0, 250));
+  st.add(x.narrow(0, 250, 350).reshape({5, 70, in}));
+  EXPECT_EQ(st.rows(), 600);
+  EXPECT_TRUE(at::allclose(st.absMean(), x.abs().mean(0), 1e-5, 1e-7));
+  EXPECT_TRUE(at::allclose(st.gram(), at::matmul(x.t(), x) / 600.0, 1e-4, 1e-6));
+  const at::Tensor s = randn({in}, 25).abs() + 0.5;
+  AwqInputStats folded = AwqInputStats::of(x);
+  folded.divideInputs(s);
+  const AwqInputStats direct = AwqInputStats::of(x / s);
+  EXPECT_TRUE(at::allclose(folded.absMean(), direct.absMean(), 1e-5, 1e-7));
+  EXPECT_TRUE(at::allclose(folded.gram(), direct.gram(), 1e-4, 1e-6));
+
+  std::vector<at::Tensor> ws{randn({40, in}, 22) * 0.05, randn({24, in}, 23) * 0.05};
+  AwqConfig cfg;
+  cfg.spec = {4, 64, false};
+  cfg.max_tokens = 600;
+  const AwqScaleResult rows = awqSearchScales(x, ws, cfg), stats = awqSearchScales(st, ws, cfg);
+  EXPECT_DOUBLE_EQ(stats.alpha, rows.alpha);
+  EXPECT_NEAR(stats.error, rows.error, 1e-4 * rows.error);
+  EXPECT_NEAR(stats.error_rtn, rows.error_rtn, 1e-4 * rows.error_rtn);
+  EXPECT_TRUE(at::allclose(stats.scales, rows.scales, 1e-5, 1e-7));
+  cfg.spec = {3, 64, false};
+  cfg.clip_refine = 5;
+  const at::Tensor clip_rows = awqClip(x, ws[0], cfg), clip_stats = awqClip(st, ws[0], cfg);
+  EXPECT_TRUE(at::allclose(clip_stats, clip_rows, 1e-5, 1e-7));
+  EXPECT_LT(outErr(x, ws[0], rtnFakeQuant(clip_stats, cfg.spec)),
+            outErr(x, ws[0], rtnFakeQuant(ws[0], cfg.spec)));
+  EXPECT_THROW(awqClip(AwqInputStats(in), ws[0], cfg), Error);  // no rows
+  EXPECT_THROW(st.add(randn({4, in + 1}, 24)), Error);
+  // Created in inference mode (as the calibration forward does), updated outside it.
+  std::optional<AwqInputStats> inf;
+  {
+    c10::InferenceMode guard;
+    inf.emplace(in);
+    inf->add(x.narrow(0, 0, 300));
+  }
+  inf->add(x.narrow(0, 300, 300));
+  inf->divideInputs(s);
+  EXPECT_TRUE(at::allclose(inf->gram(), direct.gram(), 1e-4, 1e-6));
 }
 
 TEST(LlmAwq, ClipNeverIncreasesGroupError) {
