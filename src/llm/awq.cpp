@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
 
 #include "support/error.h"
@@ -59,21 +58,12 @@ at::Tensor AwqInputStats::gram() const {
   return xtx_ / static_cast<double>(std::max<int64_t>(1, n_));
 }
 
-namespace {
-
-double outputMse(const at::Tensor& x, const at::Tensor& ref, const at::Tensor& wq) {
-  return (at::matmul(x, wq.t()) - ref).square().mean().item<double>();
-}
-
-/// The scale search given mean |x| [in] and the score of candidate weights when there is no
-/// scorer (`plain`: the summed output MSE of the layers).
-AwqScaleResult searchScales(const at::Tensor& x_mean, const std::vector<at::Tensor>& weights,
-                            const AwqConfig& cfg, const AwqScorer& scorer,
-                            const std::function<double(const std::vector<at::Tensor>& wf,
-                                                       const std::vector<at::Tensor>& wq)>& plain) {
+AwqScaleResult awqSearchScales(const AwqInputStats& x, const std::vector<at::Tensor>& weights,
+                               const AwqConfig& cfg, const AwqScorer& scorer) {
   GS_CHECK(!weights.empty(), "AWQ: no weights to scale");
   GS_CHECK(cfg.grid > 0, "AWQ: grid must be positive");
-  const int64_t in = x_mean.size(0);
+  GS_CHECK(x.rows() > 0, "AWQ: no calibration rows");
+  const int64_t in = x.features();
   // Float and contiguous once: a transposed ([in, out]) weight view would otherwise be copied by
   // every candidate (no copy for the usual float [out, in] weights).
   std::vector<at::Tensor> wf;
@@ -82,7 +72,9 @@ AwqScaleResult searchScales(const at::Tensor& x_mean, const std::vector<at::Tens
              "] does not take ", in, " inputs");
     wf.push_back(w.to(at::kFloat).contiguous());
   }
-  // The group-normalised mean |w| per channel (AutoAWQ's w_mean; mean |x| is its get_act_scale).
+  // mean |x| per channel and the group-normalised mean |w| per channel (AutoAWQ's get_act_scale
+  // and w_mean).
+  const at::Tensor x_mean = x.absMean();
   std::vector<at::Tensor> wn;
   for (const at::Tensor& w : wf) {
     const int64_t gc = cfg.spec.groupCols(in);
@@ -94,10 +86,18 @@ AwqScaleResult searchScales(const at::Tensor& x_mean, const std::vector<at::Tens
 
   // One buffer per weight, rewritten by every candidate.
   std::vector<at::Tensor> wq(weights.size());
+  at::Tensor gram;  // for the default score only
   auto score = [&](const at::Tensor& s) {
     for (size_t k = 0; k < weights.size(); ++k)
       wq[k] = rtnFakeQuantScaled(wf[k], s, cfg.spec, wq[k]);
-    return scorer ? scorer(wq) : plain(wf, wq);
+    if (scorer) return scorer(wq);
+    if (!gram.defined()) gram = x.gram();
+    double e = 0;  // sum_k mean squared output error over the rows, tr(D G D^T) / out
+    for (size_t k = 0; k < weights.size(); ++k) {
+      const at::Tensor d = wq[k] - wf[k];
+      e += (at::matmul(d, gram) * d).sum().item<double>() / static_cast<double>(d.size(0));
+    }
+    return e;
   };
 
   AwqScaleResult best;
@@ -122,51 +122,31 @@ AwqScaleResult searchScales(const at::Tensor& x_mean, const std::vector<at::Tens
   return best;
 }
 
-}  // namespace
-
-AwqScaleResult awqSearchScales(const at::Tensor& x0, const std::vector<at::Tensor>& weights,
+AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor>& weights,
                                const AwqConfig& cfg, const AwqScorer& scorer) {
-  const at::Tensor x = subsampleRows(x0, cfg.max_tokens);
-  std::vector<at::Tensor> refs;  // float outputs, for the default score
-  auto plain = [&](const std::vector<at::Tensor>& wf, const std::vector<at::Tensor>& wq) {
-    if (refs.empty())
-      for (const at::Tensor& w : wf) refs.push_back(at::matmul(x, w.t()));
-    double e = 0;
-    for (size_t k = 0; k < wq.size(); ++k) e += outputMse(x, refs[k], wq[k]);
-    return e;
-  };
-  return searchScales(x.abs().mean(0), weights, cfg, scorer, plain);
+  return awqSearchScales(AwqInputStats::of(subsampleRows(x, cfg.max_tokens)), weights, cfg,
+                         scorer);
 }
 
-AwqScaleResult awqSearchScales(const AwqInputStats& x, const std::vector<at::Tensor>& weights,
-                               const AwqConfig& cfg, const AwqScorer& scorer) {
-  GS_CHECK(x.rows() > 0, "AWQ: no calibration rows");
-  at::Tensor gram;
-  auto plain = [&](const std::vector<at::Tensor>& wf, const std::vector<at::Tensor>& wq) {
-    if (!gram.defined()) gram = x.gram();
-    double e = 0;
-    for (size_t k = 0; k < wq.size(); ++k) {
-      const at::Tensor d = wq[k] - wf[k];
-      e += (at::matmul(d, gram) * d).sum().item<double>() / static_cast<double>(d.size(0));
-    }
-    return e;
-  };
-  return searchScales(x.absMean(), weights, cfg, scorer, plain);
-}
-
-namespace {
-
-void checkClipConfig(const AwqConfig& cfg) {
+at::Tensor awqClip(const AwqInputStats& x, const at::Tensor& w, const AwqConfig& cfg) {
   GS_CHECK(cfg.clip_grid > 0 && cfg.clip_refine > 0 && cfg.max_shrink >= 0 && cfg.max_shrink < 1,
            "AWQ: clip_grid and clip_refine must be positive and max_shrink in [0, 1)");
-}
-
-/// The clip search given H [ng, gc, gc]: group g's output error over the calibration rows,
-/// sum_n (x_g . d)^2 / n = d^T H_g d with H_g = x_g^T x_g / n (zero-padded ragged last group:
-/// zero columns add nothing to outputs, and ranges contain 0).
-at::Tensor clipSearch(const at::Tensor& H, const at::Tensor& w, const AwqConfig& cfg) {
   const int64_t out = w.size(0), in = w.size(1);
+  GS_CHECK(x.features() == in, "AWQ clip: input has ", x.features(), " features, weight takes ",
+           in);
+  GS_CHECK(x.rows() > 0, "AWQ clip: no calibration rows");
   const int64_t gc = cfg.spec.groupCols(in), ng = cfg.spec.numGroups(in);
+  // Group g's output error over all rows, sum_n (x_g . d)^2 / n = d^T H_g d, with H_g the
+  // diagonal [gc, gc] blocks of the Gram matrix; the ragged last group is zero-padded (zero
+  // columns add nothing to outputs, and ranges contain 0).
+  at::Tensor H = at::zeros({ng, gc, gc}, at::kFloat);
+  {
+    const at::Tensor gram = x.gram();
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * gc, c = std::min(gc, in - c0);
+      H[g].narrow(0, 0, c).narrow(1, 0, c).copy_(gram.narrow(0, c0, c).narrow(1, c0, c));
+    }
+  }
   at::Tensor wg = padColumns(w.to(at::kFloat), cfg.spec).reshape({out, ng, gc}).permute({1, 0, 2});
   const int64_t steps = static_cast<int64_t>(std::floor(cfg.max_shrink * cfg.clip_grid));
   const double step = 1.0 / static_cast<double>(cfg.clip_grid);
@@ -222,37 +202,8 @@ at::Tensor clipSearch(const at::Tensor& H, const at::Tensor& w, const AwqConfig&
   return result.permute({1, 0, 2}).reshape({out, ng * gc}).narrow(1, 0, in).to(w.scalar_type());
 }
 
-}  // namespace
-
-at::Tensor awqClip(const at::Tensor& x0, const at::Tensor& w, const AwqConfig& cfg) {
-  checkClipConfig(cfg);
-  at::Tensor x = x0.reshape({-1, x0.size(-1)}).to(at::kFloat);
-  const int64_t in = w.size(1);
-  GS_CHECK(x.size(1) == in, "AWQ clip: input has ", x.size(1), " features, weight takes ", in);
-  GS_CHECK(x.size(0) > 0, "AWQ clip: no calibration rows");
-  const int64_t gc = cfg.spec.groupCols(in), ng = cfg.spec.numGroups(in);
-  // Exact on every calibration row, at the cost of one [gc, gc] matrix per group.
-  at::Tensor xg = padColumns(x, cfg.spec).reshape({x.size(0), ng, gc}).permute({1, 0, 2});
-  const at::Tensor H = at::bmm(xg.transpose(1, 2), xg) / static_cast<double>(x.size(0));
-  xg = at::Tensor();
-  return clipSearch(H, w, cfg);
-}
-
-at::Tensor awqClip(const AwqInputStats& x, const at::Tensor& w, const AwqConfig& cfg) {
-  checkClipConfig(cfg);
-  const int64_t in = w.size(1);
-  GS_CHECK(x.features() == in, "AWQ clip: input has ", x.features(), " features, weight takes ",
-           in);
-  GS_CHECK(x.rows() > 0, "AWQ clip: no calibration rows");
-  const int64_t gc = cfg.spec.groupCols(in), ng = cfg.spec.numGroups(in);
-  // The diagonal [gc, gc] blocks of the Gram matrix, zero-padded to whole groups.
-  const at::Tensor gram = x.gram();
-  at::Tensor H = at::zeros({ng, gc, gc}, at::kFloat);
-  for (int64_t g = 0; g < ng; ++g) {
-    const int64_t c0 = g * gc, c = std::min(gc, in - c0);
-    H[g].narrow(0, 0, c).narrow(1, 0, c).copy_(gram.narrow(0, c0, c).narrow(1, c0, c));
-  }
-  return clipSearch(H, w, cfg);
+at::Tensor awqClip(const at::Tensor& x, const at::Tensor& w, const AwqConfig& cfg) {
+  return awqClip(AwqInputStats::of(x), w, cfg);
 }
 
 }  // namespace gs::llm

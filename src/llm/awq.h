@@ -65,27 +65,29 @@ using AwqScorer = std::function<double(const std::vector<at::Tensor>& wq)>;
 /// s = mean|x|^a / mean|w|^(1-a) (duo; w normalised per group) or mean|x|^a, normalised by
 /// sqrt(max s * min s), scores the candidate weights Q(W_k * s) / s with `scorer` (AutoAWQ
 /// scores the module the group feeds, e.g. the whole attention for q/k/v), or, without one,
-/// by sum_k mean((x W_k^T - x (Q(W_k * s) / s)^T)^2). The identity (plain RTN) is also a
-/// candidate, so the result never scores worse than RTN.
-AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor>& weights,
-                               const AwqConfig& cfg, const AwqScorer& scorer = {});
-/// The same from the inputs' statistics (cfg.max_tokens is then up to whoever gathered them);
-/// without a scorer the output MSE is tr(D_k G D_k^T) / out_k, D_k = Q(W_k s) / s - W_k.
+/// by sum_k mean((x W_k^T - x (Q(W_k * s) / s)^T)^2), computed from the inputs' statistics as
+/// tr(D_k G D_k^T) / out_k, D_k = Q(W_k s) / s - W_k. The identity (plain RTN) is also a
+/// candidate, so the result never scores worse than RTN. cfg.max_tokens is up to whoever
+/// gathered the statistics.
 AwqScaleResult awqSearchScales(const AwqInputStats& x, const std::vector<at::Tensor>& weights,
                                const AwqConfig& cfg, const AwqScorer& scorer = {});
+/// The same on the statistics of at most cfg.max_tokens strided rows of x.
+AwqScaleResult awqSearchScales(const at::Tensor& x, const std::vector<at::Tensor>& weights,
+                               const AwqConfig& cfg, const AwqScorer& scorer = {});
 
-/// Per-(row, group) clip search for W [out, in] with calibration inputs x [n, in]: candidate
+/// Per-(row, group) clip search for W [out, in] given its calibration inputs' statistics: candidate
 /// ranges [min * r_lo, max * r_hi] per group, r in {1, 1 - 1/clip_grid, ..., 1 - max_shrink};
 /// asymmetric grids try every (r_lo, r_hi) pair, symmetric ones r_lo = r_hi. With clip_refine
 /// k > 1 a second pass tries, around each (row, group)'s best pair, every pair within one coarse
 /// step on a k times finer grid (clamped to the same interval). Keeps, per row and group, the
 /// range minimising the group's output error over all n rows, computed exactly as d^T H_g d
-/// (d = w_g - Q(clip(w_g)), H_g = x_g^T x_g / n). AutoAWQ shrinks both ends alike on the coarse
-/// grid and scores 512 sampled rows; measured in docs/ptq.md. Returns the clipped W (not yet
-/// quantized; RTN of it under the same spec reproduces the chosen ranges).
-at::Tensor awqClip(const at::Tensor& x, const at::Tensor& w, const AwqConfig& cfg);
-/// The same from the inputs' statistics (H_g: the diagonal blocks of their Gram matrix).
+/// (d = w_g - Q(clip(w_g)), H_g = x_g^T x_g / n: the diagonal blocks of the Gram matrix).
+/// AutoAWQ shrinks both ends alike on the coarse grid and scores 512 sampled rows; measured in
+/// docs/ptq.md. Returns the clipped W (not yet quantized; RTN of it under the same spec
+/// reproduces the chosen ranges).
 at::Tensor awqClip(const AwqInputStats& x, const at::Tensor& w, const AwqConfig& cfg);
+/// The same on the statistics of all rows of x [n, in].
+at::Tensor awqClip(const at::Tensor& x, const at::Tensor& w, const AwqConfig& cfg);
 
 /// At most `max_rows` rows of x [..., in] flattened to [n, in], evenly strided.
 at::Tensor subsampleRows(const at::Tensor& x, int64_t max_rows);

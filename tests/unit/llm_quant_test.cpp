@@ -300,7 +300,10 @@ TEST(LlmAwq, ScaleSearchUsesTheGivenScorer) {
 }
 
 // The pipeline keeps statistics of the calibration rows, not the rows: accumulated chunk by
-// chunk they equal those of all rows, and both searches choose what they choose from the rows.
+// chunk they equal those of all rows at once, and both searches choose the same from either.
+// (That the statistics' scores are the rows' output errors is checked against explicit row
+// computations by ScaleSearchProtectsSalientChannels, ScaleSearchUsesTheGivenScorer and
+// ClipPicksTheBestRangePerRowAndGroup.)
 TEST(LlmAwq, InputStatisticsReplaceTheRows) {
   const int64_t in = 96;  // ragged: groups of 64 and 32
   at::Tensor x = llmLikeInputs(600, in, 21);
